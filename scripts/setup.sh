@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up everything `cargo build` / `cargo test` need, idempotently:
+#   - a project-local Python venv (.venv) with torch==2.11.0 (the libtorch that tch 0.24 links against)
+#   - a stable link `.libtorch` -> the torch package inside that venv (include/ and lib/),
+#     which .cargo/config.toml hands to torch-sys as LIBTORCH and build.rs bakes in as an rpath.
+# Safe to re-run: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH_VERSION="2.11.0"
+PY="${PYTHON:-python3}"
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version 2>&1)"
+  "$PY" -m venv .venv
+fi
+
+have=$(.venv/bin/python -c 'import numpy, torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+if [ "$have" != "$TORCH_VERSION" ]; then
+  echo "setup: installing torch==$TORCH_VERSION into .venv (a few GB, about a minute)"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet "torch==$TORCH_VERSION" numpy
+fi
+
+torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+if [ "$(readlink .libtorch 2>/dev/null || true)" != "$torch_dir" ]; then
+  ln -sfn "$torch_dir" .libtorch
+fi
+echo "setup: libtorch $TORCH_VERSION at $torch_dir (linked as .libtorch)"

@@ -1,0 +1,67 @@
+//! `--device auto|cpu|cuda|cuda:N`.
+use crate::error::{Error, Result};
+use tch::Device;
+
+/// Parses a device name. `auto` is CUDA device 0 when CUDA is available, else the CPU.
+/// Asking for CUDA on a machine without it is a user error, not a silent fallback.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let name = name.trim().to_ascii_lowercase();
+    match name.as_str() {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        _ => {
+            let index = if name == "cuda" {
+                0
+            } else if let Some(n) = name.strip_prefix("cuda:") {
+                n.parse::<usize>().map_err(|_| {
+                    Error::usage(format!("--device {name}: expected cuda:N with N a number"))
+                })?
+            } else {
+                return Err(Error::usage(format!(
+                    "--device {name}: expected auto, cpu, cuda or cuda:N"
+                )));
+            };
+            let count = if tch::Cuda::is_available() {
+                tch::Cuda::device_count() as usize
+            } else {
+                0
+            };
+            if index >= count {
+                return Err(Error::usage(format!(
+                    "--device {name}: this machine has {count} CUDA device(s){}",
+                    if count == 0 {
+                        "; use --device cpu (or auto)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            Ok(Device::Cuda(index))
+        }
+    }
+}
+
+/// A short name for logs and config files: `cpu`, `cuda:0`.
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parses_names_and_rejects_bad_ones() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        assert_eq!(parse_device("CPU").unwrap(), Device::Cpu);
+        assert!(matches!(parse_device("gpu"), Err(Error::Usage(_))));
+        assert!(matches!(parse_device("cuda:x"), Err(Error::Usage(_))));
+        if !tch::Cuda::is_available() {
+            assert_eq!(parse_device("auto").unwrap(), Device::Cpu);
+            assert!(matches!(parse_device("cuda"), Err(Error::Usage(_))));
+        }
+    }
+}

@@ -1,0 +1,776 @@
+//! `neuroevo gari`: reproduce an image with a genetic algorithm (GARI, Ahmed Gad's tutorial
+//! "Reproducing Images using a Genetic Algorithm with Python", and PyGAD's image example).
+//!
+//! Genes are the image's values (row-major H x W x C) scaled to [0, 1]. Fitness is the
+//! tutorial's: `sum(target) - mean(|target - genes|)` on the 0-255 scale (higher is better),
+//! with the true absolute difference (the tutorial subtracts two uint8 arrays, whose
+//! differences wrap around). Every record also reports the PSNR of the best individual.
+use crate::device::{device_name, parse_device};
+use crate::error::{Error, Result};
+use crate::ga::flat_cpu::{CpuPopulation, SeparableFitness, DEFAULT_BLOCK};
+use crate::ga::flat_tensor::{TensorFitness, TensorPopulation};
+use crate::ga::{
+    engine::{load_checkpoint, Outcome},
+    flat::init_uniform,
+    Crossover, Engine, EngineState, FlatOps, FlatPopulation, GaConfig, GaRng, GeneCount, Mutation,
+    Observer, Pairing, Replacement, RunFiles, Selection, StopCriteria, StopReason,
+};
+use crate::imageio::{self, FlatImage};
+use crate::plot::{line_plot, Panel, Series};
+use crate::{fsutil, runutil};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// The image used when no `--input` is given: GARI's fruit.jpg (200x150 RGB, MIT licence).
+pub static EMBEDDED_FRUIT: &[u8] = include_bytes!("../assets/fruit.jpg");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// neuroevo's default: many cheap children, few genes mutated each, Gaussian steps.
+    Fast,
+    /// GARI's tutorial: population 8, 4 parents kept, half-swap crossover, 0.01% of genes
+    /// replaced by random values, 15,000 generations.
+    Gari,
+    /// PyGAD's image example: population 20, 10 parents, single-point crossover, 0.01% of genes
+    /// replaced by random values in [0, 1], 1 elite, 20,000 generations.
+    Pygad,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// CPU blocks on the CPU, a tensor on CUDA.
+    Auto,
+    /// Copy-on-write CPU blocks with incremental fitness (rayon).
+    Cpu,
+    /// One [P, N] tensor on --device, operators as tensor ops.
+    Tensor,
+}
+
+impl Preset {
+    /// The GA settings of a preset.
+    pub fn settings(self) -> (GaConfig, FlatOps) {
+        let replace = |pct: f64| Mutation::Replace {
+            genes: GeneCount::Percent(pct),
+            low: 0.0,
+            high: 1.0,
+        };
+        match self {
+            Preset::Gari => (
+                GaConfig {
+                    population: 8,
+                    parents: 4,
+                    selection: Selection::Truncation,
+                    pairing: Pairing::RandomPairs,
+                    replacement: Replacement::KeepParents,
+                    stop: StopCriteria {
+                        generations: Some(15_000),
+                        ..Default::default()
+                    },
+                    checkpoint_every: 5_000,
+                    log_every: 10,
+                },
+                FlatOps {
+                    crossover: Crossover::HalfSwap,
+                    crossover_prob: 1.0,
+                    mutation: replace(0.01),
+                    mutation_prob: 1.0,
+                },
+            ),
+            Preset::Pygad => (
+                GaConfig {
+                    population: 20,
+                    parents: 10,
+                    selection: Selection::Truncation,
+                    pairing: Pairing::Ring,
+                    replacement: Replacement::Elitism { k: 1 },
+                    stop: StopCriteria {
+                        generations: Some(20_000),
+                        ..Default::default()
+                    },
+                    checkpoint_every: 5_000,
+                    log_every: 10,
+                },
+                FlatOps {
+                    crossover: Crossover::SinglePoint,
+                    crossover_prob: 1.0,
+                    mutation: replace(0.01),
+                    mutation_prob: 1.0,
+                },
+            ),
+            Preset::Fast => (
+                GaConfig {
+                    population: 16,
+                    parents: 8,
+                    selection: Selection::Truncation,
+                    pairing: Pairing::RandomPairs,
+                    replacement: Replacement::KeepParents,
+                    stop: StopCriteria {
+                        generations: Some(200_000),
+                        time_budget_s: Some(60.0),
+                        ..Default::default()
+                    },
+                    checkpoint_every: 20_000,
+                    log_every: 100,
+                },
+                FlatOps {
+                    crossover: Crossover::TwoPoint,
+                    crossover_prob: 1.0,
+                    mutation: Mutation::Gaussian {
+                        genes: GeneCount::Count(8),
+                        sigma: 0.1,
+                        low: 0.0,
+                        high: 1.0,
+                    },
+                    mutation_prob: 1.0,
+                },
+            ),
+        }
+    }
+}
+
+/// Everything a gari run is made of; written as `config.json` in the run directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GariConfig {
+    /// The target image; `null` means the embedded fruit.jpg.
+    pub input: Option<PathBuf>,
+    pub resize: Option<(u32, u32)>,
+    pub preset: Preset,
+    pub ga: GaConfig,
+    pub ops: FlatOps,
+    /// Range of the initial random genes.
+    pub init_range: (f32, f32),
+    pub backend: Backend,
+    pub device: String,
+    pub seed: u64,
+    /// Save a snapshot of the best image every this many generations.
+    pub save_every: u64,
+    /// Genes per copy-on-write block (CPU backend).
+    pub block: usize,
+}
+
+/// Command-line options of `neuroevo gari`. Options left out take the preset's value.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct GariArgs {
+    /// Target image (PNG, JPEG, GIF, BMP, TIFF, WebP; gray, RGB or RGBA; any size).
+    /// Default: the embedded fruit.jpg of the GARI tutorial.
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// Resize the target to WIDTHxHEIGHT first, e.g. 100x75.
+    #[arg(long)]
+    pub resize: Option<String>,
+    /// Settings to start from: fast (default), gari (the tutorial), pygad (PyGAD's example).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Number of individuals.
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// Size of the mating pool (GARI's "number of parents mating").
+    #[arg(long, alias = "num-parents")]
+    pub parents: Option<usize>,
+    /// Parent selection: truncation, tournament[:K], roulette, rank.
+    #[arg(long)]
+    pub selection: Option<String>,
+    /// Pairing of the mating pool: ring (PyGAD) or random (GARI's distinct random pairs).
+    #[arg(long)]
+    pub pairing: Option<String>,
+    /// Keep the whole mating pool in the next generation (GARI).
+    #[arg(long, conflicts_with = "elitism")]
+    pub keep_parents: bool,
+    /// Keep the K best individuals in the next generation (K = 0: none).
+    #[arg(long)]
+    pub elitism: Option<usize>,
+    /// Crossover: half-swap, single-point, two-point, uniform, none.
+    #[arg(long)]
+    pub crossover: Option<String>,
+    /// Probability that a pair is crossed over.
+    #[arg(long)]
+    pub crossover_prob: Option<f64>,
+    /// Mutation: replace (uniform random values) or gaussian (add N(0, sigma²)).
+    #[arg(long)]
+    pub mutation: Option<String>,
+    /// Percent of the genes each mutated child changes, in (0, 100].
+    #[arg(long, conflicts_with_all = ["mutation_genes", "mutation_rate"])]
+    pub mutation_percent: Option<f64>,
+    /// Exact number of genes each mutated child changes.
+    #[arg(long, conflicts_with = "mutation_rate")]
+    pub mutation_genes: Option<usize>,
+    /// Probability that each gene of a mutated child changes.
+    #[arg(long)]
+    pub mutation_rate: Option<f64>,
+    /// Standard deviation of Gaussian mutation (genes are in [0, 1]).
+    #[arg(long)]
+    pub mutation_sigma: Option<f32>,
+    /// Range of mutated genes as LOW,HIGH (genes are in [0, 1]).
+    #[arg(long)]
+    pub mutation_range: Option<String>,
+    /// Probability that a child is mutated at all.
+    #[arg(long)]
+    pub mutation_prob: Option<f64>,
+    /// Stop after this many generations.
+    #[arg(long)]
+    pub generations: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub time_budget: Option<f64>,
+    /// Stop after this many generations without improvement.
+    #[arg(long)]
+    pub patience: Option<u64>,
+    /// Stop when the best fitness reaches this value.
+    #[arg(long)]
+    pub target_fitness: Option<f64>,
+    /// Save a snapshot of the best image every this many generations (default: 10 per run).
+    #[arg(long)]
+    pub save_every: Option<u64>,
+    /// Write a checkpoint every this many generations.
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Write a log record every this many generations.
+    #[arg(long)]
+    pub log_every: Option<u64>,
+    /// Where the population lives: auto, cpu (blocks), tensor.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Random seed (default: a fresh one, printed and saved in config.json).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run directory (default runs/gari-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint. Stop criteria, --save-every,
+    /// --log-every and --checkpoint-every may be changed; the GA itself may not.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_range(s: &str) -> Result<(f32, f32)> {
+    let bad = || Error::usage(format!("--mutation-range {s}: expected LOW,HIGH, e.g. 0,1"));
+    let (a, b) = s.split_once(',').ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+fn parse_pairing(s: &str) -> Result<Pairing> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "ring" => Ok(Pairing::Ring),
+        "random" | "random-pairs" => Ok(Pairing::RandomPairs),
+        _ => Err(Error::usage(format!(
+            "--pairing {s}: expected ring or random"
+        ))),
+    }
+}
+
+impl GariArgs {
+    /// Options that change the GA itself (not allowed when resuming).
+    fn shaping_options(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        macro_rules! chk {
+            ($($f:ident),*) => { $( if self.$f.is_some() { v.push(stringify!($f)); } )* };
+        }
+        chk!(
+            input,
+            resize,
+            preset,
+            population,
+            parents,
+            selection,
+            pairing,
+            elitism,
+            crossover,
+            crossover_prob
+        );
+        chk!(
+            mutation,
+            mutation_percent,
+            mutation_genes,
+            mutation_rate,
+            mutation_sigma,
+            mutation_range,
+            mutation_prob
+        );
+        chk!(backend, device, seed);
+        if self.keep_parents {
+            v.push("keep_parents");
+        }
+        v
+    }
+
+    fn apply_run_settings(&self, cfg: &mut GariConfig) {
+        let stop = &mut cfg.ga.stop;
+        if self.generations.is_some() {
+            stop.generations = self.generations;
+        }
+        if self.time_budget.is_some() {
+            stop.time_budget_s = self.time_budget;
+        }
+        if self.patience.is_some() {
+            stop.patience = self.patience;
+        }
+        if self.target_fitness.is_some() {
+            stop.target_fitness = self.target_fitness;
+        }
+        if let Some(s) = self.save_every {
+            cfg.save_every = s;
+        }
+        if let Some(c) = self.checkpoint_every {
+            cfg.ga.checkpoint_every = c;
+        }
+        if let Some(l) = self.log_every {
+            cfg.ga.log_every = l;
+        }
+    }
+
+    /// The configuration of a new run: the preset with the given options on top.
+    pub fn to_config(&self) -> Result<GariConfig> {
+        let preset = self.preset.unwrap_or(Preset::Fast);
+        let (mut ga, mut ops) = preset.settings();
+        if let Some(p) = self.population {
+            ga.population = p;
+        }
+        if let Some(p) = self.parents {
+            ga.parents = p;
+        } else if self.population.is_some() {
+            ga.parents = (ga.population / 2).max(1);
+        }
+        if let Some(s) = &self.selection {
+            ga.selection = Selection::parse(s)?;
+        }
+        if let Some(p) = &self.pairing {
+            ga.pairing = parse_pairing(p)?;
+        }
+        if self.keep_parents {
+            ga.replacement = Replacement::KeepParents;
+        }
+        if let Some(k) = self.elitism {
+            ga.replacement = Replacement::Elitism { k };
+        }
+        if let Some(c) = &self.crossover {
+            ops.crossover = Crossover::parse(c)?;
+        }
+        if let Some(p) = self.crossover_prob {
+            ops.crossover_prob = p;
+        }
+        let (mut genes, mut low, mut high) = match ops.mutation {
+            Mutation::Replace { genes, low, high }
+            | Mutation::Gaussian {
+                genes, low, high, ..
+            } => (genes, low, high),
+        };
+        let mut sigma = match ops.mutation {
+            Mutation::Gaussian { sigma, .. } => sigma,
+            _ => 0.1,
+        };
+        let mut gaussian = matches!(ops.mutation, Mutation::Gaussian { .. });
+        if let Some(m) = &self.mutation {
+            gaussian = match m.trim().to_ascii_lowercase().as_str() {
+                "replace" | "random" => false,
+                "gaussian" | "normal" => true,
+                _ => {
+                    return Err(Error::usage(format!(
+                        "--mutation {m}: expected replace or gaussian"
+                    )))
+                }
+            };
+        }
+        if let Some(p) = self.mutation_percent {
+            genes = GeneCount::Percent(p);
+        }
+        if let Some(k) = self.mutation_genes {
+            genes = GeneCount::Count(k);
+        }
+        if let Some(r) = self.mutation_rate {
+            genes = GeneCount::Probability(r);
+        }
+        if let Some(s) = self.mutation_sigma {
+            sigma = s;
+        }
+        if let Some(r) = &self.mutation_range {
+            (low, high) = parse_range(r)?;
+        }
+        ops.mutation = if gaussian {
+            Mutation::Gaussian {
+                genes,
+                sigma,
+                low,
+                high,
+            }
+        } else {
+            Mutation::Replace { genes, low, high }
+        };
+        if let Some(p) = self.mutation_prob {
+            ops.mutation_prob = p;
+        }
+        let resize = self
+            .resize
+            .as_deref()
+            .map(imageio::parse_size)
+            .transpose()?;
+        let mut cfg = GariConfig {
+            input: self.input.clone(),
+            resize,
+            preset,
+            ga,
+            ops,
+            init_range: (0.0, 1.0),
+            backend: self.backend.unwrap_or(Backend::Auto),
+            device: self.device.clone().unwrap_or_else(|| "auto".into()),
+            seed: runutil::seed_or_random(self.seed),
+            save_every: 0,
+            block: DEFAULT_BLOCK,
+        };
+        self.apply_run_settings(&mut cfg);
+        if cfg.save_every == 0 {
+            cfg.save_every = cfg
+                .ga
+                .stop
+                .generations
+                .map(|g| (g / 10).max(1))
+                .unwrap_or(1000);
+        }
+        Ok(cfg)
+    }
+}
+
+impl GariConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.ga.validate()?;
+        self.ops.validate()?;
+        if self.save_every == 0 {
+            return Err(Error::usage("--save-every must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The target image, resized if asked.
+    pub fn load_target(&self) -> Result<FlatImage> {
+        let img = match &self.input {
+            Some(p) => imageio::load_image(p)?,
+            None => image::load_from_memory(EMBEDDED_FRUIT).expect("embedded fruit.jpg"),
+        };
+        let img = match self.resize {
+            Some((w, h)) => imageio::resize(&img, w, h),
+            None => img,
+        };
+        Ok(FlatImage::from_dynamic(&img))
+    }
+
+    pub fn input_name(&self) -> String {
+        self.input
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "fruit.jpg (embedded)".into())
+    }
+}
+
+/// GARI's fitness on the 0-255 scale, from summed absolute and squared errors.
+#[derive(Clone)]
+pub struct TargetFitness {
+    target: std::sync::Arc<[f32]>,
+    /// sum(target) on the 0-255 scale
+    target_sum: f64,
+}
+
+impl TargetFitness {
+    pub fn new(target: &[f32]) -> Self {
+        TargetFitness {
+            target: target.into(),
+            target_sum: target.iter().map(|&t| t as f64 * 255.0).sum(),
+        }
+    }
+    /// The tutorial's fitness from the summed absolute error (0-1 scale).
+    pub fn from_abs_error(&self, abs_sum: f64) -> f64 {
+        self.target_sum - 255.0 * abs_sum / self.target.len() as f64
+    }
+}
+
+impl SeparableFitness for TargetFitness {
+    fn block_stats(&self, start: usize, genes: &[f32]) -> [f64; 2] {
+        let t = &self.target[start..start + genes.len()];
+        let (mut a, mut s) = (0.0f64, 0.0f64);
+        for (&g, &t) in genes.iter().zip(t) {
+            let d = (g - t).abs() as f64;
+            a += d;
+            s += d * d;
+        }
+        [a, s]
+    }
+    fn fitness(&self, totals: [f64; 2]) -> f64 {
+        self.from_abs_error(totals[0])
+    }
+}
+
+/// The same fitness, batched on a device.
+pub struct TensorTargetFitness {
+    f: TargetFitness,
+    target: Tensor,
+}
+
+impl TensorTargetFitness {
+    pub fn new(target: &[f32], device: Device) -> Self {
+        TensorTargetFitness {
+            f: TargetFitness::new(target),
+            target: Tensor::from_slice(target).to_device(device).unsqueeze(0),
+        }
+    }
+}
+
+impl TensorFitness for TensorTargetFitness {
+    fn evaluate(&mut self, genomes: &Tensor) -> Result<Vec<f64>> {
+        let abs = genomes
+            .f_sub(&self.target)?
+            .f_abs()?
+            .f_to_kind(Kind::Double)?
+            .f_sum_dim_intlist(1, false, Kind::Double)?;
+        let abs = Vec::<f64>::try_from(abs.to_device(Device::Cpu))?;
+        Ok(abs.into_iter().map(|a| self.f.from_abs_error(a)).collect())
+    }
+}
+
+struct GariObserver<'a> {
+    target: &'a FlatImage,
+    dir: PathBuf,
+    save_every: u64,
+}
+
+impl<P: FlatPopulation> Observer<P> for GariObserver<'_> {
+    fn metrics(&mut self, pop: &P, best: usize) -> Result<Map<String, Value>> {
+        let g = pop.genome(best);
+        let mut m = Map::new();
+        m.insert("psnr".into(), json!(imageio::psnr(&g, &self.target.data)));
+        Ok(m)
+    }
+    fn on_generation(&mut self, generation: u64, pop: &P, best: usize, last: bool) -> Result<()> {
+        if generation % self.save_every == 0 || last {
+            let img = self.target.with_genes(&pop.genome(best));
+            fsutil::save_image_atomic(
+                &self
+                    .dir
+                    .join("snapshots")
+                    .join(format!("gen-{generation:07}.png")),
+                &img,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What a finished run reports (also written as `result.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GariSummary {
+    pub run_dir: PathBuf,
+    pub image: String,
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+    pub genes: usize,
+    pub backend: Backend,
+    pub device: String,
+    pub seed: u64,
+    pub stop_reason: StopReason,
+    pub generations: u64,
+    pub elapsed_s: f64,
+    /// Generations per second of this invocation (a resumed run counts only its own part).
+    pub generations_per_s: f64,
+    pub best_fitness: f64,
+    pub psnr_db: f64,
+}
+
+/// Runs `neuroevo gari`.
+pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
+    let (cfg, dir, resumed) = match &args.resume {
+        Some(dir) => {
+            runutil::check_resume_dir(dir)?;
+            if let Some(out) = &args.out {
+                if out != dir {
+                    return Err(Error::usage("--out and --resume name different directories; a resumed run writes where it started"));
+                }
+            }
+            let shaping = args.shaping_options();
+            if !shaping.is_empty() {
+                return Err(Error::usage(format!(
+                    "--resume continues the GA as it was; these options cannot change: {}",
+                    shaping
+                        .iter()
+                        .map(|s| format!("--{}", s.replace('_', "-")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let mut cfg: GariConfig = fsutil::read_json(&dir.join("config.json"))?;
+            args.apply_run_settings(&mut cfg);
+            (cfg, dir.clone(), true)
+        }
+        None => {
+            let cfg = args.to_config()?;
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| runutil::default_run_dir("gari"));
+            (cfg, dir, false)
+        }
+    };
+    cfg.validate()?;
+    let target = cfg.load_target()?;
+    let device = parse_device(&cfg.device)?;
+    let backend = match cfg.backend {
+        Backend::Auto if device == Device::Cpu => Backend::Cpu,
+        Backend::Auto => Backend::Tensor,
+        b => b,
+    };
+    if backend == Backend::Cpu && device != Device::Cpu {
+        return Err(Error::usage(
+            "--backend cpu keeps the population on the CPU; use --device cpu or --backend tensor",
+        ));
+    }
+    if !resumed {
+        runutil::prepare_new_run_dir(&dir)?;
+    }
+    fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
+
+    let n = target.len();
+    let p = cfg.ga.population;
+    let mut rng = GaRng::seed_from_u64(cfg.seed);
+    let genes = init_uniform(p, n, cfg.init_range.0, cfg.init_range.1, &mut rng);
+    let files = RunFiles::new(&dir);
+    let engine = Engine {
+        cfg: &cfg.ga,
+        files: files.clone(),
+        progress: !args.quiet,
+    };
+    if !args.quiet {
+        eprintln!(
+            "gari: {} {}x{} {} ({n} genes), preset {:?}, backend {:?} on {}, seed {}{}",
+            cfg.input_name(),
+            target.width,
+            target.height,
+            target.color_name(),
+            cfg.preset,
+            backend,
+            device_name(device),
+            cfg.seed,
+            if resumed {
+                format!(", resuming {}", dir.display())
+            } else {
+                format!(", writing {}", dir.display())
+            }
+        );
+    }
+    let mut obs = GariObserver {
+        target: &target,
+        dir: dir.clone(),
+        save_every: cfg.save_every,
+    };
+    let (outcome, best_genes, gens_this_run, secs_this_run) = match backend {
+        Backend::Tensor => {
+            let fit = TensorTargetFitness::new(&target.data, device);
+            let mut pop = TensorPopulation::new(fit, cfg.ops.clone(), n, &genes, device)?;
+            evolve(&engine, &mut pop, rng, &mut obs, resumed)?
+        }
+        _ => {
+            let mut pop = CpuPopulation::new(
+                TargetFitness::new(&target.data),
+                cfg.ops.clone(),
+                n,
+                &genes,
+                cfg.block,
+            );
+            evolve(&engine, &mut pop, rng, &mut obs, resumed)?
+        }
+    };
+    write_outputs(&dir, &target, &best_genes, &outcome)?;
+    let summary = GariSummary {
+        run_dir: dir.clone(),
+        image: cfg.input_name(),
+        width: target.width,
+        height: target.height,
+        channels: target.channels,
+        genes: n,
+        backend,
+        device: device_name(device),
+        seed: cfg.seed,
+        stop_reason: outcome.reason,
+        generations: outcome.generation,
+        elapsed_s: outcome.elapsed_s,
+        generations_per_s: gens_this_run as f64 / secs_this_run.max(1e-9),
+        best_fitness: outcome.best_fitness,
+        psnr_db: imageio::psnr(&best_genes, &target.data),
+    };
+    fsutil::write_json_atomic(&dir.join("result.json"), &summary)?;
+    Ok(summary)
+}
+
+/// Runs the engine on `pop`, from its checkpoint when resuming. Returns the outcome, the best
+/// genome, and the generations and seconds of this invocation.
+fn evolve<P: FlatPopulation>(
+    engine: &Engine,
+    pop: &mut P,
+    rng: GaRng,
+    obs: &mut GariObserver,
+    resumed: bool,
+) -> Result<(Outcome, Vec<f32>, u64, f64)> {
+    let mut state = if resumed {
+        load_checkpoint(&engine.files.checkpoint(), pop)?
+    } else {
+        EngineState::new(rng)
+    };
+    let (g0, t0) = (state.generation, state.elapsed_s);
+    let outcome = engine.run(pop, &mut state, obs, resumed)?;
+    let best = pop.genome(outcome.best);
+    let (g, t) = (outcome.generation - g0, outcome.elapsed_s - t0);
+    Ok((outcome, best, g, t))
+}
+
+fn write_outputs(dir: &Path, target: &FlatImage, best: &[f32], outcome: &Outcome) -> Result<()> {
+    let best_img = target.with_genes(best);
+    fsutil::save_image_atomic(&dir.join("best.png"), &best_img)?;
+    let view = |i: &image::DynamicImage| imageio::upscale_for_viewing(i, 128);
+    let compare = imageio::side_by_side(&[view(&target.to_dynamic()), view(&best_img)], 8);
+    fsutil::save_image_atomic(&dir.join("compare.png"), &compare)?;
+    let pts = |f: &dyn Fn(&crate::ga::Record) -> Option<f64>| -> Vec<(f64, f64)> {
+        outcome
+            .records
+            .iter()
+            .filter_map(|r| f(r).map(|y| (r.generation as f64, y)))
+            .collect()
+    };
+    let panels = [
+        Panel {
+            y_label: "fitness".into(),
+            series: vec![
+                Series {
+                    name: "best".into(),
+                    points: pts(&|r| Some(r.best)),
+                },
+                Series {
+                    name: "mean".into(),
+                    points: pts(&|r| Some(r.mean)),
+                },
+            ],
+        },
+        Panel {
+            y_label: "PSNR of best (dB)".into(),
+            series: vec![Series {
+                name: "psnr".into(),
+                points: pts(&|r| r.extra.get("psnr").and_then(|v| v.as_f64())),
+            }],
+        },
+    ];
+    line_plot(
+        &dir.join("fitness.png"),
+        "gari: best fitness and PSNR per generation",
+        "generation",
+        &panels,
+    )
+}

@@ -1,0 +1,152 @@
+//! PNG line plots (plotters, bitmap backend, with an embedded DejaVu Sans so no system fonts
+//! are needed). Several panels stack vertically and share the x axis.
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn ensure_font() {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+pub struct Panel {
+    pub y_label: String,
+    pub series: Vec<Series>,
+}
+
+const COLORS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+];
+
+/// Draws `panels` one above the other into a PNG at `path` (written atomically).
+pub fn line_plot(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> Result<()> {
+    ensure_font();
+    let (w, h) = (900u32, 300 * panels.len().max(1) as u32 + 40);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    draw(&mut buf, (w, h), title, x_label, panels)
+        .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))?;
+    let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer");
+    crate::fsutil::save_image_atomic(path, &image::DynamicImage::ImageRgb8(img))
+}
+
+fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = vals
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if lo > hi {
+        return None;
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.05
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
+    Some((lo - pad, hi + pad))
+}
+
+fn draw(
+    buf: &mut [u8],
+    size: (u32, u32),
+    title: &str,
+    x_label: &str,
+    panels: &[Panel],
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let areas = root.split_evenly((panels.len().max(1), 1));
+    for (panel, area) in panels.iter().zip(areas.iter()) {
+        let xs = panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0));
+        let ys = panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1));
+        let (Some((x0, x1)), Some((y0, y1))) = (finite_range(xs), finite_range(ys)) else {
+            continue;
+        };
+        let mut chart = ChartBuilder::on(area)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0.max(0.0)..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(panel.y_label.as_str())
+            .label_style(("sans-serif", 14))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (k, s) in panel.series.iter().enumerate() {
+            let color = COLORS[k % COLORS.len()];
+            let pts = s
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite());
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+                .label(s.name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        if panel.series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn writes_a_png_with_something_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("plot.png");
+        let panel = Panel {
+            y_label: "y".into(),
+            series: vec![
+                Series {
+                    name: "up".into(),
+                    points: (0..50).map(|i| (i as f64, (i * i) as f64)).collect(),
+                },
+                Series {
+                    name: "flat".into(),
+                    points: vec![(0.0, 5.0), (49.0, 5.0), (20.0, f64::NAN)],
+                },
+            ],
+        };
+        line_plot(&p, "test", "x", &[panel]).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (900, 340));
+        let blue = img.pixels().filter(|px| px.0 == [31, 119, 180]).count();
+        assert!(blue > 100, "line pixels drawn: {blue}");
+    }
+}
