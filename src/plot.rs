@@ -43,6 +43,30 @@ pub fn line_plot(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> R
     crate::fsutil::save_image_atomic(path, &image::DynamicImage::ImageRgb8(img))
 }
 
+/// A tick label with as many decimals as the axis span needs, and k/M for large round numbers.
+fn tick(v: f64, span: f64) -> String {
+    let decimals = if span > 0.0 {
+        (1.0 - (span / 10.0).log10().floor()).clamp(0.0, 6.0) as usize
+    } else {
+        2
+    };
+    if decimals == 0 && v.abs() >= 1e6 && span >= 1e5 {
+        return format!("{}M", trim(format!("{:.2}", v / 1e6)));
+    }
+    if decimals == 0 && v.abs() >= 1e3 && span >= 1e3 && span < 1e5 {
+        return format!("{}k", trim(format!("{:.1}", v / 1e3)));
+    }
+    trim(format!("{v:.decimals$}"))
+}
+
+fn trim(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = vals
         .filter(|v| v.is_finite())
@@ -83,15 +107,20 @@ fn draw(
         let (Some((x0, x1)), Some((y0, y1))) = (finite_range(xs), finite_range(ys)) else {
             continue;
         };
+        let y_fmt = |v: &f64| tick(*v, y1 - y0);
+        let x_fmt = |v: &f64| tick(*v, x1 - x0);
+        let widest = [y0, y1].iter().map(|v| y_fmt(v).len()).max().unwrap_or(4) as u32;
         let mut chart = ChartBuilder::on(area)
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(80)
+            .y_label_area_size(30 + 8 * widest)
             .build_cartesian_2d(x0.max(0.0)..x1, y0..y1)?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(panel.y_label.as_str())
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
             .label_style(("sans-serif", 14))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
@@ -126,6 +155,15 @@ fn draw(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick(2_500_000.0, 5e6), "2.5M");
+        assert_eq!(tick(16625340.0, 100.0), "16625340");
+        assert_eq!(tick(25.0, 35.0), "25");
+        assert_eq!(tick(0.125, 1.0), "0.12");
+        assert_eq!(tick(3000.0, 10_000.0), "3k");
+    }
+
     #[test]
     fn writes_a_png_with_something_drawn() {
         let dir = tempfile::tempdir().unwrap();
