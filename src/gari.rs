@@ -75,7 +75,7 @@ impl Preset {
                         ..Default::default()
                     },
                     checkpoint_every: 5_000,
-                    log_every: 10,
+                    log_every: 100,
                 },
                 FlatOps {
                     crossover: Crossover::HalfSwap,
@@ -96,7 +96,7 @@ impl Preset {
                         ..Default::default()
                     },
                     checkpoint_every: 5_000,
-                    log_every: 10,
+                    log_every: 100,
                 },
                 FlatOps {
                     crossover: Crossover::SinglePoint,

@@ -99,13 +99,15 @@ impl<F: TensorFitness> TensorPopulation<F> {
                     }
                 }
             }
+            // gene i comes from parent 2 when an odd number of cuts are <= i
             let cuts = Tensor::from_slice(&cuts)
-                .view([c, width as i64, 1])
+                .view([c, width as i64])
                 .to_device(dev);
-            let passed = cuts
-                .f_le_tensor(&self.positions.view([1, 1, n]))?
-                .f_sum_dim_intlist(1, false, Kind::Int64)?;
-            let mask = passed.f_remainder(2)?.f_eq(1)?;
+            let pos = self.positions.view([1, n]);
+            let mut mask = pos.f_ge_tensor(&cuts.narrow(1, 0, 1))?;
+            for k in 1..width as i64 {
+                mask = mask.f_logical_xor(&pos.f_ge_tensor(&cuts.narrow(1, k, 1))?)?;
+            }
             second.f_where_self(&mask, &first)?
         };
         // mutation, all children at once on the flattened brood
