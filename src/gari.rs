@@ -673,13 +673,13 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
     };
     if !args.quiet {
         eprintln!(
-            "gari: {} {}x{} {} ({n} genes), preset {:?}, backend {:?} on {}, seed {}{}",
+            "gari: {} {}x{} {} ({n} genes), preset {}, backend {} on {}, seed {}{}",
             cfg.input_name(),
             target.width,
             target.height,
             target.color_name(),
-            cfg.preset,
-            backend,
+            json!(cfg.preset).as_str().unwrap_or("?"),
+            json!(backend).as_str().unwrap_or("?"),
             device_name(device),
             cfg.seed,
             if resumed {

@@ -24,8 +24,10 @@ fn main() {
     let result = match &cli.command {
         Command::Gari(args) => run_gari(args).map(|s| {
             println!(
-                "gari: {} generations ({:?}) in {:.1} s, {:.0} generations/s; best fitness {:.4}, PSNR {:.2} dB",
-                s.generations, s.stop_reason, s.elapsed_s, s.generations_per_s, s.best_fitness, s.psnr_db
+                "gari: {} generations (stopped by: {}) in {:.1} s, {:.0} generations/s; best fitness {:.4}, PSNR {:.2} dB",
+                s.generations,
+                serde_json::json!(s.stop_reason).as_str().unwrap_or("?"),
+                s.elapsed_s, s.generations_per_s, s.best_fitness, s.psnr_db
             );
             println!(
                 "wrote {0}/best.png, compare.png, fitness.png, log.jsonl, snapshots/, config.json, result.json",

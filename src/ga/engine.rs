@@ -505,18 +505,23 @@ impl Engine<'_> {
         let (bar, template) = match self.cfg.stop.generations {
             Some(n) => (
                 indicatif::ProgressBar::new(n),
-                "{elapsed_precise} [{bar:30}] gen {pos}/{len} {per_sec} eta {eta} {msg}",
+                "{elapsed_precise} [{bar:30}] gen {pos}/{len} {rate} eta {eta} {msg}",
             ),
             None => (
                 indicatif::ProgressBar::new_spinner(),
-                "{elapsed_precise} {spinner} gen {pos} {per_sec} {msg}",
+                "{elapsed_precise} {spinner} gen {pos} {rate} {msg}",
             ),
         };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(template)
-                .unwrap()
-                .progress_chars("=> "),
-        );
+        let style = indicatif::ProgressStyle::with_template(template)
+            .unwrap()
+            .progress_chars("=> ")
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} gen/s", s.per_sec());
+                },
+            );
+        bar.set_style(style);
         bar.set_position(position);
         bar.reset_eta();
         bar
