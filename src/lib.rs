@@ -1,13 +1,16 @@
 //! neuroevo: neuroevolution on libtorch.
 //!
 //! One genetic-algorithm engine ([`ga`]) serves every job; [`gari`] reproduces images.
+pub mod data;
 pub mod device;
 pub mod error;
 pub mod fsutil;
 pub mod ga;
 pub mod gari;
 pub mod imageio;
+pub mod nn;
 pub mod plot;
 pub mod runutil;
+pub mod trainjob;
 
 pub use error::{Error, Result};

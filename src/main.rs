@@ -1,6 +1,7 @@
 //! The `neuroevo` command line: parses arguments and dispatches to the library.
 use clap::{Parser, Subcommand};
 use neuroevo::gari::{run_gari, GariArgs};
+use neuroevo::trainjob::{run_train, TrainArgs};
 
 #[derive(Parser)]
 #[command(
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Reproduce an image with a genetic algorithm (GARI).
     Gari(GariArgs),
+    /// Train a classifier given as a layer list (e.g. "S128-64 P:max S64-64") and export it as TorchScript.
+    Train(TrainArgs),
 }
 
 fn main() {
@@ -33,6 +36,18 @@ fn main() {
                 "wrote {0}/best.png, compare.png, fitness.png, log.jsonl, snapshots/, config.json, result.json",
                 s.run_dir.display()
             );
+        }),
+        Command::Train(args) => run_train(args).map(|s| {
+            let pct = |a: Option<f64>| a.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());
+            println!(
+                "train: {} ({} parameters) on {}: val acc {}, test acc {}",
+                s.arch,
+                s.parameters,
+                s.dataset,
+                pct(s.val_acc),
+                pct(s.test_acc)
+            );
+            println!("wrote {} (+ .features.pt, .json) and {}/log.jsonl, result.json", s.export.display(), s.run_dir.display());
         }),
     };
     if let Err(e) = result {

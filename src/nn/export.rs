@@ -1,0 +1,96 @@
+//! TorchScript export: the var store is frozen and moved to the CPU, the model traced in eval
+//! mode and saved atomically, so the file loads anywhere (`torch.jit.load` in Python,
+//! `tch::CModule::load` in Rust) and takes any batch size. Weights become constants.
+use super::model::LayerNet;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::nn::{self, ModuleT};
+use tch::{CModule, Device, Tensor};
+
+/// Traces `f` on `example` (moved to the CPU) and writes TorchScript to `path`.
+pub fn export_traced(
+    vs: &mut nn::VarStore,
+    example: &Tensor,
+    path: &Path,
+    f: &dyn Fn(&Tensor) -> Tensor,
+) -> Result<()> {
+    let device = vs.device();
+    vs.freeze();
+    vs.set_device(Device::Cpu);
+    let result = (|| -> Result<()> {
+        let example = example.to_device(Device::Cpu);
+        let _guard = tch::no_grad_guard();
+        let mut closure = |inputs: &[Tensor]| vec![f(&inputs[0])];
+        let module =
+            CModule::create_by_tracing("NeuroevoModel", "forward", &[example], &mut closure)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+        module.save(&tmp).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::Other(format!("{}: cannot write TorchScript: {e}", path.display()))
+        })?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    vs.set_device(device);
+    vs.unfreeze();
+    result
+}
+
+/// What a user needs to feed an exported classifier; written as `<model>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub format: String,
+    pub arch: String,
+    /// `[C, H, W]`; inputs are `[N, C, H, W]` float32.
+    pub input_shape: [i64; 3],
+    /// Range of the input values, e.g. [0, 1] = pixel / 255.
+    pub input_range: (f32, f32),
+    pub normalization: String,
+    pub outputs: String,
+    pub classes: Vec<String>,
+    /// TorchScript file returning the penultimate-layer features `[N, feature_dim]`.
+    pub features_file: Option<String>,
+    pub feature_dim: i64,
+    pub parameters: i64,
+    pub dataset: String,
+    pub traced_batch: i64,
+    pub metrics: serde_json::Value,
+}
+
+pub fn features_path(model: &Path) -> PathBuf {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    model.with_file_name(format!("{stem}.features.pt"))
+}
+
+pub fn info_path(model: &Path) -> PathBuf {
+    model.with_extension("json")
+}
+
+/// Exports a classifier as `path` (logits), `<stem>.features.pt` (penultimate features) and
+/// `<stem>.json` (the model's description).
+pub fn export_classifier(
+    net: &LayerNet,
+    vs: &mut nn::VarStore,
+    path: &Path,
+    mut info: ModelInfo,
+) -> Result<()> {
+    let [c, h, w] = net.input;
+    let traced_batch = 4;
+    let example = Tensor::zeros([traced_batch, c, h, w], (tch::Kind::Float, Device::Cpu));
+    export_traced(vs, &example, path, &|x| net.forward_t(x, false))?;
+    let fpath = features_path(path);
+    export_traced(vs, &example, &fpath, &|x| net.features_t(x, false))?;
+    info.features_file = fpath.file_name().map(|n| n.to_string_lossy().into_owned());
+    info.traced_batch = traced_batch;
+    crate::fsutil::write_json_atomic(&info_path(path), &info)
+}

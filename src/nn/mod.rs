@@ -1,0 +1,9 @@
+//! Networks: the layer-list notation ([`arch`]), the CNN built from it ([`model`]), training
+//! ([`train`]) and TorchScript export ([`export`]).
+pub mod arch;
+pub mod export;
+pub mod model;
+pub mod train;
+
+pub use arch::{Arch, Layer, PoolKind};
+pub use model::LayerNet;

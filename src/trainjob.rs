@@ -1,0 +1,331 @@
+//! `neuroevo train`: train a classifier described in the layer-list notation, report train
+//! loss, validation and test accuracy, and export it as TorchScript.
+use crate::data::{load_dataset, DataOptions, DatasetName};
+use crate::device::{device_name, parse_device};
+use crate::error::{Error, Result};
+use crate::nn::export::{export_classifier, ModelInfo};
+use crate::nn::model::parameter_count;
+use crate::nn::train::{accuracy, train_classifier, EpochReport, Optimizer, Schedule, TrainConfig};
+use crate::nn::{Arch, LayerNet};
+use crate::{fsutil, runutil};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Options of `neuroevo train`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct TrainArgs {
+    /// mnist-10k (bundled), mnist, fashion-mnist, cifar10 or folder:PATH.
+    #[arg(long, default_value = "mnist-10k")]
+    pub dataset: String,
+    /// Where to look for (and download) datasets; also $NEUROEVO_DATA.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Fraction of the training set held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Use a random subset of this many training (and test) images.
+    #[arg(long)]
+    pub subset: Option<usize>,
+    /// Folder datasets: image side in pixels.
+    #[arg(long, default_value_t = 64)]
+    pub image_size: u32,
+    /// Folder datasets: 1 or 3 channels.
+    #[arg(long, default_value_t = 3)]
+    pub channels: u8,
+    /// The network, e.g. "S128-64 P:max S64-64" (S<f1>-<f2> skip layer, P:max/P:avg pooling,
+    /// F<n> dense layer, D<p> dropout).
+    #[arg(long, default_value = "S128-64")]
+    pub arch: String,
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// adam or sgd.
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// Momentum of SGD.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// constant or cosine.
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Shift training images by up to this many pixels at random (0: no augmentation).
+    #[arg(long, default_value_t = 0)]
+    pub augment_shift: i64,
+    /// Where to write the TorchScript model (default OUT/model.pt); also writes
+    /// <stem>.features.pt and <stem>.json beside it.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run directory (default runs/train-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue a killed run from its last finished epoch (the optimizer's moments restart).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `config.json` of a train run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainRunConfig {
+    pub dataset: DatasetName,
+    pub data: DataOptions,
+    pub arch: String,
+    pub train: TrainConfig,
+    pub device: String,
+    pub export: PathBuf,
+}
+
+/// `result.json` of a train run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub run_dir: PathBuf,
+    pub arch: String,
+    pub parameters: i64,
+    pub dataset: String,
+    pub device: String,
+    pub train_samples: usize,
+    pub val_samples: usize,
+    pub test_samples: usize,
+    pub epochs: Vec<EpochReport>,
+    pub val_acc: Option<f64>,
+    pub test_acc: Option<f64>,
+    pub export: PathBuf,
+}
+
+impl TrainArgs {
+    fn to_config(&self, out: &std::path::Path) -> Result<TrainRunConfig> {
+        let seed = runutil::seed_or_random(self.seed);
+        let optimizer = match self.optimizer.to_ascii_lowercase().as_str() {
+            "adam" => Optimizer::Adam,
+            "sgd" => Optimizer::Sgd {
+                momentum: self.momentum,
+            },
+            o => {
+                return Err(Error::usage(format!(
+                    "--optimizer {o}: expected adam or sgd"
+                )))
+            }
+        };
+        let schedule = match self.schedule.to_ascii_lowercase().as_str() {
+            "constant" | "none" => Schedule::Constant,
+            "cosine" => Schedule::Cosine,
+            s => {
+                return Err(Error::usage(format!(
+                    "--schedule {s}: expected constant or cosine"
+                )))
+            }
+        };
+        Ok(TrainRunConfig {
+            dataset: DatasetName::parse(&self.dataset)?,
+            data: DataOptions {
+                data_dir: self.data_dir.clone(),
+                val_fraction: self.val_fraction,
+                seed,
+                subset: self.subset,
+                image_size: self.image_size,
+                channels: self.channels,
+                download: true,
+            },
+            arch: Arch::parse(&self.arch)?.to_string(),
+            train: TrainConfig {
+                epochs: self.epochs,
+                batch_size: self.batch_size,
+                lr: self.lr,
+                optimizer,
+                schedule,
+                weight_decay: self.weight_decay,
+                augment_shift: self.augment_shift,
+                seed,
+            },
+            device: self.device.clone(),
+            export: self.export.clone().unwrap_or_else(|| out.join("model.pt")),
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct TrainState {
+    epochs_done: usize,
+}
+
+pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
+    let (cfg, dir, resumed) = match &args.resume {
+        Some(dir) => {
+            for f in ["config.json", "checkpoint.ot", "state.json"] {
+                if !dir.join(f).exists() {
+                    return Err(Error::usage(format!("--resume {}: no {f} there; is it the --out directory of an earlier train run?", dir.display())));
+                }
+            }
+            let cfg: TrainRunConfig = fsutil::read_json(&dir.join("config.json"))?;
+            (cfg, dir.clone(), true)
+        }
+        None => {
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| runutil::default_run_dir("train"));
+            let cfg = args.to_config(&dir)?;
+            cfg.train.validate()?;
+            runutil::prepare_new_run_dir(&dir)?;
+            fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
+            (cfg, dir, false)
+        }
+    };
+    let device = parse_device(&cfg.device)?;
+    let arch = Arch::parse(&cfg.arch)?;
+    let data = load_dataset(&cfg.dataset, &cfg.data, device)?;
+    let mut vs = tch::nn::VarStore::new(device);
+    let net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    let params = parameter_count(&vs);
+    let mut done = 0;
+    let log_path = dir.join("log.jsonl");
+    let mut previous: Vec<EpochReport> = Vec::new();
+    if resumed {
+        vs.load(dir.join("checkpoint.ot"))?;
+        done = fsutil::read_json::<TrainState>(&dir.join("state.json"))?.epochs_done;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        previous = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<EpochReport>(l).ok())
+            .filter(|r| r.epoch <= done)
+            .collect();
+    }
+    if !args.quiet {
+        eprintln!(
+            "train: {} on {} ({} train / {} val / {} test, {:?}), {} parameters, {} on {}, seed {}{}",
+            arch,
+            data.name,
+            data.train.len(),
+            data.val.len(),
+            data.test.len(),
+            data.shape,
+            params,
+            match cfg.train.optimizer {
+                Optimizer::Adam => "adam".to_string(),
+                Optimizer::Sgd { momentum } => format!("sgd (momentum {momentum})"),
+            },
+            device_name(device),
+            cfg.train.seed,
+            if resumed { format!(", resuming after epoch {done}") } else { String::new() }
+        );
+    }
+    // rewrite the log with the finished epochs only, then append
+    fsutil::write_atomic_with(&log_path, |w| {
+        for r in &previous {
+            serde_json::to_writer(&mut *w, r)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    let mut epochs = previous;
+    if done < cfg.train.epochs {
+        let remaining = TrainConfig {
+            epochs: cfg.train.epochs - done,
+            seed: cfg.train.seed.wrapping_add(done as u64),
+            ..cfg.train.clone()
+        };
+        let quiet = args.quiet;
+        let reports = train_classifier(
+            &net,
+            &vs,
+            &data.train,
+            Some(&data.val),
+            &remaining,
+            !quiet,
+            |r| {
+                let r = EpochReport {
+                    epoch: r.epoch + done,
+                    ..r.clone()
+                };
+                if !quiet {
+                    eprintln!(
+                    "epoch {:>3}/{}: loss {:.4}  train acc {:.4}  val acc {}  {:.1} s  {:.0} samples/s",
+                    r.epoch,
+                    cfg.train.epochs,
+                    r.train_loss,
+                    r.train_acc,
+                    r.val_acc.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into()),
+                    r.seconds,
+                    r.samples_per_s
+                );
+                }
+                let mut line = serde_json::to_vec(&r)?;
+                line.push(b'\n');
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&log_path)
+                    .map_err(|e| Error::io(&log_path, e))?;
+                f.write_all(&line).map_err(|e| Error::io(&log_path, e))?;
+                // checkpoint: weights, then the epoch count (each written atomically)
+                let ck = dir.join("checkpoint.ot");
+                let tmp = dir.join(".checkpoint.ot.tmp");
+                vs.save(&tmp)?;
+                std::fs::rename(&tmp, &ck).map_err(|e| Error::io(&ck, e))?;
+                fsutil::write_json_atomic(
+                    &dir.join("state.json"),
+                    &TrainState {
+                        epochs_done: r.epoch,
+                    },
+                )
+            },
+        )?;
+        epochs.extend(reports.into_iter().map(|r| EpochReport {
+            epoch: r.epoch + done,
+            ..r
+        }));
+    }
+    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, 512));
+    let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, 512));
+    let metrics = serde_json::json!({
+        "val_acc": val_acc, "test_acc": test_acc, "epochs": cfg.train.epochs,
+        "train_samples": data.train.len(), "seed": cfg.train.seed,
+    });
+    let info = ModelInfo {
+        format: "TorchScript (traced, eval mode, CPU)".into(),
+        arch: arch.to_string(),
+        input_shape: data.shape,
+        input_range: data.value_range,
+        normalization: if data.value_range == (0.0, 1.0) {
+            "pixel / 255".into()
+        } else {
+            "pixel / 127.5 - 1".into()
+        },
+        outputs: "logits [N, classes] (apply softmax for probabilities)".into(),
+        classes: data.classes.clone(),
+        features_file: None,
+        feature_dim: net.feature_dim,
+        parameters: params,
+        dataset: data.name.clone(),
+        traced_batch: 0,
+        metrics,
+    };
+    export_classifier(&net, &mut vs, &cfg.export, info)?;
+    let summary = TrainSummary {
+        run_dir: dir.clone(),
+        arch: arch.to_string(),
+        parameters: params,
+        dataset: data.name.clone(),
+        device: device_name(device),
+        train_samples: data.train.len(),
+        val_samples: data.val.len(),
+        test_samples: data.test.len(),
+        epochs,
+        val_acc,
+        test_acc,
+        export: cfg.export.clone(),
+    };
+    fsutil::write_json_atomic(&dir.join("result.json"), &summary)?;
+    Ok(summary)
+}

@@ -1,0 +1,124 @@
+//! End-to-end runs of `neuroevo train` on a subset of the bundled mnist-10k.
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_neuroevo"))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn trains_reports_exports_and_resumes_after_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let args = |out: &std::path::Path| -> Vec<String> {
+        [
+            "train",
+            "-q",
+            "--subset",
+            "1200",
+            "--arch",
+            "S8-8 P:max F32",
+            "--epochs",
+            "4",
+            "--seed",
+            "5",
+            "--device",
+            "cpu",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.display().to_string()])
+        .collect()
+    };
+    let mut child = bin().args(args(&out)).spawn().unwrap();
+    let state = out.join("state.json");
+    let t = std::time::Instant::now();
+    while !state.exists() && t.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed before the end");
+    assert!(!out.join("result.json").exists());
+
+    let o = bin()
+        .args(["train", "-q", "--resume", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    let epochs: Vec<u64> = result["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, vec![1, 2, 3, 4], "every epoch once");
+    let test_acc = result["test_acc"].as_f64().unwrap();
+    assert!(test_acc > 0.8, "a small CNN learns digits: {test_acc}");
+    for f in [
+        "model.pt",
+        "model.features.pt",
+        "model.json",
+        "log.jsonl",
+        "config.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 4);
+}
+
+#[test]
+fn user_mistakes_exit_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--arch", "S8"], "S8"),
+        (
+            vec!["--arch", "S4-4 P:max P:max P:max P:max P:max"],
+            "below 1x1",
+        ),
+        (vec!["--dataset", "imagenet"], "--dataset"),
+        (
+            vec!["--dataset", "mnist", "--data-dir", empty.to_str().unwrap()],
+            "mnist-10k",
+        ),
+        (
+            vec!["--dataset", "folder:/nonexistent/faces"],
+            "not a directory",
+        ),
+        (vec!["--epochs", "0"], "--epochs"),
+        (vec!["--val-fraction", "1.5"], "--val-fraction"),
+        (vec!["--resume", tmp.path().to_str().unwrap()], "--resume"),
+    ];
+    for (extra, needle) in cases {
+        let out = tmp.path().join(format!("run{}", extra.len()));
+        let mut args = vec![
+            "train",
+            "-q",
+            "--subset",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(&extra);
+        // a mirror that refuses connections at once: no test ever reaches the internet
+        let o = bin()
+            .args(&args)
+            .env("NEUROEVO_MIRROR", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
