@@ -211,7 +211,7 @@ static MNIST10K: [(&str, &[u8]); 4] = [
     ),
 ];
 
-const IDX_FILES: [&str; 4] = [
+pub const IDX_FILES: [&str; 4] = [
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte",
@@ -240,7 +240,7 @@ const MNIST_SUMS: [Checksum; 4] = [
 
 /// Content SHA-256 of Fashion-MNIST (as in Debian's dataset-fashion-mnist, which recompresses
 /// the upstream files; the content is what is checked).
-const FASHION_SUMS: [Checksum; 4] = [
+pub const FASHION_SUMS: [Checksum; 4] = [
     Checksum {
         file: None,
         content: Some("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
