@@ -4,7 +4,8 @@ use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-fn tmp_path(path: &Path) -> PathBuf {
+/// A temporary path beside `path` (hidden, with the process id).
+pub fn tmp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -17,26 +18,31 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
+    replace_atomic(path, |tmp| {
+        (|| -> std::io::Result<()> {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(tmp)?);
+            fill(&mut w)?;
+            w.flush()?;
+            w.get_ref().sync_data()
+        })()
+        .map_err(|e| Error::io(path, e))
+    })
+}
+
+/// Writes `path` atomically through `write`, which gets a temporary path beside it to fill (for
+/// writers that take a path, like `CModule::save` or `VarStore::save`). On failure the temporary
+/// file is removed and `path` is untouched.
+pub fn replace_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = tmp_path(path);
-    let result = (|| -> std::io::Result<()> {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(file);
-        fill(&mut w)?;
-        w.flush()?;
-        w.get_ref().sync_data()?;
-        drop(w);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
+    let result =
+        write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
     }
-    Ok(())
+    result
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -269,10 +269,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                     .map_err(|e| Error::io(&log_path, e))?;
                 f.write_all(&line).map_err(|e| Error::io(&log_path, e))?;
                 // checkpoint: weights, then the epoch count (each written atomically)
-                let ck = dir.join("checkpoint.ot");
-                let tmp = dir.join(".checkpoint.ot.tmp");
-                vs.save(&tmp)?;
-                std::fs::rename(&tmp, &ck).map_err(|e| Error::io(&ck, e))?;
+                fsutil::replace_atomic(&dir.join("checkpoint.ot"), |tmp| Ok(vs.save(tmp)?))?;
                 fsutil::write_json_atomic(
                     &dir.join("state.json"),
                     &TrainState {

@@ -50,24 +50,12 @@ fn agent() -> ureq::Agent {
 
 /// Downloads `url` to `dest` (atomically), checking `sum`. Returns the number of bytes.
 pub fn download(url: &str, dest: &Path, sum: &Checksum) -> Result<u64> {
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.part{}", std::process::id()));
-    let result = fetch_into(url, &tmp, sum).and_then(|n| {
-        std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))?;
-        Ok(n)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut n = 0;
+    crate::fsutil::replace_atomic(dest, |tmp| {
+        n = fetch_into(url, tmp, sum)?;
+        Ok(())
+    })?;
+    Ok(n)
 }
 
 fn fetch_into(url: &str, tmp: &Path, sum: &Checksum) -> Result<u64> {

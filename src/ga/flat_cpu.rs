@@ -212,10 +212,7 @@ impl<F: SeparableFitness> Population for CpuPopulation<F> {
         pairs: &[(usize, usize)],
         rng: &mut GaRng,
     ) -> Result<()> {
-        let plans: Vec<ChildPlan> = pairs
-            .iter()
-            .map(|&pp| self.ops.plan(pp, self.n, rng))
-            .collect();
+        let plans = self.ops.plan_children(pairs, self.n, rng);
         let children: Vec<Vec<Arc<Block>>> = if self.work(&plans) > 200_000 {
             plans.par_iter().map(|p| self.breed(p)).collect()
         } else {

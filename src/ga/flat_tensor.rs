@@ -172,10 +172,7 @@ impl<F: TensorFitness> Population for TensorPopulation<F> {
         pairs: &[(usize, usize)],
         rng: &mut GaRng,
     ) -> Result<()> {
-        let plans: Vec<ChildPlan> = pairs
-            .iter()
-            .map(|&pp| self.ops.plan(pp, self.n, rng))
-            .collect();
+        let plans = self.ops.plan_children(pairs, self.n, rng);
         let children = self.breed(&plans)?;
         let child_fitness = self.fit.evaluate(&children)?;
         if child_fitness.len() != plans.len() {

@@ -248,6 +248,16 @@ impl FlatOps {
         }
     }
 
+    /// The plans of one child per pair of parents, drawn in order.
+    pub fn plan_children<R: Rng + ?Sized>(
+        &self,
+        pairs: &[(usize, usize)],
+        n: usize,
+        rng: &mut R,
+    ) -> Vec<ChildPlan> {
+        pairs.iter().map(|&pp| self.plan(pp, n, rng)).collect()
+    }
+
     pub fn plan_crossover<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> CrossoverPlan {
         if n < 2 || self.crossover == Crossover::None || rng.random::<f64>() >= self.crossover_prob
         {

@@ -24,19 +24,11 @@ pub fn export_traced(
         let mut closure = |inputs: &[Tensor]| vec![f(&inputs[0])];
         let module =
             CModule::create_by_tracing("NeuroevoModel", "forward", &[example], &mut closure)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-        module.save(&tmp).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::Other(format!("{}: cannot write TorchScript: {e}", path.display()))
-        })?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        crate::fsutil::replace_atomic(path, |tmp| {
+            module.save(tmp).map_err(|e| {
+                Error::Other(format!("{}: cannot write TorchScript: {e}", path.display()))
+            })
+        })
     })();
     vs.set_device(device);
     vs.unfreeze();
