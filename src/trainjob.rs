@@ -69,7 +69,8 @@ pub struct TrainArgs {
     /// Run directory (default runs/train-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue a killed run from its last finished epoch (the optimizer's moments restart).
+    /// Continue a killed run after its last finished epoch (weights are restored; the optimizer's
+    /// moments and the shuffling order start afresh).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     #[arg(long, short)]

@@ -9,7 +9,7 @@
 //! SHA-256 checks into the first of those directories. Offline, the error says so and names the
 //! bundled `mnist-10k`; it never switches datasets silently.
 use super::download::{download_any, Checksum};
-use super::idx::{parse_idx, read_idx};
+use super::idx::parse_idx;
 use crate::error::{Error, Result};
 use crate::ga::GaRng;
 use rand::seq::SliceRandom;
@@ -659,11 +659,6 @@ pub fn read_cifar(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<u8>, usize)> {
     }
     let n = y.len();
     Ok((x, y, n))
-}
-
-/// Reads one IDX file from disk (used by tools and tests).
-pub fn read_idx_file(p: &Path) -> Result<super::idx::Idx> {
-    read_idx(p)
 }
 
 #[cfg(test)]
