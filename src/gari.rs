@@ -7,6 +7,7 @@
 //! differences wrap around). Every record also reports the PSNR of the best individual.
 use crate::device::{device_name, parse_device};
 use crate::error::{Error, Result};
+use crate::ga::cli::MutationArgs;
 use crate::ga::flat_cpu::{CpuPopulation, SeparableFitness, DEFAULT_BLOCK};
 use crate::ga::flat_tensor::{TensorFitness, TensorPopulation};
 use crate::ga::{
@@ -192,27 +193,8 @@ pub struct GariArgs {
     /// Probability that a pair is crossed over.
     #[arg(long)]
     pub crossover_prob: Option<f64>,
-    /// Mutation: replace (uniform random values) or gaussian (add N(0, sigma²)).
-    #[arg(long)]
-    pub mutation: Option<String>,
-    /// Percent of the genes each mutated child changes, in (0, 100].
-    #[arg(long, conflicts_with_all = ["mutation_genes", "mutation_rate"])]
-    pub mutation_percent: Option<f64>,
-    /// Exact number of genes each mutated child changes.
-    #[arg(long, conflicts_with = "mutation_rate")]
-    pub mutation_genes: Option<usize>,
-    /// Probability that each gene of a mutated child changes.
-    #[arg(long)]
-    pub mutation_rate: Option<f64>,
-    /// Standard deviation of Gaussian mutation (genes are in [0, 1]).
-    #[arg(long)]
-    pub mutation_sigma: Option<f32>,
-    /// Range of mutated genes as LOW,HIGH (genes are in [0, 1]).
-    #[arg(long)]
-    pub mutation_range: Option<String>,
-    /// Probability that a child is mutated at all.
-    #[arg(long)]
-    pub mutation_prob: Option<f64>,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
     /// Stop after this many generations.
     #[arg(long)]
     pub generations: Option<u64>,
@@ -258,15 +240,6 @@ pub struct GariArgs {
     pub quiet: bool,
 }
 
-fn parse_range(s: &str) -> Result<(f32, f32)> {
-    let bad = || Error::usage(format!("--mutation-range {s}: expected LOW,HIGH, e.g. 0,1"));
-    let (a, b) = s.split_once(',').ok_or_else(bad)?;
-    Ok((
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
-    ))
-}
-
 fn parse_pairing(s: &str) -> Result<Pairing> {
     match s.trim().to_ascii_lowercase().as_str() {
         "ring" => Ok(Pairing::Ring),
@@ -296,15 +269,9 @@ impl GariArgs {
             crossover,
             crossover_prob
         );
-        chk!(
-            mutation,
-            mutation_percent,
-            mutation_genes,
-            mutation_rate,
-            mutation_sigma,
-            mutation_range,
-            mutation_prob
-        );
+        if self.mutation.any() {
+            v.push("mutation options");
+        }
         chk!(backend, device, seed, block_size);
         if self.keep_parents {
             v.push("keep_parents");
@@ -367,56 +334,7 @@ impl GariArgs {
         if let Some(p) = self.crossover_prob {
             ops.crossover_prob = p;
         }
-        let (mut genes, mut low, mut high) = match ops.mutation {
-            Mutation::Replace { genes, low, high }
-            | Mutation::Gaussian {
-                genes, low, high, ..
-            } => (genes, low, high),
-        };
-        let mut sigma = match ops.mutation {
-            Mutation::Gaussian { sigma, .. } => sigma,
-            _ => 0.1,
-        };
-        let mut gaussian = matches!(ops.mutation, Mutation::Gaussian { .. });
-        if let Some(m) = &self.mutation {
-            gaussian = match m.trim().to_ascii_lowercase().as_str() {
-                "replace" | "random" => false,
-                "gaussian" | "normal" => true,
-                _ => {
-                    return Err(Error::usage(format!(
-                        "--mutation {m}: expected replace or gaussian"
-                    )))
-                }
-            };
-        }
-        if let Some(p) = self.mutation_percent {
-            genes = GeneCount::Percent(p);
-        }
-        if let Some(k) = self.mutation_genes {
-            genes = GeneCount::Count(k);
-        }
-        if let Some(r) = self.mutation_rate {
-            genes = GeneCount::Probability(r);
-        }
-        if let Some(s) = self.mutation_sigma {
-            sigma = s;
-        }
-        if let Some(r) = &self.mutation_range {
-            (low, high) = parse_range(r)?;
-        }
-        ops.mutation = if gaussian {
-            Mutation::Gaussian {
-                genes,
-                sigma,
-                low,
-                high,
-            }
-        } else {
-            Mutation::Replace { genes, low, high }
-        };
-        if let Some(p) = self.mutation_prob {
-            ops.mutation_prob = p;
-        }
+        self.mutation.apply(&mut ops)?;
         let resize = self
             .resize
             .as_deref()

@@ -4,6 +4,7 @@
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod fool;
 pub mod fsutil;
 pub mod ga;
 pub mod gari;

@@ -1,5 +1,6 @@
 //! The `neuroevo` command line: parses arguments and dispatches to the library.
 use clap::{Parser, Subcommand};
+use neuroevo::fool::{run_fool, FoolArgs};
 use neuroevo::gari::{run_gari, GariArgs};
 use neuroevo::trainjob::{run_train, TrainArgs};
 
@@ -20,6 +21,8 @@ enum Command {
     Gari(GariArgs),
     /// Train a classifier given as a layer list (e.g. "S128-64 P:max S64-64") and export it as TorchScript.
     Train(TrainArgs),
+    /// Evolve images a classifier assigns to a class with high confidence, and ask a judge classifier.
+    Fool(FoolArgs),
 }
 
 fn main() {
@@ -48,6 +51,22 @@ fn main() {
                 pct(s.test_acc)
             );
             println!("wrote {} (+ .features.pt, .json) and {}/log.jsonl, result.json", s.export.display(), s.run_dir.display());
+        }),
+        Command::Fool(args) => run_fool(args).map(|s| {
+            println!("class  confidence  judge(class)  judge top class");
+            for r in &s.classes {
+                println!(
+                    "{:>5}  {:>10.6}  {:>12}  {}",
+                    r.label,
+                    r.confidence,
+                    r.judge_confidence.map(|j| format!("{j:.4}")).unwrap_or_else(|| "-".into()),
+                    match (r.judge_top, r.judge_top_confidence) {
+                        (Some(t), Some(c)) => format!("{t} ({c:.4})"),
+                        _ => "-".into(),
+                    }
+                );
+            }
+            println!("{:.1} s; wrote {}/grid.png, class-*.png, confidence.png, log.jsonl, result.json", s.seconds, s.run_dir.display());
         }),
     };
     if let Err(e) = result {

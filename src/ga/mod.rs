@@ -5,6 +5,7 @@
 //!   Gaussian) for flat genomes, drawn as plans from the run's RNG;
 //! - [`engine`]: the generational loop, replacement, stop criteria, records, checkpoints;
 //! - [`flat_cpu`] / [`flat_tensor`]: flat-genome populations on CPU blocks or a `[P, N]` tensor.
+pub mod cli;
 pub mod engine;
 pub mod flat;
 pub mod flat_cpu;

@@ -120,18 +120,30 @@ pub enum Mutation {
         low: f32,
         high: f32,
     },
+    /// Deb's polynomial mutation with distribution index `eta` (larger: smaller steps): add
+    /// `delta_q * (high - low)`, then clamp to `[low, high]`.
+    Polynomial {
+        genes: GeneCount,
+        eta: f32,
+        low: f32,
+        high: f32,
+    },
 }
 
 impl Mutation {
     pub fn genes(&self) -> GeneCount {
         match *self {
-            Mutation::Replace { genes, .. } | Mutation::Gaussian { genes, .. } => genes,
+            Mutation::Replace { genes, .. }
+            | Mutation::Gaussian { genes, .. }
+            | Mutation::Polynomial { genes, .. } => genes,
         }
     }
     pub fn validate(&self) -> Result<()> {
         self.genes().validate()?;
         match *self {
-            Mutation::Replace { low, high, .. } | Mutation::Gaussian { low, high, .. }
+            Mutation::Replace { low, high, .. }
+            | Mutation::Gaussian { low, high, .. }
+            | Mutation::Polynomial { low, high, .. }
                 if !(low < high) || !low.is_finite() || !high.is_finite() =>
             {
                 Err(Error::usage(format!(
@@ -141,8 +153,21 @@ impl Mutation {
             Mutation::Gaussian { sigma, .. } if !(sigma > 0.0 && sigma.is_finite()) => Err(
                 Error::usage(format!("mutation sigma {sigma} must be positive")),
             ),
+            Mutation::Polynomial { eta, .. } if !(eta >= 0.0 && eta.is_finite()) => Err(
+                Error::usage(format!("polynomial mutation index {eta} must be >= 0")),
+            ),
             _ => Ok(()),
         }
+    }
+}
+
+/// Deb's polynomial step for a uniform draw `u` in [0, 1): in [-1, 1], small for large `eta`.
+pub fn polynomial_step(u: f32, eta: f32) -> f32 {
+    let e = 1.0 / (eta + 1.0);
+    if u < 0.5 {
+        (2.0 * u).powf(e) - 1.0
+    } else {
+        1.0 - (2.0 * (1.0 - u)).powf(e)
     }
 }
 
@@ -319,6 +344,14 @@ impl FlatOps {
                     high,
                 }
             }
+            Mutation::Polynomial { eta, low, high, .. } => MutationPlan::Add {
+                changes: idx
+                    .into_iter()
+                    .map(|i| (i, polynomial_step(rng.random::<f32>(), eta) * (high - low)))
+                    .collect(),
+                low,
+                high,
+            },
         }
     }
 }
@@ -489,6 +522,19 @@ mod tests {
         assert!((850..1150).contains(&changed), "{changed}");
         assert!(c.iter().all(|&x| (-1.0..=1.0).contains(&x)));
         assert!(c.iter().any(|&x| x == 1.0) && c.iter().any(|&x| x == -1.0));
+    }
+
+    #[test]
+    fn polynomial_steps_shrink_with_eta_and_stay_in_range() {
+        let mean_abs = |eta: f32| {
+            (0..1000)
+                .map(|i| polynomial_step(i as f32 / 1000.0, eta).abs())
+                .sum::<f32>()
+                / 1000.0
+        };
+        assert!(mean_abs(1.0) > 2.0 * mean_abs(20.0));
+        assert!((0..1000).all(|i| polynomial_step(i as f32 / 1000.0, 5.0).abs() <= 1.0));
+        assert!(polynomial_step(0.1, 5.0) < 0.0 && polynomial_step(0.9, 5.0) > 0.0);
     }
 
     #[test]

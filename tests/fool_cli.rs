@@ -1,0 +1,235 @@
+//! `neuroevo fool` end to end with a tiny classifier trained here, batched fitness against a
+//! per-image loop, latent space through a tiny generator, and user mistakes.
+use neuroevo::fool::{Classifier, FoolFitness, Generator, GeneratorInfo};
+use neuroevo::ga::flat_tensor::TensorFitness;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tch::{Device, Kind, Tensor};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_neuroevo"))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small classifier trained on 600 digits, exported by `neuroevo train`.
+fn tiny_classifier(dir: &Path) -> PathBuf {
+    let model = dir.join("tiny.pt");
+    let o = bin()
+        .args([
+            "train",
+            "-q",
+            "--subset",
+            "600",
+            "--arch",
+            "S4-4 P:max",
+            "--epochs",
+            "1",
+            "--seed",
+            "1",
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--out",
+            dir.join("train").to_str().unwrap(),
+            "--export",
+            model.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    model
+}
+
+#[test]
+fn evolution_raises_the_target_confidence_and_writes_its_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_classifier(tmp.path());
+    let out = tmp.path().join("fool");
+    let o = bin()
+        .args([
+            "fool",
+            "-q",
+            "--classifier",
+            model.to_str().unwrap(),
+            "--judge",
+            "none",
+            "--class",
+            "1",
+        ])
+        .args([
+            "--generations",
+            "15",
+            "--seed",
+            "2",
+            "--device",
+            "cpu",
+            "--population",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(out.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = log.first().unwrap()["best"].as_f64().unwrap();
+    let last = log.last().unwrap()["best"].as_f64().unwrap();
+    assert!(
+        last > first,
+        "log-probability of class 1: {first} -> {last}"
+    );
+    assert!(log.iter().all(|r| r["class"] == 1));
+    for f in [
+        "class-1.png",
+        "grid.png",
+        "confidence.png",
+        "result.json",
+        "config.json",
+        "class-1/checkpoint.bin",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let img = image::open(out.join("class-1.png")).unwrap();
+    assert!(img.width() >= 224, "upscaled for viewing");
+}
+
+#[test]
+fn batched_fitness_equals_a_per_image_loop() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let classifier = Classifier::load(&dir.join("models/mnist-cnn.pt"), Device::Cpu).unwrap();
+    tch::manual_seed(3);
+    let genomes = Tensor::rand([9, 784], (Kind::Float, Device::Cpu));
+    for binary in [false, true] {
+        let mut fit = FoolFitness {
+            classifier: &classifier,
+            generator: None,
+            class: 4,
+            binary,
+        };
+        let batched = fit.evaluate(&genomes).unwrap();
+        for (i, b) in batched.iter().enumerate() {
+            let one = fit.evaluate(&genomes.narrow(0, i as i64, 1)).unwrap()[0];
+            assert!((one - b).abs() < 1e-4, "image {i}: {one} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn latent_space_goes_through_a_generator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_classifier(tmp.path());
+    // a tiny generator z[8] -> image [1, 28, 28] in [-1, 1]
+    let mut vs = tch::nn::VarStore::new(Device::Cpu);
+    let lin = tch::nn::linear(vs.root() / "g", 8, 784, Default::default());
+    let gpath = tmp.path().join("g.pt");
+    let example = Tensor::zeros([2, 8], (Kind::Float, Device::Cpu));
+    neuroevo::nn::export::export_traced(&mut vs, &example, &gpath, &|z| {
+        z.apply(&lin).tanh().view([-1, 1, 28, 28])
+    })
+    .unwrap();
+    let info = GeneratorInfo {
+        latent_dim: 8,
+        latent_shape: vec![8],
+        output_shape: [1, 28, 28],
+        output_range: (-1.0, 1.0),
+    };
+    std::fs::write(
+        gpath.with_extension("json"),
+        serde_json::to_vec(&info).unwrap(),
+    )
+    .unwrap();
+    let g = Generator::load(&gpath, Device::Cpu).unwrap();
+    let classifier = Classifier::load(&model, Device::Cpu).unwrap();
+    let fit = FoolFitness {
+        classifier: &classifier,
+        generator: Some(&g),
+        class: 0,
+        binary: false,
+    };
+    let imgs = fit
+        .images(&Tensor::zeros([3, 8], (Kind::Float, Device::Cpu)))
+        .unwrap();
+    assert_eq!(imgs.size(), vec![3, 1, 28, 28]);
+    // tanh(bias) in [-1, 1] mapped to the classifier's [0, 1]
+    assert!(imgs.min().double_value(&[]) >= 0.0 && imgs.max().double_value(&[]) <= 1.0);
+
+    let out = tmp.path().join("latent");
+    let o = bin()
+        .args([
+            "fool",
+            "-q",
+            "--classifier",
+            model.to_str().unwrap(),
+            "--judge",
+            "none",
+            "--class",
+            "2",
+            "--space",
+            "latent",
+        ])
+        .args([
+            "--generator",
+            gpath.to_str().unwrap(),
+            "--generations",
+            "5",
+            "--population",
+            "8",
+            "--device",
+            "cpu",
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["classes"][0]["class"], 2);
+}
+
+#[test]
+fn user_mistakes_exit_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let no_json = tmp.path().join("m.pt");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mnist-cnn.pt"),
+        &no_json,
+    )
+    .unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--classifier", "/nonexistent/m.pt"], "no such model"),
+        (vec!["--classifier", no_json.to_str().unwrap()], "m.json"),
+        (vec!["--class", "12"], "--class 12"),
+        (vec!["--space", "latent"], "--generator"),
+        (vec!["--target-confidence", "1.5"], "--target-confidence"),
+        (vec!["--mutation", "flip"], "--mutation"),
+    ];
+    for (extra, needle) in cases {
+        let out = tmp.path().join("run");
+        let mut args = vec![
+            "fool",
+            "-q",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(&extra);
+        let o = bin()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+}
