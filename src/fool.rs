@@ -17,6 +17,7 @@ use crate::ga::{
 };
 use crate::nn::export::ModelInfo;
 use crate::plot::{line_plot, Panel, Series};
+use crate::runutil::RunArgs;
 use crate::{fsutil, imageio, runutil};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -24,6 +25,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, Kind, Tensor};
+
+/// Loads a TorchScript module in eval mode; a file that is not one is a user error.
+fn load_module(path: &Path, device: Device) -> Result<CModule> {
+    let mut module = CModule::load_on_device(path, device).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or("").to_string();
+        Error::corrupt(path, format!("not a TorchScript module: {first}"))
+    })?;
+    module.set_eval();
+    Ok(module)
+}
 
 /// A TorchScript classifier with the JSON written beside it by `neuroevo train`.
 pub struct Classifier {
@@ -48,16 +59,7 @@ impl Classifier {
             )),
             other => other,
         })?;
-        let mut module = CModule::load_on_device(path, device).map_err(|e| {
-            Error::corrupt(
-                path,
-                format!(
-                    "not a TorchScript module: {}",
-                    e.to_string().lines().next().unwrap_or("")
-                ),
-            )
-        })?;
-        module.set_eval();
+        let module = load_module(path, device)?;
         Ok(Classifier {
             module,
             info,
@@ -108,16 +110,7 @@ impl Generator {
             )));
         }
         let info: GeneratorInfo = fsutil::read_json(&path.with_extension("json"))?;
-        let mut module = CModule::load_on_device(path, device).map_err(|e| {
-            Error::corrupt(
-                path,
-                format!(
-                    "not a TorchScript module: {}",
-                    e.to_string().lines().next().unwrap_or("")
-                ),
-            )
-        })?;
-        module.set_eval();
+        let module = load_module(path, device)?;
         Ok(Generator { module, info })
     }
 }
@@ -254,19 +247,8 @@ pub struct FoolArgs {
     /// Checkpoint every this many generations.
     #[arg(long, default_value_t = 10)]
     pub checkpoint_every: u64,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run directory (default runs/fool-<time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue a run: finished classes are kept, the others resume from their checkpoints.
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `config.json` of a fool run.
@@ -312,7 +294,7 @@ pub struct FoolSummary {
 
 impl FoolArgs {
     fn to_config(&self) -> Result<FoolConfig> {
-        let device = parse_device(&self.device)?;
+        let device = parse_device(&self.run.device_or_auto())?;
         let classifier = Classifier::load(&self.classifier, device)?;
         let n_classes = classifier.info.classes.len() as i64;
         let classes = match self.class {
@@ -390,8 +372,8 @@ impl FoolArgs {
             binary: self.binary,
             ga,
             ops,
-            device: self.device.clone(),
-            seed: runutil::seed_or_random(self.seed),
+            device: self.run.device_or_auto(),
+            seed: runutil::seed_or_random(self.run.seed),
         })
     }
 }
@@ -426,7 +408,7 @@ impl<P: Population> Observer<P> for FoolObserver {
 }
 
 pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
-    let (cfg, dir, resumed) = match &args.resume {
+    let (cfg, dir, resumed) = match &args.run.resume {
         Some(dir) => {
             if !dir.join("config.json").is_file() {
                 return Err(Error::usage(format!("--resume {}: no config.json there; is it the --out directory of an earlier fool run?", dir.display())));
@@ -439,10 +421,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         }
         None => {
             let cfg = args.to_config()?;
-            let dir = args
-                .out
-                .clone()
-                .unwrap_or_else(|| runutil::default_run_dir("fool"));
+            let dir = args.run.out_or_default("fool");
             runutil::prepare_new_run_dir(&dir)?;
             fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
             (cfg, dir, false)
@@ -467,7 +446,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         Some(g) => g.info.latent_dim as usize,
         None => (c * h * w) as usize,
     };
-    if !args.quiet {
+    if !args.run.quiet {
         eprintln!(
             "fool: {} ({} classes), {:?} space ({n} genes), population {}, up to {} generations per class, judge {}, {} , seed {}",
             cfg.classifier.display(),
@@ -504,7 +483,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         let engine = Engine {
             cfg: &cfg.ga,
             files: files.clone(),
-            progress: !args.quiet,
+            progress: !args.run.quiet,
         };
         let outcome = engine.run(&mut pop, &mut state, &mut FoolObserver, resume_class)?;
         let best = pop.genome(outcome.best);
@@ -543,7 +522,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
             .get(class as usize)
             .cloned()
             .unwrap_or_else(|| class.to_string());
-        if !args.quiet {
+        if !args.run.quiet {
             eprintln!(
                 "class {label}: confidence {:.6} after {} generations{}",
                 outcome.best_fitness.exp(),

@@ -18,6 +18,7 @@ use crate::ga::{
 };
 use crate::imageio::{self, FlatImage};
 use crate::plot::{line_plot, Panel, Series};
+use crate::runutil::RunArgs;
 use crate::{fsutil, runutil};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -222,22 +223,8 @@ pub struct GariArgs {
     /// Where the population lives: auto, cpu (blocks), tensor.
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Random seed (default: a fresh one, printed and saved in config.json).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run directory (default runs/gari-<time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the run in this directory from its last checkpoint. Stop criteria, --save-every,
-    /// --log-every and --checkpoint-every may be changed; the GA itself may not.
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 fn parse_pairing(s: &str) -> Result<Pairing> {
@@ -272,7 +259,13 @@ impl GariArgs {
         if self.mutation.any() {
             v.push("mutation options");
         }
-        chk!(backend, device, seed, block_size);
+        chk!(backend, block_size);
+        if self.run.device.is_some() {
+            v.push("device");
+        }
+        if self.run.seed.is_some() {
+            v.push("seed");
+        }
         if self.keep_parents {
             v.push("keep_parents");
         }
@@ -348,8 +341,8 @@ impl GariArgs {
             ops,
             init_range: (0.0, 1.0),
             backend: self.backend.unwrap_or(Backend::Auto),
-            device: self.device.clone().unwrap_or_else(|| "auto".into()),
-            seed: runutil::seed_or_random(self.seed),
+            device: self.run.device_or_auto(),
+            seed: runutil::seed_or_random(self.run.seed),
             save_every: 0,
             block: self.block_size.unwrap_or(DEFAULT_BLOCK),
         };
@@ -529,10 +522,10 @@ pub struct GariSummary {
 
 /// Runs `neuroevo gari`.
 pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
-    let (cfg, dir, resumed) = match &args.resume {
+    let (cfg, dir, resumed) = match &args.run.resume {
         Some(dir) => {
             runutil::check_resume_dir(dir)?;
-            if let Some(out) = &args.out {
+            if let Some(out) = &args.run.out {
                 if out != dir {
                     return Err(Error::usage("--out and --resume name different directories; a resumed run writes where it started"));
                 }
@@ -554,10 +547,7 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
         }
         None => {
             let cfg = args.to_config()?;
-            let dir = args
-                .out
-                .clone()
-                .unwrap_or_else(|| runutil::default_run_dir("gari"));
+            let dir = args.run.out_or_default("gari");
             (cfg, dir, false)
         }
     };
@@ -587,9 +577,9 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
     let engine = Engine {
         cfg: &cfg.ga,
         files: files.clone(),
-        progress: !args.quiet,
+        progress: !args.run.quiet,
     };
-    if !args.quiet {
+    if !args.run.quiet {
         eprintln!(
             "gari: {} {}x{} {} ({n} genes), preset {}, backend {} on {}, seed {}{}",
             cfg.input_name(),

@@ -2,6 +2,38 @@
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
+/// The options every job shares (one CLI convention): where a run writes, its seed and device,
+/// resuming, and the progress bars.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// Run directory: everything the run writes, starting with its config.json
+    /// (default runs/<job>-<UTC time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Random seed (default: a fresh one, printed and saved in config.json).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    pub fn device_or_auto(&self) -> String {
+        self.device.clone().unwrap_or_else(|| "auto".into())
+    }
+    /// The run directory of a new run of `job`.
+    pub fn out_or_default(&self, job: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| default_run_dir(job))
+    }
+}
+
 /// `runs/<job>-YYYYMMDD-HHMMSS` (UTC).
 pub fn default_run_dir(job: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()

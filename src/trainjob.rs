@@ -7,6 +7,7 @@ use crate::nn::export::{export_classifier, ModelInfo};
 use crate::nn::model::parameter_count;
 use crate::nn::train::{accuracy, train_classifier, EpochReport, Optimizer, Schedule, TrainConfig};
 use crate::nn::{Arch, LayerNet};
+use crate::runutil::RunArgs;
 use crate::{fsutil, runutil};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -37,10 +38,13 @@ pub struct TrainArgs {
     /// F<n> dense layer, D<p> dropout).
     #[arg(long, default_value = "S128-64")]
     pub arch: String,
+    /// Passes over the training set.
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
+    /// Images per optimisation step.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// Learning rate (the start of the cosine decay with --schedule cosine).
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// adam or sgd.
@@ -52,6 +56,7 @@ pub struct TrainArgs {
     /// constant or cosine.
     #[arg(long, default_value = "constant")]
     pub schedule: String,
+    /// L2 weight decay.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Shift training images by up to this many pixels at random (0: no augmentation).
@@ -61,20 +66,8 @@ pub struct TrainArgs {
     /// <stem>.features.pt and <stem>.json beside it.
     #[arg(long)]
     pub export: Option<PathBuf>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run directory (default runs/train-<time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue a killed run after its last finished epoch (weights are restored; the optimizer's
-    /// moments and the shuffling order start afresh).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `config.json` of a train run.
@@ -107,7 +100,7 @@ pub struct TrainSummary {
 
 impl TrainArgs {
     fn to_config(&self, out: &std::path::Path) -> Result<TrainRunConfig> {
-        let seed = runutil::seed_or_random(self.seed);
+        let seed = runutil::seed_or_random(self.run.seed);
         let optimizer = match self.optimizer.to_ascii_lowercase().as_str() {
             "adam" => Optimizer::Adam,
             "sgd" => Optimizer::Sgd {
@@ -150,7 +143,7 @@ impl TrainArgs {
                 augment_shift: self.augment_shift,
                 seed,
             },
-            device: self.device.clone(),
+            device: self.run.device_or_auto(),
             export: self.export.clone().unwrap_or_else(|| out.join("model.pt")),
         })
     }
@@ -162,7 +155,7 @@ struct TrainState {
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
-    let (cfg, dir, resumed) = match &args.resume {
+    let (cfg, dir, resumed) = match &args.run.resume {
         Some(dir) => {
             for f in ["config.json", "checkpoint.ot", "state.json"] {
                 if !dir.join(f).exists() {
@@ -173,10 +166,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             (cfg, dir.clone(), true)
         }
         None => {
-            let dir = args
-                .out
-                .clone()
-                .unwrap_or_else(|| runutil::default_run_dir("train"));
+            let dir = args.run.out_or_default("train");
             let cfg = args.to_config(&dir)?;
             cfg.train.validate()?;
             runutil::prepare_new_run_dir(&dir)?;
@@ -203,7 +193,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             .filter(|r| r.epoch <= done)
             .collect();
     }
-    if !args.quiet {
+    if !args.run.quiet {
         eprintln!(
             "train: {} on {} ({} train / {} val / {} test, {:?}), {} parameters, {} on {}, seed {}{}",
             arch,
@@ -237,7 +227,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             seed: cfg.train.seed.wrapping_add(done as u64),
             ..cfg.train.clone()
         };
-        let quiet = args.quiet;
+        let quiet = args.run.quiet;
         let reports = train_classifier(
             &net,
             &vs,
