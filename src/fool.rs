@@ -125,6 +125,7 @@ fn rescale(x: &Tensor, from: (f32, f32), to: (f32, f32)) -> Tensor {
 
 /// Fitness: the log of the classifier's softmax probability of `class` (the confidence is its
 /// exp), for a whole population in one forward pass.
+#[derive(Clone, Copy)]
 pub struct FoolFitness<'a> {
     pub classifier: &'a Classifier,
     pub generator: Option<&'a Generator>,
@@ -410,9 +411,7 @@ impl<P: Population> Observer<P> for FoolObserver {
 pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
     let (cfg, dir, resumed) = match &args.run.resume {
         Some(dir) => {
-            if !dir.join("config.json").is_file() {
-                return Err(Error::usage(format!("--resume {}: no config.json there; is it the --out directory of an earlier fool run?", dir.display())));
-            }
+            runutil::check_resume_dir(dir, &["config.json"])?;
             (
                 fsutil::read_json::<FoolConfig>(&dir.join("config.json"))?,
                 dir.clone(),
@@ -462,6 +461,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
     let start = std::time::Instant::now();
     let mut results = Vec::new();
     let mut all_records = Vec::new();
+    let mut grid = Vec::new();
     for &class in &cfg.classes {
         let cdir = dir.join(format!("class-{class}"));
         let files = RunFiles::new(&cdir);
@@ -474,6 +474,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
             binary: cfg.binary,
         };
         let mut pop = TensorPopulation::new(fit, cfg.ops.clone(), n, &genes, device)?;
+        // `fit` is Copy: the population has its own; this one draws the final image
         let resume_class = resumed && files.checkpoint().is_file();
         let mut state = if resume_class {
             load_checkpoint(&files.checkpoint(), &mut pop)?
@@ -490,22 +491,17 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         let best_t = Tensor::from_slice(&best)
             .view([1, n as i64])
             .to_device(device);
-        let img = FoolFitness {
-            classifier: &classifier,
-            generator: generator.as_ref(),
-            class,
-            binary: cfg.binary,
-        }
-        .images(&best_t)?;
+        let img = fit.images(&best_t)?;
         let image_path = dir.join(format!("class-{class}.png"));
-        save_image(&img, classifier.info.input_range, &image_path, 224)?;
+        grid.push(save_image(
+            &img,
+            classifier.info.input_range,
+            &image_path,
+            224,
+        )?);
         let (jc, jt, jtc) = match &judge {
             Some(j) => {
-                let x = rescale(
-                    &rescale(&img, classifier.info.input_range, (0.0, 1.0)),
-                    (0.0, 1.0),
-                    j.info.input_range,
-                );
+                let x = rescale(&img, classifier.info.input_range, j.info.input_range);
                 let p = j.probs(&x)?.squeeze_dim(0);
                 let top = p.argmax(0, false).int64_value(&[]);
                 (
@@ -553,7 +549,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
             image: image_path,
         });
     }
-    write_outputs(&dir, &results, &all_records)?;
+    write_outputs(&dir, &results, &all_records, &grid)?;
     let summary = FoolSummary {
         run_dir: dir.clone(),
         device: device_name(device),
@@ -565,8 +561,14 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
     Ok(summary)
 }
 
-/// Saves a `[1, C, H, W]` image (values in `range`) as PNG, upscaled to at least `side` pixels.
-fn save_image(img: &Tensor, range: (f32, f32), path: &Path, side: u32) -> Result<()> {
+/// Saves a `[1, C, H, W]` image (values in `range`) as PNG, upscaled to at least `side` pixels,
+/// and returns what it saved.
+fn save_image(
+    img: &Tensor,
+    range: (f32, f32),
+    path: &Path,
+    side: u32,
+) -> Result<image::DynamicImage> {
     let x = rescale(img, range, (0.0, 1.0))
         .clamp(0.0, 1.0)
         .squeeze_dim(0)
@@ -582,25 +584,21 @@ fn save_image(img: &Tensor, range: (f32, f32), path: &Path, side: u32) -> Result
         data,
     };
     let dynimg = imageio::upscale_for_viewing(&flat.to_dynamic(), side);
-    fsutil::save_image_atomic(path, &dynimg)
+    fsutil::save_image_atomic(path, &dynimg)?;
+    Ok(dynimg)
 }
 
-fn write_outputs(dir: &Path, results: &[ClassResult], records: &[Value]) -> Result<()> {
+fn write_outputs(
+    dir: &Path,
+    results: &[ClassResult],
+    records: &[Value],
+    grid: &[image::DynamicImage],
+) -> Result<()> {
     // merged log: one line per class and generation
-    fsutil::write_atomic_with(&dir.join("log.jsonl"), |w| {
-        for r in records {
-            serde_json::to_writer(&mut *w, r)?;
-            std::io::Write::write_all(w, b"\n")?;
-        }
-        Ok(())
-    })?;
+    fsutil::write_jsonl_atomic(&dir.join("log.jsonl"), records)?;
     // grid of the best image of every class
-    let imgs: Vec<image::DynamicImage> = results
-        .iter()
-        .filter_map(|r| image::open(&r.image).ok())
-        .collect();
-    if !imgs.is_empty() {
-        fsutil::save_image_atomic(&dir.join("grid.png"), &imageio::side_by_side(&imgs, 8))?;
+    if !grid.is_empty() {
+        fsutil::save_image_atomic(&dir.join("grid.png"), &imageio::side_by_side(grid, 8))?;
     }
     let series: Vec<Series> = results
         .iter()

@@ -55,6 +55,17 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<
     write_atomic(path, &bytes)
 }
 
+/// Writes `items` as JSON lines, atomically.
+pub fn write_jsonl_atomic<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<()> {
+    write_atomic_with(path, |w| {
+        for item in items {
+            serde_json::to_writer(&mut *w, item)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+}
+
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, format!("invalid JSON: {e}")))

@@ -396,6 +396,13 @@ impl GariConfig {
 /// Fixed-point scale of the error statistics: 2^24 units per 1.0 (genes and targets in [0, 1]).
 pub const ERROR_SCALE: f32 = 16_777_216.0;
 
+/// |g - t| and (g - t)² in fixed-point units (truncated, like the tensor backend's int cast).
+#[inline]
+fn error_units(g: f32, t: f32) -> [i64; 2] {
+    let d = (g - t).abs();
+    [(d * ERROR_SCALE) as i64, (d * d * ERROR_SCALE) as i64]
+}
+
 /// GARI's fitness on the 0-255 scale, from exact fixed-point sums of |target - gene| (and of
 /// its square, for PSNR).
 #[derive(Clone)]
@@ -422,18 +429,15 @@ impl TargetFitness {
 impl SeparableFitness for TargetFitness {
     #[inline]
     fn gene_stats(&self, i: usize, g: f32) -> [i64; 2] {
-        let d = (g - self.target[i]).abs();
-        [(d * ERROR_SCALE) as i64, (d * d * ERROR_SCALE) as i64]
+        error_units(g, self.target[i])
     }
+    // the same sums over a slice pair, without an index check per gene
     fn block_stats(&self, start: usize, genes: &[f32]) -> [i64; 2] {
         let t = &self.target[start..start + genes.len()];
-        let (mut a, mut s) = (0i64, 0i64);
-        for (&g, &t) in genes.iter().zip(t) {
-            let d = (g - t).abs();
-            a += (d * ERROR_SCALE) as i64;
-            s += (d * d * ERROR_SCALE) as i64;
-        }
-        [a, s]
+        genes.iter().zip(t).fold([0i64; 2], |acc, (&g, &t)| {
+            let e = error_units(g, t);
+            [acc[0] + e[0], acc[1] + e[1]]
+        })
     }
     fn fitness(&self, totals: [i64; 2]) -> f64 {
         self.from_abs_error(totals[0])
@@ -524,7 +528,7 @@ pub struct GariSummary {
 pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
     let (cfg, dir, resumed) = match &args.run.resume {
         Some(dir) => {
-            runutil::check_resume_dir(dir)?;
+            runutil::check_resume_dir(dir, &["config.json", "checkpoint.bin"])?;
             if let Some(out) = &args.run.out {
                 if out != dir {
                     return Err(Error::usage("--out and --resume name different directories; a resumed run writes where it started"));

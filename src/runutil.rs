@@ -81,9 +81,9 @@ pub fn prepare_new_run_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
-/// Checks that `dir` holds a resumable run.
-pub fn check_resume_dir(dir: &Path) -> Result<()> {
-    for f in ["config.json", "checkpoint.bin"] {
+/// Checks that `dir` holds a resumable run of a job that keeps `files` there.
+pub fn check_resume_dir(dir: &Path, files: &[&str]) -> Result<()> {
+    for f in files {
         if !dir.join(f).exists() {
             return Err(Error::usage(format!(
                 "--resume {}: no {f} there; is it the --out directory of an earlier run?",

@@ -157,11 +157,7 @@ struct TrainState {
 pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let (cfg, dir, resumed) = match &args.run.resume {
         Some(dir) => {
-            for f in ["config.json", "checkpoint.ot", "state.json"] {
-                if !dir.join(f).exists() {
-                    return Err(Error::usage(format!("--resume {}: no {f} there; is it the --out directory of an earlier train run?", dir.display())));
-                }
-            }
+            runutil::check_resume_dir(dir, &["config.json", "checkpoint.ot", "state.json"])?;
             let cfg: TrainRunConfig = fsutil::read_json(&dir.join("config.json"))?;
             (cfg, dir.clone(), true)
         }
@@ -213,33 +209,19 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         );
     }
     // rewrite the log with the finished epochs only, then append
-    fsutil::write_atomic_with(&log_path, |w| {
-        for r in &previous {
-            serde_json::to_writer(&mut *w, r)?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
+    fsutil::write_jsonl_atomic(&log_path, &previous)?;
     let mut epochs = previous;
     if done < cfg.train.epochs {
-        let remaining = TrainConfig {
-            epochs: cfg.train.epochs - done,
-            seed: cfg.train.seed.wrapping_add(done as u64),
-            ..cfg.train.clone()
-        };
         let quiet = args.run.quiet;
         let reports = train_classifier(
             &net,
             &vs,
             &data.train,
             Some(&data.val),
-            &remaining,
+            &cfg.train,
+            done,
             !quiet,
             |r| {
-                let r = EpochReport {
-                    epoch: r.epoch + done,
-                    ..r.clone()
-                };
                 if !quiet {
                     eprintln!(
                     "epoch {:>3}/{}: loss {:.4}  train acc {:.4}  val acc {}  {:.1} s  {:.0} samples/s",
@@ -252,7 +234,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                     r.samples_per_s
                 );
                 }
-                let mut line = serde_json::to_vec(&r)?;
+                let mut line = serde_json::to_vec(r)?;
                 line.push(b'\n');
                 let mut f = std::fs::OpenOptions::new()
                     .append(true)
@@ -269,10 +251,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                 )
             },
         )?;
-        epochs.extend(reports.into_iter().map(|r| EpochReport {
-            epoch: r.epoch + done,
-            ..r
-        }));
+        epochs.extend(reports);
     }
     let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, 512));
     let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, 512));

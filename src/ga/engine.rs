@@ -283,13 +283,7 @@ pub fn truncate_log(path: &Path, generation: u64) -> Result<Vec<Record>> {
             }
         }
     }
-    crate::fsutil::write_atomic_with(path, |w| {
-        for rec in &kept {
-            serde_json::to_writer(&mut *w, rec)?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
+    crate::fsutil::write_jsonl_atomic(path, &kept)?;
     Ok(kept)
 }
 

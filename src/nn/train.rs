@@ -122,19 +122,23 @@ pub fn accuracy(net: &impl ModuleT, split: &Split, bs: usize) -> f64 {
 }
 
 /// Trains `net` (whose variables are in `vs`) on `train`, reporting validation accuracy on `val`
-/// after every epoch through `on_epoch`.
+/// after every epoch through `on_epoch`. `epochs_done` epochs of `cfg.epochs` have already been
+/// run (a resumed run): epoch numbers, the learning-rate schedule and the seeds continue from
+/// there.
 pub fn train_classifier(
     net: &impl ModuleT,
     vs: &nn::VarStore,
     train: &Split,
     val: Option<&Split>,
     cfg: &TrainConfig,
+    epochs_done: usize,
     progress: bool,
     mut on_epoch: impl FnMut(&EpochReport) -> Result<()>,
 ) -> Result<Vec<EpochReport>> {
     cfg.validate()?;
-    tch::manual_seed(cfg.seed as i64);
-    let mut rng = GaRng::seed_from_u64(cfg.seed);
+    let seed = cfg.seed.wrapping_add(epochs_done as u64);
+    tch::manual_seed(seed as i64);
+    let mut rng = GaRng::seed_from_u64(seed);
     let mut opt = match cfg.optimizer {
         Optimizer::Adam => nn::Adam {
             wd: cfg.weight_decay,
@@ -151,9 +155,9 @@ pub fn train_classifier(
     let dev = train.x.device();
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let total_steps = (steps_per_epoch * cfg.epochs) as f64;
-    let mut step = 0usize;
+    let mut step = steps_per_epoch * epochs_done;
     let mut reports = Vec::new();
-    for epoch in 1..=cfg.epochs {
+    for epoch in epochs_done + 1..=cfg.epochs {
         let bar = if progress {
             let b = indicatif::ProgressBar::new(steps_per_epoch as u64);
             b.set_style(
