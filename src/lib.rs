@@ -1,6 +1,9 @@
 //! neuroevo: neuroevolution on libtorch.
 //!
-//! One genetic-algorithm engine ([`ga`]) serves every job; [`gari`] reproduces images.
+//! One genetic-algorithm engine ([`ga`]) serves every job; [`gari`] reproduces images,
+//! [`trainjob`] trains and exports classifiers, [`fool`] evolves fooling images and [`autocnn`]
+//! searches CNN architectures.
+pub mod autocnn;
 pub mod data;
 pub mod device;
 pub mod error;

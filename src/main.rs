@@ -1,5 +1,6 @@
 //! The `neuroevo` command line: parses arguments and dispatches to the library.
 use clap::{Parser, Subcommand};
+use neuroevo::autocnn::{run_command, AutoCnnCommand};
 use neuroevo::fool::{run_fool, FoolArgs};
 use neuroevo::gari::{run_gari, GariArgs};
 use neuroevo::trainjob::{run_train, TrainArgs};
@@ -23,6 +24,9 @@ enum Command {
     Train(TrainArgs),
     /// Evolve images a classifier assigns to a class with high confidence, and ask a judge classifier.
     Fool(FoolArgs),
+    /// Search CNN architectures with a genetic algorithm (AutoCNN); same as the auto-cnn binary.
+    #[command(name = "auto-cnn", subcommand)]
+    AutoCnn(AutoCnnCommand),
 }
 
 fn main() {
@@ -68,6 +72,7 @@ fn main() {
             }
             println!("{:.1} s; wrote {}/grid.png, class-*.png, confidence.png, log.jsonl, result.json", s.seconds, s.run_dir.display());
         }),
+        Command::AutoCnn(cmd) => run_command(cmd),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

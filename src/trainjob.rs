@@ -1,6 +1,6 @@
 //! `neuroevo train`: train a classifier described in the layer-list notation, report train
 //! loss, validation and test accuracy, and export it as TorchScript.
-use crate::data::{load_dataset, DataOptions, DatasetName};
+use crate::data::{load_dataset, DataArgs, DataOptions, DatasetName};
 use crate::device::{device_name, parse_device};
 use crate::error::{Error, Result};
 use crate::nn::export::{export_classifier, ModelInfo};
@@ -10,30 +10,13 @@ use crate::nn::{Arch, LayerNet};
 use crate::runutil::RunArgs;
 use crate::{fsutil, runutil};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::PathBuf;
 
 /// Options of `neuroevo train`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct TrainArgs {
-    /// mnist-10k (bundled), mnist, fashion-mnist, cifar10 or folder:PATH.
-    #[arg(long, default_value = "mnist-10k")]
-    pub dataset: String,
-    /// Where to look for (and download) datasets; also $NEUROEVO_DATA.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Fraction of the training set held out for validation.
-    #[arg(long, default_value_t = 0.1)]
-    pub val_fraction: f64,
-    /// Use a random subset of this many training (and test) images.
-    #[arg(long)]
-    pub subset: Option<usize>,
-    /// Folder datasets: image side in pixels.
-    #[arg(long, default_value_t = 64)]
-    pub image_size: u32,
-    /// Folder datasets: 1 or 3 channels.
-    #[arg(long, default_value_t = 3)]
-    pub channels: u8,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The network, e.g. "S128-64 P:max S64-64" (S<f1>-<f2> skip layer, P:max/P:avg pooling,
     /// F<n> dense layer, D<p> dropout).
     #[arg(long, default_value = "S128-64")]
@@ -121,17 +104,10 @@ impl TrainArgs {
                 )))
             }
         };
+        let (dataset, data) = self.data.resolve(seed)?;
         Ok(TrainRunConfig {
-            dataset: DatasetName::parse(&self.dataset)?,
-            data: DataOptions {
-                data_dir: self.data_dir.clone(),
-                val_fraction: self.val_fraction,
-                seed,
-                subset: self.subset,
-                image_size: self.image_size,
-                channels: self.channels,
-                download: true,
-            },
+            dataset,
+            data,
             arch: Arch::parse(&self.arch)?.to_string(),
             train: TrainConfig {
                 epochs: self.epochs,
@@ -213,6 +189,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let mut epochs = previous;
     if done < cfg.train.epochs {
         let quiet = args.run.quiet;
+        let bars = indicatif::MultiProgress::new();
         let reports = train_classifier(
             &net,
             &vs,
@@ -220,7 +197,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             Some(&data.val),
             &cfg.train,
             done,
-            !quiet,
+            (!quiet).then_some(&bars),
             |r| {
                 if !quiet {
                     eprintln!(
@@ -234,13 +211,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                     r.samples_per_s
                 );
                 }
-                let mut line = serde_json::to_vec(r)?;
-                line.push(b'\n');
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&log_path)
-                    .map_err(|e| Error::io(&log_path, e))?;
-                f.write_all(&line).map_err(|e| Error::io(&log_path, e))?;
+                fsutil::append_jsonl(&log_path, r)?;
                 // checkpoint: weights, then the epoch count (each written atomically)
                 fsutil::replace_atomic(&dir.join("checkpoint.ot"), |tmp| Ok(vs.save(tmp)?))?;
                 fsutil::write_json_atomic(
@@ -259,25 +230,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         "val_acc": val_acc, "test_acc": test_acc, "epochs": cfg.train.epochs,
         "train_samples": data.train.len(), "seed": cfg.train.seed,
     });
-    let info = ModelInfo {
-        format: "TorchScript (traced, eval mode, CPU)".into(),
-        arch: arch.to_string(),
-        input_shape: data.shape,
-        input_range: data.value_range,
-        normalization: if data.value_range == (0.0, 1.0) {
-            "pixel / 255".into()
-        } else {
-            "pixel / 127.5 - 1".into()
-        },
-        outputs: "logits [N, classes] (apply softmax for probabilities)".into(),
-        classes: data.classes.clone(),
-        features_file: None,
-        feature_dim: net.feature_dim,
-        parameters: params,
-        dataset: data.name.clone(),
-        traced_batch: 0,
-        metrics,
-    };
+    let info = ModelInfo::for_classifier(&net, params, &data, metrics);
     export_classifier(&net, &mut vs, &cfg.export, info)?;
     let summary = TrainSummary {
         run_dir: dir.clone(),

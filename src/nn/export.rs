@@ -56,6 +56,36 @@ pub struct ModelInfo {
     pub metrics: serde_json::Value,
 }
 
+impl ModelInfo {
+    /// The description of a classifier trained on `data` (`metrics`: accuracies and settings).
+    pub fn for_classifier(
+        net: &LayerNet,
+        parameters: i64,
+        data: &crate::data::Dataset,
+        metrics: serde_json::Value,
+    ) -> Self {
+        ModelInfo {
+            format: "TorchScript (traced, eval mode, CPU)".into(),
+            arch: net.arch.to_string(),
+            input_shape: data.shape,
+            input_range: data.value_range,
+            normalization: if data.value_range == (0.0, 1.0) {
+                "pixel / 255".into()
+            } else {
+                "pixel / 127.5 - 1".into()
+            },
+            outputs: "logits [N, classes] (apply softmax for probabilities)".into(),
+            classes: data.classes.clone(),
+            features_file: None,
+            feature_dim: net.feature_dim,
+            parameters,
+            dataset: data.name.clone(),
+            traced_batch: 0,
+            metrics,
+        }
+    }
+}
+
 pub fn features_path(model: &Path) -> PathBuf {
     let stem = model
         .file_stem()

@@ -124,7 +124,7 @@ pub fn accuracy(net: &impl ModuleT, split: &Split, bs: usize) -> f64 {
 /// Trains `net` (whose variables are in `vs`) on `train`, reporting validation accuracy on `val`
 /// after every epoch through `on_epoch`. `epochs_done` epochs of `cfg.epochs` have already been
 /// run (a resumed run): epoch numbers, the learning-rate schedule and the seeds continue from
-/// there.
+/// there. With `progress`, a bar over each epoch's batches joins that group of bars.
 pub fn train_classifier(
     net: &impl ModuleT,
     vs: &nn::VarStore,
@@ -132,7 +132,7 @@ pub fn train_classifier(
     val: Option<&Split>,
     cfg: &TrainConfig,
     epochs_done: usize,
-    progress: bool,
+    progress: Option<&indicatif::MultiProgress>,
     mut on_epoch: impl FnMut(&EpochReport) -> Result<()>,
 ) -> Result<Vec<EpochReport>> {
     cfg.validate()?;
@@ -158,8 +158,8 @@ pub fn train_classifier(
     let mut step = steps_per_epoch * epochs_done;
     let mut reports = Vec::new();
     for epoch in epochs_done + 1..=cfg.epochs {
-        let bar = if progress {
-            let b = indicatif::ProgressBar::new(steps_per_epoch as u64);
+        let bar = if let Some(mp) = progress {
+            let b = mp.add(indicatif::ProgressBar::new(steps_per_epoch as u64));
             b.set_style(
                 indicatif::ProgressStyle::with_template(
                     "epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} eta {eta}",
