@@ -95,15 +95,7 @@ impl TrainArgs {
                 )))
             }
         };
-        let schedule = match self.schedule.to_ascii_lowercase().as_str() {
-            "constant" | "none" => Schedule::Constant,
-            "cosine" => Schedule::Cosine,
-            s => {
-                return Err(Error::usage(format!(
-                    "--schedule {s}: expected constant or cosine"
-                )))
-            }
-        };
+        let schedule = Schedule::parse(&self.schedule)?;
         let (dataset, data) = self.data.resolve(seed)?;
         Ok(TrainRunConfig {
             dataset,

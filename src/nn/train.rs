@@ -25,6 +25,18 @@ pub enum Schedule {
     Cosine,
 }
 
+impl Schedule {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "constant" | "none" => Ok(Schedule::Constant),
+            "cosine" => Ok(Schedule::Cosine),
+            other => Err(Error::usage(format!(
+                "--schedule {other}: expected constant or cosine"
+            ))),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub epochs: usize,
