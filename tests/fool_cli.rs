@@ -106,13 +106,15 @@ fn batched_fitness_equals_a_per_image_loop() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let classifier = Classifier::load(&dir.join("models/mnist-cnn.pt"), Device::Cpu).unwrap();
     tch::manual_seed(3);
-    let genomes = Tensor::rand([9, 784], (Kind::Float, Device::Cpu));
-    for binary in [false, true] {
+    for (binary, block) in [(false, 1), (true, 1), (false, 4), (true, 3)] {
+        let n = FoolFitness::pixel_genes([1, 28, 28], block);
+        let genomes = Tensor::rand([9, n as i64], (Kind::Float, Device::Cpu));
         let mut fit = FoolFitness {
             classifier: &classifier,
             generator: None,
             class: 4,
             binary,
+            block,
         };
         let batched = fit.evaluate(&genomes).unwrap();
         for (i, b) in batched.iter().enumerate() {
@@ -120,6 +122,30 @@ fn batched_fitness_equals_a_per_image_loop() {
             assert!((one - b).abs() < 1e-4, "image {i}: {one} vs {b}");
         }
     }
+}
+
+#[test]
+fn pixel_blocks_are_squares_of_equal_pixels() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let classifier = Classifier::load(&dir.join("models/mnist-cnn.pt"), Device::Cpu).unwrap();
+    assert_eq!(FoolFitness::pixel_genes([1, 28, 28], 4), 49);
+    assert_eq!(FoolFitness::pixel_genes([1, 28, 28], 3), 100);
+    let fit = FoolFitness {
+        classifier: &classifier,
+        generator: None,
+        class: 0,
+        binary: false,
+        block: 4,
+    };
+    let genes = Tensor::arange(49, (Kind::Float, Device::Cpu)).view([1, 49]) / 49.0;
+    let img = fit.images(&genes).unwrap();
+    assert_eq!(img.size(), vec![1, 1, 28, 28]);
+    let px = |y: i64, x: i64| img.double_value(&[0, 0, y, x]);
+    // gene 8 = block row 1, column 1: pixels 4..8 x 4..8
+    for (y, x) in [(4, 4), (7, 7), (4, 7)] {
+        assert!((px(y, x) - 8.0 / 49.0).abs() < 1e-6);
+    }
+    assert!((px(8, 8) - 16.0 / 49.0).abs() < 1e-6);
 }
 
 #[test]
@@ -153,6 +179,7 @@ fn latent_space_goes_through_a_generator() {
         generator: Some(&g),
         class: 0,
         binary: false,
+        block: 1,
     };
     let imgs = fit
         .images(&Tensor::zeros([3, 8], (Kind::Float, Device::Cpu)))
