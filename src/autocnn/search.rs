@@ -10,6 +10,7 @@ use super::genome::{self, GenomeSpace};
 use crate::data::{load_dataset, DataArgs, DataOptions, Dataset, DatasetName};
 use crate::device::{device_name, parse_device};
 use crate::error::{Error, Result};
+use crate::fsutil;
 use crate::ga::selection::{argbest, Selection};
 use crate::ga::GaRng;
 use crate::nn::arch::Arch;
@@ -18,7 +19,6 @@ use crate::nn::model::{parameter_count, LayerNet};
 use crate::nn::train::{accuracy, train_classifier, Optimizer, Schedule, TrainConfig};
 use crate::plot::{line_plot, Panel, Series};
 use crate::runutil::{self, RunArgs};
-use crate::{fsutil, Result as R};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -279,6 +279,11 @@ struct Individual {
     fitness: Option<f64>,
 }
 
+/// Fitness of each individual; NaN (ranked last) where it is not known.
+fn fitness_of(list: &[Individual]) -> Vec<f64> {
+    list.iter().map(|p| p.fitness.unwrap_or(f64::NAN)).collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Phase {
@@ -518,12 +523,7 @@ impl Search {
     }
 
     fn generation_record(&mut self) -> Result<()> {
-        let fit: Vec<f64> = self
-            .state
-            .population
-            .iter()
-            .map(|p| p.fitness.unwrap_or(f64::NAN))
-            .collect();
+        let fit = fitness_of(&self.state.population);
         let b = argbest(&fit);
         let mean = fit.iter().sum::<f64>() / fit.len() as f64;
         let record = json!({
@@ -546,18 +546,13 @@ impl Search {
             .drain(..)
             .chain(self.state.offspring.drain(..))
             .collect();
-        let fit: Vec<f64> = all.iter().map(|p| p.fitness.unwrap_or(f64::NAN)).collect();
+        let fit = fitness_of(&all);
         let chosen = environmental_selection(&fit, self.cfg.population, &mut self.state.rng);
         self.state.population = chosen.into_iter().map(|i| all[i].clone()).collect();
     }
 
     fn breed(&mut self) {
-        let fit: Vec<f64> = self
-            .state
-            .population
-            .iter()
-            .map(|p| p.fitness.unwrap_or(f64::NAN))
-            .collect();
+        let fit = fitness_of(&self.state.population);
         let genomes: Vec<Arch> = self
             .state
             .population
@@ -1171,7 +1166,7 @@ pub struct ExportArgs {
 }
 
 /// `auto-cnn export`: exports the best network of a search.
-pub fn export_best(args: &ExportArgs) -> R<BestModel> {
+pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
     let dir = &args.run_dir;
     runutil::check_resume_dir(dir, &["config.json", "checkpoint.json"])?;
     let mut cfg: SearchConfig = fsutil::read_json(&dir.join("config.json"))?;
