@@ -232,9 +232,10 @@ pub struct FoolArgs {
     /// A TorchScript generator z -> image (with its .json), for --space latent.
     #[arg(long)]
     pub generator: Option<PathBuf>,
-    /// Initial genomes.
-    #[arg(long, value_enum, default_value = "black")]
-    pub init: Init,
+    /// Initial genomes [default: black for pixels; uniform for latents, i.e. draws from the
+    /// generator's N(0, 1) prior: a zero latent is an atypical input that stalls some classes].
+    #[arg(long, value_enum)]
+    pub init: Option<Init>,
     /// Black-and-white images: pixels are thresholded at 0.5.
     #[arg(long)]
     pub binary: bool,
@@ -398,7 +399,10 @@ impl FoolArgs {
             classes,
             space: self.space,
             generator: self.generator.clone(),
-            init: self.init,
+            init: self.init.unwrap_or(match self.space {
+                Space::Pixels => Init::Black,
+                Space::Latent => Init::Uniform,
+            }),
             binary: self.binary,
             pixel_block: self.pixel_block,
             ga,
