@@ -1,6 +1,7 @@
 //! The `neuroevo` command line: parses arguments and dispatches to the library.
 use clap::{Parser, Subcommand};
 use neuroevo::fool::{run_fool, FoolArgs};
+use neuroevo::gan::{run_gan, GanArgs};
 use neuroevo::gari::{run_gari, GariArgs};
 use neuroevo::trainjob::{run_train, TrainArgs};
 
@@ -23,6 +24,9 @@ enum Command {
     Train(TrainArgs),
     /// Evolve images a classifier assigns to a class with high confidence, and ask a judge classifier.
     Fool(FoolArgs),
+    /// Train GANs with genetic algorithms: evolved MLP generator weights (--mode weights) or
+    /// populations of DCGANs (--mode dcgan); FID, sample grids, TorchScript generator.
+    Gan(GanArgs),
 }
 
 fn main() {
@@ -67,6 +71,17 @@ fn main() {
                 );
             }
             println!("{:.1} s; wrote {}/grid.png, class-*.png, confidence.png, log.jsonl, result.json", s.seconds, s.run_dir.display());
+        }),
+        Command::Gan(args) => run_gan(args).map(|s| {
+            println!(
+                "gan: {:?} mode, {} generations, {} epochs, {:.1} s training ({:.1} s wall); FID {:.2} (best {:.2}) on {} ({} samples)",
+                s.mode, s.generations, s.epochs, s.train_s, s.wall_s, s.final_fid, s.best_fid,
+                s.fid_extractor.display(), s.fid_samples
+            );
+            println!(
+                "wrote {0}/best-generator.pt (+ .json), samples/, scores.png, losses.png, fid.png, log.jsonl, checkpoint.*, result.json",
+                s.run_dir.display()
+            );
         }),
     };
     if let Err(e) = result {

@@ -60,8 +60,7 @@ pub fn breed_genomes(genomes: &Tensor, plans: &[ChildPlan]) -> Result<Tensor> {
     let n = n_genes as i64;
     let c = plans.len() as i64;
     let idx = |f: fn(&ChildPlan) -> usize| {
-        Tensor::from_slice(&plans.iter().map(|p| f(p) as i64).collect::<Vec<_>>())
-            .to_device(dev)
+        Tensor::from_slice(&plans.iter().map(|p| f(p) as i64).collect::<Vec<_>>()).to_device(dev)
     };
     let first = genomes.f_index_select(0, &idx(|p| p.parents.0))?;
     let second = genomes.f_index_select(0, &idx(|p| p.parents.1))?;
@@ -163,7 +162,6 @@ pub fn breed_genomes(genomes: &Tensor, plans: &[ChildPlan]) -> Result<Tensor> {
     }
     Ok(children)
 }
-
 
 impl<F: TensorFitness> Population for TensorPopulation<F> {
     fn len(&self) -> usize {
