@@ -306,9 +306,10 @@ pub struct GanArgs {
     /// Images per gradient step.
     #[arg(long, default_value_t = 64)]
     pub batch_size: i64,
-    /// Fakes per generator (and real images) in each fitness evaluation.
-    #[arg(long, default_value_t = 32)]
-    pub eval_batch: i64,
+    /// Fakes per generator (and real images) in each fitness evaluation (default 16 in
+    /// weights mode, 32 in dcgan mode).
+    #[arg(long)]
+    pub eval_batch: Option<i64>,
     #[arg(long, default_value_t = 2e-4)]
     pub lr: f64,
     #[arg(long, default_value_t = 0.5)]
@@ -407,6 +408,8 @@ impl GanArgs {
                 self.channels
             )));
         }
+        // a missing extractor is a mistake to report before the run directory is made
+        fid::FidExtractor::load(&self.fid_model, Device::Cpu)?;
         let seed = runutil::seed_or_random(self.run.seed);
         let data = DataOptions {
             data_dir: self.data_dir.clone(),
@@ -436,9 +439,12 @@ impl GanArgs {
                 "--no-evolution: in weights mode nothing else trains the generators",
             ));
         }
+        let eval_batch = self
+            .eval_batch
+            .unwrap_or(if weights_mode { 16 } else { 32 });
         for (name, v) in [
             ("--batch-size", self.batch_size),
-            ("--eval-batch", self.eval_batch),
+            ("--eval-batch", eval_batch),
         ] {
             if v < 2 {
                 return Err(Error::usage(format!("{name} {v}: must be at least 2")));
@@ -571,7 +577,7 @@ impl GanArgs {
                 d_population,
             }),
             batch_size: self.batch_size,
-            eval_batch: self.eval_batch,
+            eval_batch,
             lr: self.lr,
             beta1: self.beta1,
             stop,
