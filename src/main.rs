@@ -74,8 +74,8 @@ fn main() {
         }),
         Command::Gan(args) => run_gan(args).map(|s| {
             println!(
-                "gan: {:?} mode, {} generations, {} epochs, {:.1} s training ({:.1} s wall); FID {:.2} (best {:.2}) on {} ({} samples)",
-                s.mode, s.generations, s.epochs, s.train_s, s.wall_s, s.final_fid, s.best_fid,
+                "gan: {:?} mode, {} generations, {} epochs, {:.1} s training ({:.1} CPU s; {:.1} s wall in all); FID {:.2} (best {:.2}) on {} ({} samples)",
+                s.mode, s.generations, s.epochs, s.train_s, s.train_cpu_s, s.wall_s, s.final_fid, s.best_fid,
                 s.fid_extractor.display(), s.fid_samples
             );
             println!(
