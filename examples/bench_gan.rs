@@ -60,19 +60,19 @@ fn main() {
     // weights mode: MLP 100-100-784 generators (bmm) + the conv discriminator on all fakes
     let gl = weights::generator_layout(100, &[100], 784);
     let g = weights::init_generators(&gl, p, device);
-    let dl = weights::d_layout([1, 28, 28], 64);
+    let dl = weights::d_layout([1, 28, 28], 64, false);
     let d = weights::init_discriminator(&dl, device);
     let z = Tensor::randn([b, 100], (Kind::Float, device));
     let batched = time(reps, device, || {
         let x = weights::g_forward_batched(&gl, &g, &z).reshape([-1, 1, 28, 28]);
-        weights::d_forward(&dl, &d, &x, false).view([p, b])
+        weights::d_forward(&dl, &d, &x, false, b).view([p, b])
     });
     let looped = time(reps, device, || {
         let outs: Vec<Tensor> = (0..p)
             .map(|i| {
                 let x =
                     weights::g_forward_one(&gl, &g.narrow(0, i, 1), &z).reshape([-1, 1, 28, 28]);
-                weights::d_forward(&dl, &d, &x, false)
+                weights::d_forward(&dl, &d, &x, false, b)
             })
             .collect();
         Tensor::stack(&outs, 0)

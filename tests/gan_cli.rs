@@ -302,3 +302,61 @@ fn user_mistakes_exit_with_code_2() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn folder_dataset_rgb_at_32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faces = tmp.path().join("faces");
+    std::fs::create_dir_all(&faces).unwrap();
+    for i in 0..40u32 {
+        let img = image::RgbImage::from_fn(40, 40, |x, y| {
+            image::Rgb([(x * 6 + i) as u8, (y * 6) as u8, ((x + y + i) * 3) as u8])
+        });
+        img.save(faces.join(format!("{i:03}.png"))).unwrap();
+    }
+    let out = tmp.path().join("g");
+    let o = bin()
+        .args([
+            "gan", "-q", "--device", "cpu", "--seed", "1", "--mode", "dcgan",
+        ])
+        .args([
+            "--dataset",
+            &format!("folder:{}", faces.display()),
+            "--image-size",
+            "32",
+        ])
+        .args([
+            "--width",
+            "4",
+            "--population",
+            "2",
+            "--batch-size",
+            "8",
+            "--eval-batch",
+            "8",
+        ])
+        .args([
+            "--generations",
+            "2",
+            "--fid-samples",
+            "20",
+            "--fid-model",
+            &fid_model(),
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best-generator.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["output_shape"], serde_json::json!([3, 32, 32]));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert!(r["final_fid"].as_f64().is_some_and(f64::is_finite));
+    let grid = image::open(out.join("samples/final.png")).unwrap();
+    assert!(matches!(
+        grid.color(),
+        image::ColorType::Rgb8 | image::ColorType::Rgba8
+    ));
+}

@@ -339,6 +339,10 @@ pub struct GanArgs {
     /// weights: train the discriminator every this many generations.
     #[arg(long, default_value_t = 1)]
     pub d_every: u64,
+    /// weights: give the discriminator the minibatch standard deviation of each generator's
+    /// fakes, so that generators whose images ignore z rank low.
+    #[arg(long)]
+    pub minibatch_std: bool,
     /// Images per gradient step.
     #[arg(long, default_value_t = 64)]
     pub batch_size: i64,
@@ -616,6 +620,7 @@ impl GanArgs {
                 d_steps: self.d_steps,
                 d_every: self.d_every,
                 d_channels: 64,
+                minibatch_std: self.minibatch_std,
             }),
             dcgan: (!weights_mode).then(|| dcgan::DcganConfig {
                 latent_dim: self.latent_dim.unwrap_or(128),

@@ -43,6 +43,9 @@ pub struct WeightsConfig {
     /// Train the discriminator every this many generations.
     pub d_every: u64,
     pub d_channels: i64,
+    /// The discriminator sees each generator's minibatch standard deviation.
+    #[serde(default)]
+    pub minibatch_std: bool,
 }
 
 /// Layout of a generator MLP `[latent, hidden.., out]`: `w{l}` `[in, out]`, `b{l}` `[out]`.
@@ -95,11 +98,12 @@ pub fn g_forward_loop(l: &Layout, g: &Tensor, z: &Tensor) -> Tensor {
     Tensor::stack(&outs, 0)
 }
 
-/// The discriminator's layout for `[C, H, W]` images and `ch` channels.
-pub fn d_layout(shape: [i64; 3], ch: i64) -> Layout {
+/// The discriminator's layout for `[C, H, W]` images and `ch` channels; with `mbstd`, the
+/// linear layer reads one more feature, the minibatch standard deviation.
+pub fn d_layout(shape: [i64; 3], ch: i64, mbstd: bool) -> Layout {
     let [c, h, w] = shape;
     let down = |s: i64| (s - 1) / 2 + 1;
-    let feat = ch * down(down(h)) * down(down(w));
+    let feat = ch * down(down(h)) * down(down(w)) + mbstd as i64;
     Layout::new(vec![
         ("c1w".into(), vec![ch, c, 3, 3]),
         ("c1b".into(), vec![ch]),
@@ -110,14 +114,28 @@ pub fn d_layout(shape: [i64; 3], ch: i64) -> Layout {
     ])
 }
 
-/// Discriminator logits `[B]` of images `[B, C, H, W]` in [0, 1].
-pub fn d_forward(l: &Layout, d: &Tensor, x: &Tensor, train: bool) -> Tensor {
+/// Discriminator logits `[B]` of images `[B, C, H, W]` in [0, 1]. With the minibatch-stddev
+/// feature (ProGAN's), consecutive groups of `group` images (one generator's fakes) get the mean
+/// over features of their standard deviation across the group as one more input, so a
+/// generator whose images do not vary with z (mode collapse) is told apart.
+pub fn d_forward(l: &Layout, d: &Tensor, x: &Tensor, train: bool, group: i64) -> Tensor {
     let p = |n: &str| l.get(d, n).squeeze_dim(0);
     let x = x.conv2d(&p("c1w"), Some(p("c1b")), [2, 2], [1, 1], [1, 1], 1);
     let x = super::func::leaky_relu(&x, 0.2).dropout(0.4, train);
     let x = x.conv2d(&p("c2w"), Some(p("c2b")), [2, 2], [1, 1], [1, 1], 1);
     let x = super::func::leaky_relu(&x, 0.2).dropout(0.4, train);
-    (x.flatten(1, -1).matmul(&p("lw")) + p("lb")).view([-1])
+    let mut f = x.flatten(1, -1);
+    let lw = p("lw");
+    if lw.size()[0] == f.size()[1] + 1 {
+        let (n, k) = (f.size()[0], f.size()[1]);
+        let g = group.clamp(1, n);
+        let sd = (f.view([n / g, g, k]).var_dim(1, false, false) + 1e-8)
+            .sqrt()
+            .mean_dim(1, true, Kind::Float); // [n/g, 1]
+        let sd = sd.unsqueeze(1).expand([n / g, g, 1], false).reshape([n, 1]);
+        f = Tensor::cat(&[f, sd], 1);
+    }
+    (f.matmul(&lw) + p("lb")).view([-1])
 }
 
 /// `[P, N]` weights: Glorot-uniform matrices (Keras' default, as in the notebook), zero biases.
@@ -191,7 +209,7 @@ impl WeightsModel {
     ) -> Self {
         let out = shape.iter().product();
         let gl = generator_layout(cfg.latent_dim, &cfg.hidden, out);
-        let dl = d_layout(shape, cfg.d_channels);
+        let dl = d_layout(shape, cfg.d_channels, cfg.minibatch_std);
         let genomes = init_generators(&gl, population, device);
         let d = init_discriminator(&dl, device);
         let d_adam = Adam::new(&d, lr, beta1);
@@ -231,9 +249,9 @@ impl GanModel for WeightsModel {
             let _g = tch::no_grad_guard();
             let z = Tensor::randn([be, self.cfg.latent_dim], (Kind::Float, dev));
             let fakes = self.images(&g_forward_batched(&self.gl, &self.genomes, &z));
-            let logits = d_forward(&self.dl, &self.d, &fakes, false).view([p, be]);
+            let logits = d_forward(&self.dl, &self.d, &fakes, false, be).view([p, be]);
             let real = data.next(be, rng);
-            let real_logits = d_forward(&self.dl, &self.d, &real, false);
+            let real_logits = d_forward(&self.dl, &self.d, &real, false, be);
             (fakes, logits, real_logits)
         };
         let fit_t = match self.cfg.fitness {
@@ -255,13 +273,26 @@ impl GanModel for WeightsModel {
         // discriminator steps: real batch against a random batch of this generation's fakes
         if self.cfg.d_every > 0 && generation % self.cfg.d_every == 0 {
             for _ in 0..self.cfg.d_steps {
-                let real = data.next(self.batch, rng);
-                let n = fake_imgs.size()[0];
-                let idx = Tensor::randperm(n, (Kind::Int64, dev)).narrow(0, 0, self.batch.min(n));
-                let fake = fake_imgs.index_select(0, &idx);
+                let (real, fake) = if self.cfg.minibatch_std {
+                    // all the fakes of batch/eval_batch random generators (whole groups)
+                    let k = (self.batch / be).clamp(1, p);
+                    let who = Tensor::randperm(p, (Kind::Int64, dev)).narrow(0, 0, k);
+                    let [c, h, w] = self.shape;
+                    let fake = fake_imgs
+                        .view([p, be, c, h, w])
+                        .index_select(0, &who)
+                        .reshape([-1, c, h, w]);
+                    (data.next(k * be, rng), fake)
+                } else {
+                    // a random batch of this generation's fakes
+                    let n = fake_imgs.size()[0];
+                    let idx =
+                        Tensor::randperm(n, (Kind::Int64, dev)).narrow(0, 0, self.batch.min(n));
+                    (data.next(self.batch, rng), fake_imgs.index_select(0, &idx))
+                };
                 let d = leaf(&self.d);
-                let loss = bce_cols(&d_forward(&self.dl, &d, &real, true).view([-1, 1]), 1.0)
-                    + bce_cols(&d_forward(&self.dl, &d, &fake, true).view([-1, 1]), 0.0);
+                let loss = bce_cols(&d_forward(&self.dl, &d, &real, true, be).view([-1, 1]), 1.0)
+                    + bce_cols(&d_forward(&self.dl, &d, &fake, true, be).view([-1, 1]), 0.0);
                 loss.sum(Kind::Float).backward();
                 self.d = self.d_adam.step(&d, &d.grad());
             }
@@ -337,9 +368,25 @@ mod tests {
 
     #[test]
     fn discriminator_shapes() {
-        let l = d_layout([1, 28, 28], 8);
+        let l = d_layout([1, 28, 28], 8, false);
         let d = init_discriminator(&l, Device::Cpu);
         let x = Tensor::rand([3, 1, 28, 28], (Kind::Float, Device::Cpu));
-        assert_eq!(d_forward(&l, &d, &x, false).size(), vec![3]);
+        assert_eq!(d_forward(&l, &d, &x, false, 3).size(), vec![3]);
+        // minibatch stddev: a group of identical images differs from a varied one
+        let l = d_layout([1, 28, 28], 8, true);
+        let d = init_discriminator(&l, Device::Cpu);
+        let same = x.narrow(0, 0, 1).repeat([3, 1, 1, 1]);
+        let both = Tensor::cat(&[&x, &same], 0);
+        let a = d_forward(&l, &d, &both, false, 3);
+        let b = Tensor::cat(
+            &[
+                d_forward(&l, &d, &x, false, 3),
+                d_forward(&l, &d, &same, false, 3),
+            ],
+            0,
+        );
+        assert!(a.allclose(&b, 1e-5, 1e-6, false), "groups are independent");
+        let one = d_forward(&l, &d, &x.narrow(0, 0, 1), false, 1);
+        assert!((a.double_value(&[3]) - one.double_value(&[0])).abs() < 1e-4);
     }
 }
