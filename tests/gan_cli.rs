@@ -167,6 +167,8 @@ fn dcgan_mode_population_and_baseline() {
             "3",
             "--d-population",
             "2",
+            "--crossover",
+            "per-tensor",
             "--grad-steps",
             "2",
             "--batch-size",

@@ -312,8 +312,8 @@ pub struct GanArgs {
     /// the notebook) or 1 (dcgan mode).
     #[arg(long)]
     pub elitism: Option<usize>,
-    /// single-point, two-point, uniform, per-tensor (dcgan) or none (default: single-point in
-    /// weights mode, per-tensor in dcgan mode).
+    /// single-point, two-point, uniform, per-tensor (dcgan: each parameter tensor from either
+    /// parent) or none (default: single-point in weights mode, none in dcgan mode).
     #[arg(long)]
     pub crossover: Option<String>,
     #[arg(long, default_value_t = 1.0)]
@@ -510,7 +510,8 @@ impl GanArgs {
             if weights_mode {
                 "single-point"
             } else {
-                "per-tensor"
+                // measured: crossing networks that were trained apart breaks them (README)
+                "none"
             }
             .into()
         });
@@ -543,7 +544,7 @@ impl GanArgs {
             } else {
                 Mutation::Gaussian {
                     genes: GeneCount::Probability(0.05),
-                    sigma: 0.01,
+                    sigma: 0.001,
                     low: -10.0,
                     high: 10.0,
                 }
