@@ -535,11 +535,12 @@ impl GanArgs {
             crossover,
             crossover_prob: self.crossover_prob,
             mutation: if weights_mode {
-                Mutation::Gaussian {
+                // replacement keeps the weights' distribution where Gaussian steps random-walk
+                // away from it (measured: README)
+                Mutation::Replace {
                     genes: GeneCount::Probability(0.01),
-                    sigma: 0.5,
-                    low: -10.0,
-                    high: 10.0,
+                    low: -0.1,
+                    high: 0.1,
                 }
             } else {
                 Mutation::Gaussian {
