@@ -10,6 +10,7 @@ pub mod error;
 pub mod fool;
 pub mod fsutil;
 pub mod ga;
+pub mod gan;
 pub mod gari;
 pub mod imageio;
 pub mod nn;

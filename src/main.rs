@@ -2,6 +2,7 @@
 use clap::{Parser, Subcommand};
 use neuroevo::autocnn::{run_command, AutoCnnCommand};
 use neuroevo::fool::{run_fool, FoolArgs};
+use neuroevo::gan::{run_gan, GanArgs};
 use neuroevo::gari::{run_gari, GariArgs};
 use neuroevo::trainjob::{run_train, TrainArgs};
 
@@ -27,6 +28,9 @@ enum Command {
     /// Search CNN architectures with a genetic algorithm (AutoCNN); same as the auto-cnn binary.
     #[command(name = "auto-cnn", subcommand)]
     AutoCnn(AutoCnnCommand),
+    /// Train GANs with genetic algorithms: evolved MLP generator weights (--mode weights) or
+    /// populations of DCGANs (--mode dcgan); FID, sample grids, TorchScript generator.
+    Gan(GanArgs),
 }
 
 fn main() {
@@ -73,6 +77,17 @@ fn main() {
             println!("{:.1} s; wrote {}/grid.png, class-*.png, confidence.png, log.jsonl, result.json", s.seconds, s.run_dir.display());
         }),
         Command::AutoCnn(cmd) => run_command(cmd),
+        Command::Gan(args) => run_gan(args).map(|s| {
+            println!(
+                "gan: {:?} mode, {} generations, {} epochs, {:.1} s training ({:.1} CPU s; {:.1} s wall in all); FID {:.2} (best {:.2}) on {} ({} samples)",
+                s.mode, s.generations, s.epochs, s.train_s, s.train_cpu_s, s.wall_s, s.final_fid, s.best_fid,
+                s.fid_extractor.display(), s.fid_samples
+            );
+            println!(
+                "wrote {0}/best-generator.pt (+ .json), samples/, scores.png, losses.png, fid.png, log.jsonl, checkpoint.*, result.json",
+                s.run_dir.display()
+            );
+        }),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

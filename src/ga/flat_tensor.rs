@@ -23,7 +23,6 @@ pub struct TensorPopulation<F: TensorFitness> {
     /// `[P, N]` f32
     genomes: Tensor,
     fitness: Vec<f64>,
-    positions: Tensor,
 }
 
 impl<F: TensorFitness> TensorPopulation<F> {
@@ -33,14 +32,12 @@ impl<F: TensorFitness> TensorPopulation<F> {
             .view([p as i64, n as i64])
             .to_device(device);
         let fitness = fit.evaluate(&genomes)?;
-        let positions = Tensor::arange(n as i64, (Kind::Int64, device));
         Ok(TensorPopulation {
             fit,
             ops,
             n,
             genomes,
             fitness,
-            positions,
         })
     }
 
@@ -50,113 +47,120 @@ impl<F: TensorFitness> TensorPopulation<F> {
 
     /// Builds the children of `plans` as a `[C, N]` tensor.
     pub fn breed(&self, plans: &[ChildPlan]) -> Result<Tensor> {
-        let dev = self.genomes.device();
-        let n = self.n as i64;
-        let c = plans.len() as i64;
-        let idx = |f: fn(&ChildPlan) -> usize| {
-            Tensor::from_slice(&plans.iter().map(|p| f(p) as i64).collect::<Vec<_>>())
-                .to_device(dev)
-        };
-        let first = self.genomes.f_index_select(0, &idx(|p| p.parents.0))?;
-        let second = self.genomes.f_index_select(0, &idx(|p| p.parents.1))?;
-        let any_mask = plans
-            .iter()
-            .any(|p| matches!(p.crossover, CrossoverPlan::Mask(_)));
-        let all_copy = plans.iter().all(|p| p.crossover == CrossoverPlan::Copy);
-        let mut children = if all_copy {
-            first
-        } else if any_mask {
-            let mut m = vec![0u8; plans.len() * self.n];
-            for (r, p) in plans.iter().enumerate() {
-                for (i, slot) in m[r * self.n..(r + 1) * self.n].iter_mut().enumerate() {
-                    *slot = p.crossover.from_second(i) as u8;
-                }
-            }
-            let mask = Tensor::from_slice(&m)
-                .view([c, n])
-                .to_device(dev)
-                .to_kind(Kind::Bool);
-            second.f_where_self(&mask, &first)?
-        } else {
-            // cut points padded with N (a cut at N switches nothing)
-            let width = plans
-                .iter()
-                .map(|p| {
-                    if let CrossoverPlan::Cuts(v) = &p.crossover {
-                        v.len()
-                    } else {
-                        0
-                    }
-                })
-                .max()
-                .unwrap_or(0)
-                .max(1);
-            let mut cuts = vec![n; plans.len() * width];
-            for (r, p) in plans.iter().enumerate() {
-                if let CrossoverPlan::Cuts(v) = &p.crossover {
-                    for (k, &x) in v.iter().enumerate() {
-                        cuts[r * width + k] = x as i64;
-                    }
-                }
-            }
-            // gene i comes from parent 2 when an odd number of cuts are <= i
-            let cuts = Tensor::from_slice(&cuts)
-                .view([c, width as i64])
-                .to_device(dev);
-            let pos = self.positions.view([1, n]);
-            let mut mask = pos.f_ge_tensor(&cuts.narrow(1, 0, 1))?;
-            for k in 1..width as i64 {
-                mask = mask.f_logical_xor(&pos.f_ge_tensor(&cuts.narrow(1, k, 1))?)?;
-            }
-            second.f_where_self(&mask, &first)?
-        };
-        // mutation, all children at once on the flattened brood
-        let mut set_idx = Vec::new();
-        let mut set_val = Vec::new();
-        let mut add_idx = Vec::new();
-        let mut add_val = Vec::new();
-        let mut bounds = None;
-        for (r, p) in plans.iter().enumerate() {
-            let base = (r * self.n) as i64;
-            match &p.mutation {
-                MutationPlan::None => {}
-                MutationPlan::Set(ch) => {
-                    for &(i, v) in ch {
-                        set_idx.push(base + i as i64);
-                        set_val.push(v);
-                    }
-                }
-                MutationPlan::Add { changes, low, high } => {
-                    bounds = Some((*low, *high));
-                    for &(i, v) in changes {
-                        add_idx.push(base + i as i64);
-                        add_val.push(v);
-                    }
-                }
-            }
-        }
-        if !set_idx.is_empty() || !add_idx.is_empty() {
-            let flat = children.view([-1]);
-            if !set_idx.is_empty() {
-                let i = Tensor::from_slice(&set_idx).to_device(dev);
-                let v = Tensor::from_slice(&set_val).to_device(dev);
-                let mut flat = flat.shallow_clone();
-                let _ = flat.f_index_put_(&[Some(i)], &v, false)?;
-            }
-            if let Some((low, high)) = bounds {
-                let i = Tensor::from_slice(&add_idx).to_device(dev);
-                let d = Tensor::from_slice(&add_val).to_device(dev);
-                let v = flat
-                    .f_index_select(0, &i)?
-                    .f_add(&d)?
-                    .f_clamp(low as f64, high as f64)?;
-                let mut flat = flat.shallow_clone();
-                let _ = flat.f_index_put_(&[Some(i)], &v, false)?;
-            }
-            children = flat.view([c, n]);
-        }
-        Ok(children)
+        breed_genomes(&self.genomes, plans)
     }
+}
+
+/// Builds the children of `plans` from the rows of `genomes` (`[P, N]` f32) as a `[C, N]`
+/// tensor: the tensor backend's application of crossover and mutation plans, for any holder of
+/// a genome tensor (a [`TensorPopulation`], the GAN populations).
+pub fn breed_genomes(genomes: &Tensor, plans: &[ChildPlan]) -> Result<Tensor> {
+    let dev = genomes.device();
+    let n_genes = genomes.size()[1] as usize;
+    let n = n_genes as i64;
+    let c = plans.len() as i64;
+    let idx = |f: fn(&ChildPlan) -> usize| {
+        Tensor::from_slice(&plans.iter().map(|p| f(p) as i64).collect::<Vec<_>>()).to_device(dev)
+    };
+    let first = genomes.f_index_select(0, &idx(|p| p.parents.0))?;
+    let second = genomes.f_index_select(0, &idx(|p| p.parents.1))?;
+    let any_mask = plans
+        .iter()
+        .any(|p| matches!(p.crossover, CrossoverPlan::Mask(_)));
+    let all_copy = plans.iter().all(|p| p.crossover == CrossoverPlan::Copy);
+    let mut children = if all_copy {
+        first
+    } else if any_mask {
+        let mut m = vec![0u8; plans.len() * n_genes];
+        for (r, p) in plans.iter().enumerate() {
+            for (i, slot) in m[r * n_genes..(r + 1) * n_genes].iter_mut().enumerate() {
+                *slot = p.crossover.from_second(i) as u8;
+            }
+        }
+        let mask = Tensor::from_slice(&m)
+            .view([c, n])
+            .to_device(dev)
+            .to_kind(Kind::Bool);
+        second.f_where_self(&mask, &first)?
+    } else {
+        // cut points padded with N (a cut at N switches nothing)
+        let width = plans
+            .iter()
+            .map(|p| {
+                if let CrossoverPlan::Cuts(v) = &p.crossover {
+                    v.len()
+                } else {
+                    0
+                }
+            })
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut cuts = vec![n; plans.len() * width];
+        for (r, p) in plans.iter().enumerate() {
+            if let CrossoverPlan::Cuts(v) = &p.crossover {
+                for (k, &x) in v.iter().enumerate() {
+                    cuts[r * width + k] = x as i64;
+                }
+            }
+        }
+        // gene i comes from parent 2 when an odd number of cuts are <= i
+        let cuts = Tensor::from_slice(&cuts)
+            .view([c, width as i64])
+            .to_device(dev);
+        let pos = Tensor::arange(n, (Kind::Int64, dev)).view([1, n]);
+        let mut mask = pos.f_ge_tensor(&cuts.narrow(1, 0, 1))?;
+        for k in 1..width as i64 {
+            mask = mask.f_logical_xor(&pos.f_ge_tensor(&cuts.narrow(1, k, 1))?)?;
+        }
+        second.f_where_self(&mask, &first)?
+    };
+    // mutation, all children at once on the flattened brood
+    let mut set_idx = Vec::new();
+    let mut set_val = Vec::new();
+    let mut add_idx = Vec::new();
+    let mut add_val = Vec::new();
+    let mut bounds = None;
+    for (r, p) in plans.iter().enumerate() {
+        let base = (r * n_genes) as i64;
+        match &p.mutation {
+            MutationPlan::None => {}
+            MutationPlan::Set(ch) => {
+                for &(i, v) in ch {
+                    set_idx.push(base + i as i64);
+                    set_val.push(v);
+                }
+            }
+            MutationPlan::Add { changes, low, high } => {
+                bounds = Some((*low, *high));
+                for &(i, v) in changes {
+                    add_idx.push(base + i as i64);
+                    add_val.push(v);
+                }
+            }
+        }
+    }
+    if !set_idx.is_empty() || !add_idx.is_empty() {
+        let flat = children.view([-1]);
+        if !set_idx.is_empty() {
+            let i = Tensor::from_slice(&set_idx).to_device(dev);
+            let v = Tensor::from_slice(&set_val).to_device(dev);
+            let mut flat = flat.shallow_clone();
+            let _ = flat.f_index_put_(&[Some(i)], &v, false)?;
+        }
+        if let Some((low, high)) = bounds {
+            let i = Tensor::from_slice(&add_idx).to_device(dev);
+            let d = Tensor::from_slice(&add_val).to_device(dev);
+            let v = flat
+                .f_index_select(0, &i)?
+                .f_add(&d)?
+                .f_clamp(low as f64, high as f64)?;
+            let mut flat = flat.shallow_clone();
+            let _ = flat.f_index_put_(&[Some(i)], &v, false)?;
+        }
+        children = flat.view([c, n]);
+    }
+    Ok(children)
 }
 
 impl<F: TensorFitness> Population for TensorPopulation<F> {

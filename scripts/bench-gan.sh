@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Batched population evaluation (stacked weights: bmm, grouped convolutions with groups = P)
+# against the per-individual reference loop, for the weights and dcgan modes of `neuroevo gan`.
+# Prints median milliseconds per evaluation of the whole population, the speed-up, and whether
+# both give the same outputs.
+#
+#   scripts/bench-gan.sh                    # P = 32, 16 fakes each, CPU (and CUDA when present)
+#   P=8 B=32 scripts/bench-gan.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --example bench_gan
+BIN=target/release/examples/bench_gan
+export P=${P:-32} B=${B:-16} WIDTH=${WIDTH:-32} REPS=${REPS:-5}
+echo "machine: $(nproc) cores, $(uname -m)"
+DEVICE=cpu "$BIN"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  DEVICE=cuda "$BIN"
+fi

@@ -1,0 +1,498 @@
+//! `--mode dcgan`: the GA-GAN thesis. A population of DCGAN generators and one of
+//! discriminators, all held as stacked flat weight vectors and run together with grouped
+//! (transposed) convolutions, `groups = P`. One generation: every individual takes
+//! `--grad-steps K` Adam steps against a random partner from the other population (K = 0: a
+//! pure GA), then every generator meets every discriminator in one batched evaluation:
+//! generator fitness = mean D(G(z)) over the discriminators, discriminator fitness = its
+//! accuracy on real vs fake. Then selection, crossover (per tensor or uniform) and Gaussian
+//! mutation of the weight vectors, with elitism, for both populations.
+//! `--population 1 --no-evolution` is the plain gradient DCGAN on the same code path.
+use super::func::{bce_cols, gbn, gbn_fixed, gconv, gconv_t, leaf, leaky_relu, Adam, Layout};
+use super::{Evolver, GanModel, GenStats, RealStream};
+use crate::error::{Error, Result};
+use crate::ga::selection::argbest;
+use crate::ga::GaRng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvSpec {
+    pub cin: i64,
+    pub cout: i64,
+    pub k: i64,
+    pub stride: i64,
+    pub pad: i64,
+    pub bn: bool,
+}
+
+const fn cs(cin: i64, cout: i64, k: i64, stride: i64, pad: i64, bn: bool) -> ConvSpec {
+    ConvSpec {
+        cin,
+        cout,
+        k,
+        stride,
+        pad,
+        bn,
+    }
+}
+
+/// Generator layers (transposed convolutions) for `size` 28, 32 or 64: latent 1x1 -> 4x4 (7x7
+/// at 28) -> ... -> C x size x size; batch norm + ReLU after each but the last, tanh out.
+/// At 64 with width 64 this is the thesis' 512-256-128-64-C.
+pub fn generator_specs(size: i64, c: i64, w: i64, latent: i64) -> Result<Vec<ConvSpec>> {
+    Ok(match size {
+        28 => vec![
+            cs(latent, 2 * w, 7, 1, 0, true),
+            cs(2 * w, w, 4, 2, 1, true),
+            cs(w, c, 4, 2, 1, false),
+        ],
+        32 => vec![
+            cs(latent, 4 * w, 4, 1, 0, true),
+            cs(4 * w, 2 * w, 4, 2, 1, true),
+            cs(2 * w, w, 4, 2, 1, true),
+            cs(w, c, 4, 2, 1, false),
+        ],
+        64 => vec![
+            cs(latent, 8 * w, 4, 1, 0, true),
+            cs(8 * w, 4 * w, 4, 2, 1, true),
+            cs(4 * w, 2 * w, 4, 2, 1, true),
+            cs(2 * w, w, 4, 2, 1, true),
+            cs(w, c, 4, 2, 1, false),
+        ],
+        _ => {
+            return Err(Error::usage(format!(
+                "--image-size {size}: the dcgan mode supports 28, 32 and 64"
+            )))
+        }
+    })
+}
+
+/// Discriminator layers: stride-2 convolutions (batch norm on all but the first, LeakyReLU
+/// 0.2) down to 7x7 or 4x4, then one convolution to a single logit.
+pub fn discriminator_specs(size: i64, c: i64, w: i64) -> Result<Vec<ConvSpec>> {
+    Ok(match size {
+        28 => vec![
+            cs(c, w, 4, 2, 1, false),
+            cs(w, 2 * w, 4, 2, 1, true),
+            cs(2 * w, 1, 7, 1, 0, false),
+        ],
+        32 => vec![
+            cs(c, w, 4, 2, 1, false),
+            cs(w, 2 * w, 4, 2, 1, true),
+            cs(2 * w, 4 * w, 4, 2, 1, true),
+            cs(4 * w, 1, 4, 1, 0, false),
+        ],
+        64 => vec![
+            cs(c, w, 4, 2, 1, false),
+            cs(w, 2 * w, 4, 2, 1, true),
+            cs(2 * w, 4 * w, 4, 2, 1, true),
+            cs(4 * w, 8 * w, 4, 2, 1, true),
+            cs(8 * w, 1, 4, 1, 0, false),
+        ],
+        _ => {
+            return Err(Error::usage(format!(
+                "--image-size {size}: the dcgan mode supports 28, 32 and 64"
+            )))
+        }
+    })
+}
+
+/// `w{l}` (`[Cin, Cout, k, k]` for the generator's transposed convolutions, `[Cout, Cin, k, k]`
+/// for the discriminator), and `g{l}`, `b{l}` `[Cout]` for batch norm.
+pub fn layout(specs: &[ConvSpec], transposed: bool) -> Layout {
+    let mut v = Vec::new();
+    for (l, s) in specs.iter().enumerate() {
+        let shape = if transposed {
+            vec![s.cin, s.cout, s.k, s.k]
+        } else {
+            vec![s.cout, s.cin, s.k, s.k]
+        };
+        v.push((format!("w{l}"), shape));
+        if s.bn {
+            v.push((format!("g{l}"), vec![s.cout]));
+            v.push((format!("b{l}"), vec![s.cout]));
+        }
+    }
+    Layout::new(v)
+}
+
+/// DCGAN initialisation: weights N(0, 0.02²), batch-norm scales N(1, 0.02²), shifts 0.
+pub fn init(l: &Layout, p: i64, device: Device) -> Tensor {
+    let parts: Vec<Tensor> = l
+        .specs
+        .iter()
+        .map(|(name, shape)| {
+            let n: i64 = shape.iter().product();
+            let z = Tensor::randn([p, n], (Kind::Float, device)) * 0.02;
+            match name.as_bytes()[0] {
+                b'g' => z + 1.0,
+                b'b' => z * 0.0,
+                _ => z,
+            }
+        })
+        .collect();
+    Tensor::cat(&parts, 1)
+}
+
+/// Every generator of `g` (`[P, N]`) on the shared latents `z` `[B, latent]`:
+/// `[B, P*C, H, W]` (individual i's images in channels `i*C..(i+1)*C`). With `fixed`, batch norm
+/// uses those per-layer statistics instead of the batch's; with `record`, it saves the batch's.
+pub fn g_forward_ext(
+    l: &Layout,
+    specs: &[ConvSpec],
+    g: &Tensor,
+    z: &Tensor,
+    fixed: Option<&[(Tensor, Tensor)]>,
+    mut record: Option<&mut Vec<(Tensor, Tensor)>>,
+) -> Tensor {
+    let p = g.size()[0];
+    let latent = specs[0].cin;
+    let mut x = z.reshape([-1, latent, 1, 1]);
+    if p > 1 {
+        x = x.repeat([1, p, 1, 1]);
+    }
+    let last = specs.len() - 1;
+    let mut k = 0;
+    for (i, s) in specs.iter().enumerate() {
+        x = gconv_t(&x, &l.get(g, &format!("w{i}")), s.stride, s.pad);
+        if s.bn {
+            let gamma = l.get(g, &format!("g{i}"));
+            let beta = l.get(g, &format!("b{i}"));
+            if let Some(r) = record.as_deref_mut() {
+                r.push(super::func::channel_stats(&x));
+            }
+            x = match fixed {
+                Some(f) => gbn_fixed(&x, &gamma, &beta, &f[k].0, &f[k].1),
+                None => gbn(&x, &gamma, &beta),
+            };
+            k += 1;
+        }
+        x = if i == last { x.tanh() } else { x.relu() };
+    }
+    x
+}
+
+pub fn g_forward(l: &Layout, specs: &[ConvSpec], g: &Tensor, z: &Tensor) -> Tensor {
+    g_forward_ext(l, specs, g, z, None, None)
+}
+
+/// Every discriminator of `d` (`[Q, N]`) on its own block of channels of `x` `[B, Q*C, H, W]`:
+/// logits `[B, Q]`.
+pub fn d_forward(l: &Layout, specs: &[ConvSpec], d: &Tensor, x: &Tensor) -> Tensor {
+    let q = d.size()[0];
+    let last = specs.len() - 1;
+    let mut x = x.shallow_clone();
+    for (i, s) in specs.iter().enumerate() {
+        x = gconv(&x, &l.get(d, &format!("w{i}")), s.stride, s.pad);
+        if s.bn {
+            x = gbn(&x, &l.get(d, &format!("g{i}")), &l.get(d, &format!("b{i}")));
+        }
+        if i != last {
+            x = leaky_relu(&x, 0.2);
+        }
+    }
+    x.reshape([-1, q])
+}
+
+/// The per-individual reference of [`g_forward`]: one generator at a time, stacked.
+pub fn g_forward_loop(l: &Layout, specs: &[ConvSpec], g: &Tensor, z: &Tensor) -> Tensor {
+    let outs: Vec<Tensor> = (0..g.size()[0])
+        .map(|i| g_forward(l, specs, &g.narrow(0, i, 1), z))
+        .collect();
+    Tensor::cat(&outs, 1)
+}
+
+/// The per-individual reference of [`d_forward`].
+pub fn d_forward_loop(l: &Layout, specs: &[ConvSpec], d: &Tensor, x: &Tensor) -> Tensor {
+    let c = specs[0].cin;
+    let outs: Vec<Tensor> = (0..d.size()[0])
+        .map(|i| d_forward(l, specs, &d.narrow(0, i, 1), &x.narrow(1, i * c, c)))
+        .collect();
+    Tensor::cat(&outs, 1)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DcganConfig {
+    pub latent_dim: i64,
+    pub width: i64,
+    pub grad_steps: usize,
+    pub d_population: usize,
+}
+
+pub struct DcganModel {
+    pub cfg: DcganConfig,
+    pub shape: [i64; 3],
+    pub gs: Vec<ConvSpec>,
+    pub ds: Vec<ConvSpec>,
+    pub gl: Layout,
+    pub dl: Layout,
+    pub g: Tensor,
+    pub d: Tensor,
+    pub g_adam: Adam,
+    pub d_adam: Adam,
+    pub best: Tensor,
+    pub g_ev: Option<Evolver>,
+    pub d_ev: Option<Evolver>,
+    pub batch: i64,
+    pub eval_batch: i64,
+}
+
+impl DcganModel {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: DcganConfig,
+        shape: [i64; 3],
+        population: i64,
+        evolvers: (Option<Evolver>, Option<Evolver>),
+        batch: i64,
+        eval_batch: i64,
+        lr: f64,
+        beta1: f64,
+        device: Device,
+    ) -> Result<Self> {
+        let [c, h, _] = shape;
+        let gs = generator_specs(h, c, cfg.width, cfg.latent_dim)?;
+        let ds = discriminator_specs(h, c, cfg.width)?;
+        let gl = layout(&gs, true);
+        let dl = layout(&ds, false);
+        let g = init(&gl, population, device);
+        let d = init(&dl, cfg.d_population as i64, device);
+        Ok(DcganModel {
+            g_adam: Adam::new(&g, lr, beta1),
+            d_adam: Adam::new(&d, lr, beta1),
+            best: g.narrow(0, 0, 1).copy(),
+            cfg,
+            shape,
+            gs,
+            ds,
+            gl,
+            dl,
+            g,
+            d,
+            g_ev: evolvers.0,
+            d_ev: evolvers.1,
+            batch,
+            eval_batch,
+        })
+    }
+
+    fn latent(&self, b: i64) -> Tensor {
+        Tensor::randn([b, self.cfg.latent_dim], (Kind::Float, self.g.device()))
+    }
+
+    /// One Adam step of every discriminator, then of every generator, each against a random
+    /// partner of the other population.
+    fn grad_step(&mut self, data: &mut RealStream, rng: &mut GaRng) -> Result<()> {
+        let dev = self.g.device();
+        let (pg, pd) = (self.g.size()[0], self.d.size()[0]);
+        let c = self.shape[0];
+        let real = data.next(self.batch, rng);
+        let fake = {
+            let _g = tch::no_grad_guard();
+            let partners = Tensor::randint(pg, [pd], (Kind::Int64, dev));
+            let gp = self.g.index_select(0, &partners);
+            g_forward(&self.gl, &self.gs, &gp, &self.latent(self.batch))
+        };
+        let d = leaf(&self.d);
+        let real_rep = if pd > 1 {
+            real.repeat([1, pd, 1, 1])
+        } else {
+            real
+        };
+        let loss = bce_cols(&d_forward(&self.dl, &self.ds, &d, &real_rep), 1.0)
+            + bce_cols(&d_forward(&self.dl, &self.ds, &d, &fake), 0.0);
+        loss.sum(Kind::Float).backward();
+        self.d = self.d_adam.step(&d, &d.grad());
+
+        let partners = Tensor::randint(pd, [pg], (Kind::Int64, dev));
+        let dp = self.d.index_select(0, &partners);
+        let g = leaf(&self.g);
+        let fake = g_forward(&self.gl, &self.gs, &g, &self.latent(self.batch));
+        debug_assert_eq!(fake.size()[1], pg * c);
+        let loss = bce_cols(&d_forward(&self.dl, &self.ds, &dp, &fake), 1.0);
+        loss.sum(Kind::Float).backward();
+        self.g = self.g_adam.step(&g, &g.grad());
+        Ok(())
+    }
+}
+
+impl GanModel for DcganModel {
+    fn generation(
+        &mut self,
+        data: &mut RealStream,
+        rng: &mut GaRng,
+        _generation: u64,
+    ) -> Result<GenStats> {
+        for _ in 0..self.cfg.grad_steps {
+            self.grad_step(data, rng)?;
+        }
+        let _guard = tch::no_grad_guard();
+        let (pg, pd) = (self.g.size()[0], self.d.size()[0]);
+        let [c, h, w] = self.shape;
+        let be = self.eval_batch;
+        // every generator against every discriminator: groups = Pg * Pd
+        let fakes = g_forward(&self.gl, &self.gs, &self.g, &self.latent(be));
+        let pairs = fakes
+            .view([be, pg, 1, c, h, w])
+            .expand([be, pg, pd, c, h, w], false)
+            .reshape([be, pg * pd * c, h, w]);
+        let dd = if pg > 1 {
+            self.d.repeat([pg, 1])
+        } else {
+            self.d.shallow_clone()
+        };
+        let lf = d_forward(&self.dl, &self.ds, &dd, &pairs); // [B, Pg*Pd]
+        let real = data.next(be, rng);
+        let real_rep = if pd > 1 {
+            real.repeat([1, pd, 1, 1])
+        } else {
+            real
+        };
+        let lr = d_forward(&self.dl, &self.ds, &self.d, &real_rep); // [B, Pd]
+        let pf = lf.sigmoid().mean_dim(0, false, Kind::Double).view([pg, pd]);
+        let g_fit =
+            Vec::<f64>::try_from(pf.mean_dim(1, false, Kind::Double).to_device(Device::Cpu))?;
+        let real_acc = lr
+            .gt(0.0)
+            .to_kind(Kind::Double)
+            .mean_dim(0, false, Kind::Double);
+        let fake_acc = lf
+            .lt(0.0)
+            .to_kind(Kind::Double)
+            .view([be, pg, pd])
+            .mean_dim([0i64, 1].as_slice(), false, Kind::Double);
+        let d_fit = Vec::<f64>::try_from(((real_acc + fake_acc) * 0.5).to_device(Device::Cpu))?;
+        let best = argbest(&g_fit);
+        self.best = self.g.narrow(0, best as i64, 1).copy();
+        let lf1 = lf.reshape([-1, 1]);
+        let lr1 = lr.reshape([-1, 1]);
+        let mut stats = GenStats::new(
+            lr1.sigmoid().mean(Kind::Double).double_value(&[]),
+            pf.mean(Kind::Double).double_value(&[]),
+            (bce_cols(&lr1, 1.0) + bce_cols(&lf1, 0.0)).double_value(&[0]),
+            bce_cols(&lf1, 1.0).double_value(&[0]),
+            &g_fit,
+        );
+        let dbest = argbest(&d_fit);
+        stats
+            .extra
+            .insert("d_best_fitness".into(), serde_json::json!(d_fit[dbest]));
+        stats.extra.insert(
+            "d_mean_fitness".into(),
+            serde_json::json!(d_fit.iter().sum::<f64>() / d_fit.len() as f64),
+        );
+        if let Some(ev) = &self.g_ev {
+            let (next, inherit) = ev.step(&self.g, &g_fit, rng)?;
+            self.g = next;
+            self.g_adam.select(&inherit);
+        }
+        if let Some(ev) = &self.d_ev {
+            let (next, inherit) = ev.step(&self.d, &d_fit, rng)?;
+            self.d = next;
+            self.d_adam.select(&inherit);
+        }
+        Ok(stats)
+    }
+
+    fn sample_best(&self, z: &Tensor) -> Result<Tensor> {
+        let _g = tch::no_grad_guard();
+        Ok(g_forward(&self.gl, &self.gs, &self.best, z))
+    }
+    fn output_range(&self) -> (f32, f32) {
+        (-1.0, 1.0)
+    }
+    fn latent_shape(&self) -> Vec<i64> {
+        vec![self.cfg.latent_dim, 1, 1]
+    }
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("g".into(), self.g.shallow_clone()),
+            ("d".into(), self.d.shallow_clone()),
+            ("best".into(), self.best.shallow_clone()),
+            ("g_m".into(), self.g_adam.m.shallow_clone()),
+            ("g_v".into(), self.g_adam.v.shallow_clone()),
+            ("d_m".into(), self.d_adam.m.shallow_clone()),
+            ("d_v".into(), self.d_adam.v.shallow_clone()),
+            ("g_t".into(), Tensor::from(self.g_adam.t)),
+            ("d_t".into(), Tensor::from(self.d_adam.t)),
+        ]
+    }
+    fn load_tensors(&mut self, t: &HashMap<String, Tensor>) -> Result<()> {
+        let dev = self.g.device();
+        let (gsz, dsz) = (self.g.size(), self.d.size());
+        self.g = super::take(t, "g", &gsz)?.to_device(dev);
+        self.d = super::take(t, "d", &dsz)?.to_device(dev);
+        self.best = super::take(t, "best", &self.best.size())?.to_device(dev);
+        self.g_adam.m = super::take(t, "g_m", &gsz)?.to_device(dev);
+        self.g_adam.v = super::take(t, "g_v", &gsz)?.to_device(dev);
+        self.d_adam.m = super::take(t, "d_m", &dsz)?.to_device(dev);
+        self.d_adam.v = super::take(t, "d_v", &dsz)?.to_device(dev);
+        self.g_adam.t = super::take(t, "g_t", &[])?.int64_value(&[]);
+        self.d_adam.t = super::take(t, "d_t", &[])?.int64_value(&[]);
+        Ok(())
+    }
+    /// Exports the best generator with its batch-norm statistics estimated on 1024 latent
+    /// draws and frozen (eval mode), so an image depends only on its own latent vector.
+    fn export_best(&self, path: &Path) -> Result<()> {
+        let best = self.best.to_device(Device::Cpu);
+        let mut stats = Vec::new();
+        {
+            let _g = tch::no_grad_guard();
+            let z = Tensor::randn([1024, self.cfg.latent_dim], (Kind::Float, Device::Cpu));
+            let _ = g_forward_ext(&self.gl, &self.gs, &best, &z, None, Some(&mut stats));
+        }
+        let (gl, gs) = (self.gl.clone(), self.gs.clone());
+        let example = Tensor::zeros([4, self.cfg.latent_dim, 1, 1], (Kind::Float, Device::Cpu));
+        let mut vs = tch::nn::VarStore::new(Device::Cpu);
+        crate::nn::export::export_traced(&mut vs, &example, path, &|z| {
+            g_forward_ext(&gl, &gs, &best, z, Some(&stats), None)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn perturbed(l: &Layout, p: i64) -> Tensor {
+        init(l, p, Device::Cpu) + Tensor::randn([p, l.n], (Kind::Float, Device::Cpu)) * 0.05
+    }
+
+    #[test]
+    fn grouped_population_equals_the_per_individual_loop() {
+        tch::manual_seed(9);
+        for size in [28, 32] {
+            let (c, w, latent, p, b) = (1, 4, 8, 3, 5);
+            let gs = generator_specs(size, c, w, latent).unwrap();
+            let ds = discriminator_specs(size, c, w).unwrap();
+            let (gl, dl) = (layout(&gs, true), layout(&ds, false));
+            let g = perturbed(&gl, p);
+            let d = perturbed(&dl, p);
+            let z = Tensor::randn([b, latent], (Kind::Float, Device::Cpu));
+            let a = g_forward(&gl, &gs, &g, &z);
+            let r = g_forward_loop(&gl, &gs, &g, &z);
+            assert_eq!(a.size(), vec![b, p * c, size, size]);
+            assert!(a.allclose(&r, 1e-4, 1e-5, false), "generator, size {size}");
+            assert!(!a
+                .narrow(1, 0, 1)
+                .allclose(&a.narrow(1, 1, 1), 1e-3, 1e-3, false));
+            let la = d_forward(&dl, &ds, &d, &a);
+            let lr = d_forward_loop(&dl, &ds, &d, &a);
+            assert_eq!(la.size(), vec![b, p]);
+            assert!(
+                la.allclose(&lr, 1e-4, 1e-5, false),
+                "discriminator, size {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn thesis_generator_at_64() {
+        let gs = generator_specs(64, 3, 64, 128).unwrap();
+        let widths: Vec<i64> = gs.iter().map(|s| s.cout).collect();
+        assert_eq!(widths, vec![512, 256, 128, 64, 3]);
+        assert!(generator_specs(30, 1, 8, 8).is_err());
+    }
+}

@@ -1,0 +1,364 @@
+//! `neuroevo gan` end to end on a few hundred digits: both modes write their outputs (log with
+//! the four numbers and FID, sample grids, plots, a TorchScript generator that `neuroevo fool`
+//! can load), resume continues a run, and user mistakes exit with code 2.
+use neuroevo::fool::Generator;
+use std::path::Path;
+use std::process::{Command, Output};
+use tch::{Device, Kind, Tensor};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_neuroevo"))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fid_model() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/mnist-cnn.pt")
+        .display()
+        .to_string()
+}
+
+fn gan(out: &Path, extra: &[&str]) -> Output {
+    let model = if extra.contains(&"--fid-model") {
+        vec![]
+    } else {
+        vec!["--fid-model".to_string(), fid_model()]
+    };
+    bin()
+        .args([
+            "gan", "-q", "--device", "cpu", "--seed", "3", "--subset", "256",
+        ])
+        .args(["--fid-samples", "100"])
+        .args(&model)
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn log(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn check_generator(dir: &Path, latent: &[i64], range: (f32, f32)) {
+    let g = Generator::load(&dir.join("best-generator.pt"), Device::Cpu).unwrap();
+    assert_eq!(g.info.latent_shape, latent);
+    assert_eq!(g.info.output_shape, [1, 28, 28]);
+    assert_eq!(g.info.output_range, range);
+    let mut shape = vec![5];
+    shape.extend(latent);
+    let z = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
+    let img = g.module.forward_ts(&[z]).unwrap();
+    assert_eq!(img.size(), vec![5, 1, 28, 28]);
+    let (lo, hi) = (img.min().double_value(&[]), img.max().double_value(&[]));
+    assert!(
+        lo >= range.0 as f64 - 1e-6 && hi <= range.1 as f64 + 1e-6,
+        "{lo} {hi}"
+    );
+    // one image depends only on its own latent vector (no batch statistics in the export)
+    let z1 = Tensor::randn(
+        [1].iter()
+            .chain(latent)
+            .copied()
+            .collect::<Vec<_>>()
+            .as_slice(),
+        (Kind::Float, Device::Cpu),
+    );
+    let both = Tensor::cat(&[&z1, &z1.zeros_like()], 0);
+    let a = g.module.forward_ts(&[&z1]).unwrap();
+    let b = g.module.forward_ts(&[both]).unwrap().narrow(0, 0, 1);
+    assert!(a.allclose(&b, 1e-5, 1e-5, false));
+}
+
+#[test]
+fn weights_mode_writes_outputs_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("w");
+    // 256 images, 16 real images per evaluation and 64 per D step: an epoch is 4 generations
+    let o = gan(
+        &out,
+        &["--mode", "weights", "--population", "10", "--epochs", "2"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs = log(&out);
+    let epochs: Vec<_> = recs.iter().filter(|r| r["kind"] == "epoch").collect();
+    assert_eq!(epochs.len(), 2);
+    for r in &epochs {
+        for k in [
+            "real_score",
+            "fake_score",
+            "loss_d",
+            "loss_g",
+            "fid",
+            "train_s",
+        ] {
+            assert!(r[k].as_f64().is_some_and(f64::is_finite), "{k} in {r}");
+        }
+        assert!(r["fid"].as_f64().unwrap() > 0.0);
+    }
+    let gens = recs.iter().filter(|r| r["kind"] == "generation").count();
+    assert!(gens >= 6, "{gens} generations");
+    for f in [
+        "samples/epoch-0001.png",
+        "samples/epoch-0002.png",
+        "scores.png",
+        "losses.png",
+        "fid.png",
+        "config.json",
+        "result.json",
+        "checkpoint.pt",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let grid = image::open(out.join("samples/epoch-0001.png")).unwrap();
+    assert!(grid.width() >= 8 * 28);
+    check_generator(&out, &[100], (0.0, 1.0));
+
+    // resume to a third epoch: the log continues without repeating generations
+    let o = bin()
+        .args([
+            "gan",
+            "-q",
+            "--resume",
+            out.to_str().unwrap(),
+            "--epochs",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs2 = log(&out);
+    assert!(out.join("samples/epoch-0003.png").is_file());
+    let g: Vec<u64> = recs2
+        .iter()
+        .filter(|r| r["kind"] == "generation")
+        .map(|r| r["generation"].as_u64().unwrap())
+        .collect();
+    assert!(g.len() > gens);
+    assert!(g.windows(2).all(|w| w[1] == w[0] + 1), "{g:?}");
+    let t: Vec<f64> = recs2
+        .iter()
+        .filter(|r| r["kind"] == "epoch")
+        .map(|r| r["train_s"].as_f64().unwrap())
+        .collect();
+    assert_eq!(t.len(), 3);
+    assert!(t[2] > t[1]);
+}
+
+#[test]
+fn dcgan_mode_population_and_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("d");
+    let o = gan(
+        &out,
+        &[
+            "--mode",
+            "dcgan",
+            "--width",
+            "4",
+            "--population",
+            "3",
+            "--d-population",
+            "2",
+            "--crossover",
+            "per-tensor",
+            "--grad-steps",
+            "2",
+            "--batch-size",
+            "16",
+            "--eval-batch",
+            "16",
+            "--generations",
+            "5",
+            "--fid-every",
+            "5",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs = log(&out);
+    let last = recs.last().unwrap();
+    assert_eq!(last["generation"], 5);
+    assert!(last["fid"]
+        .as_f64()
+        .is_some_and(|f| f.is_finite() && f > 0.0));
+    for k in ["d_best_fitness", "best_fitness", "mean_fitness"] {
+        assert!(last[k].as_f64().is_some(), "{k}");
+    }
+    // discriminator fitness is an accuracy
+    let acc = last["d_best_fitness"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    check_generator(&out, &[128, 1, 1], (-1.0, 1.0));
+    // the exported generator is what `neuroevo fool --space latent` reads: check it loads there
+    let fool = bin()
+        .args([
+            "fool",
+            "-q",
+            "--space",
+            "latent",
+            "--class",
+            "3",
+            "--generations",
+            "2",
+        ])
+        .args([
+            "--population",
+            "8",
+            "--judge",
+            "none",
+            "--device",
+            "cpu",
+            "--classifier",
+            &fid_model(),
+        ])
+        .args([
+            "--generator",
+            out.join("best-generator.pt").to_str().unwrap(),
+        ])
+        .args(["--out", tmp.path().join("fool").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(fool.status.success(), "{}", stderr(&fool));
+
+    // the gradient-only baseline on the same code path
+    let base = tmp.path().join("base");
+    let o = gan(
+        &base,
+        &[
+            "--mode",
+            "dcgan",
+            "--width",
+            "4",
+            "--population",
+            "1",
+            "--no-evolution",
+            "--batch-size",
+            "16",
+            "--eval-batch",
+            "16",
+            "--generations",
+            "3",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["evolution"], false);
+    assert!(cfg["ga"].is_null());
+    assert_eq!(log(&base).last().unwrap()["fitness_std"], 0.0);
+}
+
+#[test]
+fn user_mistakes_exit_with_code_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (extra, needle)) in [
+        (
+            vec![
+                "--mode",
+                "dcgan",
+                "--population",
+                "1",
+                "--d-population",
+                "1",
+            ],
+            "--no-evolution",
+        ),
+        (vec!["--image-size", "30"], "--image-size 30"),
+        (
+            vec!["--mode", "weights", "--crossover", "per-tensor"],
+            "per-tensor",
+        ),
+        (vec!["--dataset", "nope"], "--dataset nope"),
+        (vec!["--fid-model", "/nonexistent/model.pt"], "--fid-model"),
+        (vec!["--keep-fraction", "1.5"], "--keep-fraction"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = tmp.path().join(format!("e{i}"));
+        let mut args = extra.clone();
+        args.extend(["--generations", "1"]);
+        let o = gan(&out, &args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.starts_with("error: ") && e.contains(needle),
+            "{extra:?}: {e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    let o = bin()
+        .args([
+            "gan",
+            "-q",
+            "--resume",
+            tmp.path().join("none").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn folder_dataset_rgb_at_32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faces = tmp.path().join("faces");
+    std::fs::create_dir_all(&faces).unwrap();
+    for i in 0..40u32 {
+        let img = image::RgbImage::from_fn(40, 40, |x, y| {
+            image::Rgb([(x * 6 + i) as u8, (y * 6) as u8, ((x + y + i) * 3) as u8])
+        });
+        img.save(faces.join(format!("{i:03}.png"))).unwrap();
+    }
+    let out = tmp.path().join("g");
+    let o = bin()
+        .args([
+            "gan", "-q", "--device", "cpu", "--seed", "1", "--mode", "dcgan",
+        ])
+        .args([
+            "--dataset",
+            &format!("folder:{}", faces.display()),
+            "--image-size",
+            "32",
+        ])
+        .args([
+            "--width",
+            "4",
+            "--population",
+            "2",
+            "--batch-size",
+            "8",
+            "--eval-batch",
+            "8",
+        ])
+        .args([
+            "--generations",
+            "2",
+            "--fid-samples",
+            "20",
+            "--fid-model",
+            &fid_model(),
+        ])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best-generator.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["output_shape"], serde_json::json!([3, 32, 32]));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert!(r["final_fid"].as_f64().is_some_and(f64::is_finite));
+    let grid = image::open(out.join("samples/final.png")).unwrap();
+    assert!(matches!(
+        grid.color(),
+        image::ColorType::Rgb8 | image::ColorType::Rgba8
+    ));
+}
