@@ -786,13 +786,30 @@ fn load_workers(cfg: &SearchConfig) -> Result<Vec<Dataset>> {
     }
 }
 
+/// Reads the config and checkpoint of an existing search directory.
+fn open_run(dir: &Path) -> Result<(SearchConfig, SearchState)> {
+    runutil::check_resume_dir(dir, &["config.json", "checkpoint.json"])?;
+    Ok((
+        fsutil::read_json(&dir.join("config.json"))?,
+        fsutil::read_json(&dir.join("checkpoint.json"))?,
+    ))
+}
+
+/// The fitness cache of a search directory (empty before the first evaluation).
+fn load_cache(dir: &Path) -> Result<Cache> {
+    let path = dir.join("cache.json");
+    if path.exists() {
+        fsutil::read_json(&path)
+    } else {
+        Ok(Cache::default())
+    }
+}
+
 /// `auto-cnn search`: runs (or resumes) a search, then exports the best network.
 pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     let (cfg, dir, state) = match &args.run.resume {
         Some(dir) => {
-            runutil::check_resume_dir(dir, &["config.json", "checkpoint.json"])?;
-            let mut cfg: SearchConfig = fsutil::read_json(&dir.join("config.json"))?;
-            let mut state: SearchState = fsutil::read_json(&dir.join("checkpoint.json"))?;
+            let (mut cfg, mut state) = open_run(dir)?;
             // the run may be extended: more generations or another time budget
             if let Some(g) = args.generations {
                 cfg.generations = g;
@@ -841,11 +858,7 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     };
     let workers = load_workers(&cfg)?;
     let settings = cfg.fitness_settings();
-    let cache: Cache = if dir.join("cache.json").exists() {
-        fsutil::read_json(&dir.join("cache.json"))?
-    } else {
-        Cache::default()
-    };
+    let cache = load_cache(&dir)?;
     // records written after the last checkpoint are dropped; the search redoes them
     fsutil::truncate_lines(&dir.join("log.jsonl"), state.log_lines)?;
     let quiet = args.run.quiet;
@@ -1073,14 +1086,8 @@ pub struct ShowArgs {
 
 /// `auto-cnn show`: what a search has done so far and its best genomes.
 pub fn show_run(dir: &Path, top: usize) -> Result<String> {
-    runutil::check_resume_dir(dir, &["config.json", "checkpoint.json"])?;
-    let cfg: SearchConfig = fsutil::read_json(&dir.join("config.json"))?;
-    let state: SearchState = fsutil::read_json(&dir.join("checkpoint.json"))?;
-    let cache: Cache = if dir.join("cache.json").exists() {
-        fsutil::read_json(&dir.join("cache.json"))?
-    } else {
-        Cache::default()
-    };
+    let (cfg, state) = open_run(dir)?;
+    let cache = load_cache(dir)?;
     let mut s = format!(
         "auto-cnn search in {}: {}, population {}, {} generations, {} epochs per network, fitness on {}, seed {}\n",
         dir.display(),
@@ -1168,15 +1175,13 @@ pub struct ExportArgs {
 /// `auto-cnn export`: exports the best network of a search.
 pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
     let dir = &args.run_dir;
-    runutil::check_resume_dir(dir, &["config.json", "checkpoint.json"])?;
-    let mut cfg: SearchConfig = fsutil::read_json(&dir.join("config.json"))?;
+    let (mut cfg, state) = open_run(dir)?;
     if let Some(d) = &args.device {
         cfg.device = d.clone();
     }
     if args.final_epochs == Some(0) {
         return Err(Error::usage("--final-epochs must be at least 1"));
     }
-    let state: SearchState = fsutil::read_json(&dir.join("checkpoint.json"))?;
     let best = state.best.ok_or_else(|| {
         Error::usage(format!(
             "{}: no network has been evaluated yet",
