@@ -42,6 +42,7 @@ fn row(name: &str, p: i64, batched: (f64, Tensor), looped: (f64, Tensor)) {
 }
 
 fn main() {
+    neuroevo::device::tune_allocator();
     let p = env("P", 32);
     let b = env("B", 16);
     let width = env("WIDTH", 32);

@@ -5,6 +5,7 @@
 # sampled by nvidia-smi over the run: busy time / wall time).
 #   scripts/bench-train.sh            # CPU rows
 #   EPOCHS=3 scripts/bench-train.sh
+#   PRECISION=fp32 scripts/bench-train.sh   # neuroevo in fp32 (default auto: bf16 on a CPU with AVX512-BF16)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/neuroevo}
@@ -22,7 +23,7 @@ row() { # device dataset
     nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 100 > "$util" &
     local smi=$!
   fi
-  "$BIN" train -q --arch S128-64 --epochs "$EPOCHS" --dataset "$ds" --device "$dev" --seed 1 --out "$out" >/dev/null
+  "$BIN" train -q --arch S128-64 --precision "${PRECISION:-auto}" --epochs "$EPOCHS" --dataset "$ds" --device "$dev" --seed 1 --out "$out" >/dev/null
   [ -n "${smi:-}" ] && kill "$smi" 2>/dev/null || true
   python3 - "$out/result.json" "$dev" "$ds" "$util" <<'P'
 import json, os, sys

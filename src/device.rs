@@ -41,6 +41,29 @@ pub fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
+/// Makes glibc keep freed memory for reuse instead of returning it to the kernel (no `mmap` for
+/// large blocks, no trimming of the heap). libtorch on the CPU allocates and frees activations of
+/// tens of MB every step; with glibc's defaults each of them is a fresh `mmap` whose pages fault
+/// in again, which doubled the time of a CPU training step here (half of it in the kernel; see
+/// the README's AutoCNN figures). Call once, first thing in `main`. Does nothing when the user
+/// set glibc's malloc variables themselves, or on other platforms.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let user_set = std::env::vars().any(|(k, v)| {
+            k.starts_with("MALLOC_") || (k == "GLIBC_TUNABLES" && v.contains("malloc"))
+        });
+        if !user_set {
+            // SAFETY: mallopt only changes allocator parameters; called before other threads
+            // allocate.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_MAX, 0);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+            }
+        }
+    }
+}
+
 /// A short name for logs and config files: `cpu`, `cuda:0`.
 pub fn device_name(d: Device) -> String {
     match d {

@@ -34,6 +34,7 @@ enum Command {
 }
 
 fn main() {
+    neuroevo::device::tune_allocator();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Gari(args) => run_gari(args).map(|s| {

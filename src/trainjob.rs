@@ -5,8 +5,10 @@ use crate::device::{device_name, parse_device};
 use crate::error::{Error, Result};
 use crate::nn::export::{export_classifier, ModelInfo};
 use crate::nn::model::parameter_count;
-use crate::nn::train::{accuracy, train_classifier, EpochReport, Optimizer, Schedule, TrainConfig};
-use crate::nn::{Arch, LayerNet};
+use crate::nn::train::{
+    accuracy, train_classifier, EpochReport, Optimizer, Schedule, TrainConfig, EVAL_BATCH,
+};
+use crate::nn::{Arch, LayerNet, Precision};
 use crate::runutil::RunArgs;
 use crate::{fsutil, runutil};
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,10 @@ pub struct TrainArgs {
     /// Shift training images by up to this many pixels at random (0: no augmentation).
     #[arg(long, default_value_t = 0)]
     pub augment_shift: i64,
+    /// What convolutions compute in while training: auto (bf16 on a CPU with AVX512-BF16, else
+    /// fp32), fp32 or bf16 (mixed precision, fp32 weights). The exported model computes in fp32.
+    #[arg(long, default_value = "auto")]
+    pub precision: String,
     /// Where to write the TorchScript model (default OUT/model.pt); also writes
     /// <stem>.features.pt and <stem>.json beside it.
     #[arg(long)]
@@ -110,6 +116,10 @@ impl TrainArgs {
                 weight_decay: self.weight_decay,
                 augment_shift: self.augment_shift,
                 seed,
+                precision: Precision::parse(
+                    &self.precision,
+                    parse_device(&self.run.device_or_auto())?,
+                )?,
             },
             device: self.run.device_or_auto(),
             export: self.export.clone().unwrap_or_else(|| out.join("model.pt")),
@@ -142,7 +152,8 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let arch = Arch::parse(&cfg.arch)?;
     let data = load_dataset(&cfg.dataset, &cfg.data, device)?;
     let mut vs = tch::nn::VarStore::new(device);
-    let net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    net.set_precision(cfg.train.precision);
     let params = parameter_count(&vs);
     let mut done = 0;
     let log_path = dir.join("log.jsonl");
@@ -216,8 +227,10 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         )?;
         epochs.extend(reports);
     }
-    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, 512));
-    let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, 512));
+    // the figures are those of the exported model, which computes in fp32
+    net.set_precision(Precision::Fp32);
+    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, EVAL_BATCH));
+    let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, EVAL_BATCH));
     let metrics = serde_json::json!({
         "val_acc": val_acc, "test_acc": test_acc, "epochs": cfg.train.epochs,
         "train_samples": data.train.len(), "seed": cfg.train.seed,

@@ -96,6 +96,7 @@ fn user_mistakes_exit_2_with_one_line() {
         ),
         (vec!["--epochs", "0"], "--epochs"),
         (vec!["--val-fraction", "1.5"], "--val-fraction"),
+        (vec!["--precision", "fp8"], "--precision"),
         (vec!["--resume", tmp.path().to_str().unwrap()], "--resume"),
     ];
     for (extra, needle) in cases {

@@ -16,7 +16,8 @@ use crate::ga::GaRng;
 use crate::nn::arch::Arch;
 use crate::nn::export::{export_classifier, ModelInfo};
 use crate::nn::model::{parameter_count, LayerNet};
-use crate::nn::train::{accuracy, train_classifier, Optimizer, Schedule, TrainConfig};
+use crate::nn::train::{accuracy, train_classifier, Optimizer, Schedule, TrainConfig, EVAL_BATCH};
+use crate::nn::Precision;
 use crate::plot::{line_plot, Panel, Series};
 use crate::runutil::{self, RunArgs};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -108,7 +109,7 @@ pub struct SearchArgs {
     pub final_epochs: Option<usize>,
     /// Images per training step. Small batches and a cosine decay from a high learning rate
     /// get the most out of a one-epoch training (measured on mnist-10k, see the README).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Adam learning rate (the start of the decay with --schedule cosine).
     #[arg(long, default_value_t = 4e-3)]
@@ -116,6 +117,10 @@ pub struct SearchArgs {
     /// Learning-rate schedule of every training: cosine (to 0 over --epochs) or constant.
     #[arg(long, default_value = "cosine")]
     pub schedule: String,
+    /// What convolutions compute in while networks train: auto (bf16 on a CPU with AVX512-BF16,
+    /// else fp32), fp32 or bf16 (mixed precision, fp32 weights). The export computes in fp32.
+    #[arg(long, default_value = "auto")]
+    pub precision: String,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -191,6 +196,10 @@ impl SearchArgs {
                 weight_decay: 0.0,
                 augment_shift: 0,
                 seed,
+                precision: Precision::parse(
+                    &self.precision,
+                    parse_device(&self.run.device_or_auto())?,
+                )?,
             },
             final_epochs: self.final_epochs,
             device: self.run.device_or_auto(),
@@ -316,7 +325,12 @@ pub struct BestModel {
     pub genome: String,
     pub params: i64,
     pub val_acc: Option<f64>,
+    /// Test accuracy of the exported model.
     pub test_acc: Option<f64>,
+    /// Test accuracy of the network as the search trained it (`--epochs`); equals `test_acc`
+    /// unless `--final-epochs` retrained it.
+    #[serde(default)]
+    pub search_test_acc: Option<f64>,
     pub path: PathBuf,
 }
 
@@ -723,7 +737,8 @@ fn train_genome(
     // the initial weights depend on the seed only, not on what was trained before
     tch::manual_seed(cfg.train.seed as i64);
     let vs = VarStore::new(data.device());
-    let net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    net.set_precision(cfg.train.precision);
     let params = parameter_count(&vs);
     let epochs = cfg.train.epochs;
     let trained = train_classifier(&net, &vs, &data.train, None, &cfg.train, 0, bars, |r| {
@@ -742,8 +757,9 @@ fn train_genome(
         t.eval.params = params;
         return Ok(t);
     }
-    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, 512));
-    let test_acc = (cfg.fitness_set == FitnessSet::Test).then(|| accuracy(&net, &data.test, 512));
+    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, EVAL_BATCH));
+    let test_acc =
+        (cfg.fitness_set == FitnessSet::Test).then(|| accuracy(&net, &data.test, EVAL_BATCH));
     let mut fitness = match cfg.fitness_set {
         FitnessSet::Val => val_acc,
         FitnessSet::Test => test_acc,
@@ -969,8 +985,26 @@ fn export_model(
     bars: Option<&MultiProgress>,
 ) -> Result<BestModel> {
     let arch = Arch::parse(&best.evaluated)?;
+    let weights = dir.join("best.ot");
+    let load_best = |vs: &mut VarStore| {
+        vs.load(&weights).map_err(|e| {
+            Error::corrupt(
+                &weights,
+                format!("cannot load the weights of \"{arch}\": {e}"),
+            )
+        })
+    };
+    // the test accuracy of the network the search trained, before any retraining (fp32)
+    let mut search_test_acc = None;
+    if final_epochs.is_some() && weights.exists() && !data.test.is_empty() {
+        let mut vs = VarStore::new(data.device());
+        let net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+        load_best(&mut vs)?;
+        search_test_acc = Some(accuracy(&net, &data.test, EVAL_BATCH));
+    }
     let mut vs = VarStore::new(data.device());
-    let net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    net.set_precision(cfg.train.precision);
     match final_epochs {
         Some(n) => {
             let train = data.train_and_val();
@@ -980,18 +1014,16 @@ fn export_model(
             };
             train_classifier(&net, &vs, &train, None, &tc, 0, bars, |_| Ok(()))?;
         }
-        None => {
-            let w = dir.join("best.ot");
-            vs.load(&w).map_err(|e| {
-                Error::corrupt(&w, format!("cannot load the weights of \"{arch}\": {e}"))
-            })?;
-        }
+        None => load_best(&mut vs)?,
     }
-    let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, 512));
+    // the test accuracy is the exported model's, which computes in fp32
+    net.set_precision(Precision::Fp32);
+    let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, EVAL_BATCH));
     let params = parameter_count(&vs);
     let metrics = json!({
         "search_val_acc": best.val_acc, "search_fitness": best.fitness,
         "fitness_set": cfg.fitness_set, "test_acc": test_acc, "search_epochs": cfg.train.epochs,
+        "search_test_acc": search_test_acc.or(final_epochs.is_none().then_some(test_acc).flatten()),
         "final_epochs": final_epochs, "retrained_on": final_epochs.map(|_| "train+val"),
         "seed": cfg.seed,
     });
@@ -1002,6 +1034,7 @@ fn export_model(
         params,
         val_acc: best.val_acc,
         test_acc,
+        search_test_acc: search_test_acc.or(final_epochs.is_none().then_some(test_acc).flatten()),
         path: path.to_path_buf(),
     })
 }
@@ -1231,6 +1264,7 @@ mod tests {
             final_epochs: None,
             batch_size: 32,
             lr: 4e-3,
+            precision: "auto".into(),
             schedule: "cosine".into(),
             run: RunArgs {
                 seed: Some(1),

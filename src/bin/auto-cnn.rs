@@ -14,6 +14,7 @@ struct Cli {
 }
 
 fn main() {
+    neuroevo::device::tune_allocator();
     let cli = Cli::parse();
     if let Err(e) = run_command(&cli.command) {
         eprintln!("error: {e}");

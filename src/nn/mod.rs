@@ -3,7 +3,9 @@
 pub mod arch;
 pub mod export;
 pub mod model;
+pub mod precision;
 pub mod train;
 
 pub use arch::{Arch, Layer, PoolKind};
 pub use model::LayerNet;
+pub use precision::Precision;

@@ -1,9 +1,10 @@
 //! A CNN built from an [`Arch`]: skip layers, pooling, optional dense layers, then a linear
 //! classifier.
 use super::arch::{Arch, Layer, PoolKind};
+use super::precision::{channels_last, Precision};
 use crate::error::Result;
 use tch::nn::{self, Module, ModuleT};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 enum Block {
     Skip {
@@ -28,6 +29,24 @@ pub struct LayerNet {
     pub classes: i64,
     /// Size of the features fed to the classifier.
     pub feature_dim: i64,
+    /// What the convolutions compute in; set with [`LayerNet::set_precision`].
+    precision: Precision,
+}
+
+/// `conv` applied to `x` with its weights cast to `x`'s kind and laid out like `x`; `[B, C, H,
+/// W]` -> `[B, C', H, W]` (the kernels are odd and padded to keep the size).
+fn conv_as(conv: &nn::Conv2D, x: &Tensor) -> Tensor {
+    let k = x.kind();
+    let w = channels_last(&conv.ws.to_kind(k));
+    let pad = (conv.ws.size()[2] - 1) / 2;
+    x.conv2d(
+        &w,
+        conv.bs.as_ref().map(|b| b.to_kind(k)),
+        [1, 1],
+        [pad, pad],
+        [1, 1],
+        1,
+    )
 }
 
 impl std::fmt::Debug for Block {
@@ -90,16 +109,42 @@ impl LayerNet {
             input,
             classes,
             feature_dim,
+            precision: Precision::Fp32,
         })
+    }
+
+    /// Computes in `p` from now on (the weights stay 32-bit either way).
+    pub fn set_precision(&mut self, p: Precision) {
+        self.precision = p;
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// `x`: `[B, C, H, W]` -> `[B, feature_dim]`, the input of the classifier (the penultimate
     /// layer, used for FID).
     pub fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut x = x.shallow_clone();
+        let mixed = self.precision != Precision::Fp32;
+        let mut x = if mixed {
+            channels_last(&x.to_kind(self.precision.kind()))
+        } else {
+            x.shallow_clone()
+        };
         let mut flat = false;
         for b in &self.blocks {
             x = match b {
+                Block::Skip {
+                    conv1,
+                    bn1,
+                    conv2,
+                    bn2,
+                    shortcut,
+                } if mixed => {
+                    let y = conv_as(conv1, &x).apply_t(bn1, train).relu();
+                    let y = conv_as(conv2, &y).apply_t(bn2, train);
+                    (y + conv_as(shortcut, &x)).relu()
+                }
                 Block::Skip {
                     conv1,
                     bn1,
@@ -120,7 +165,7 @@ impl LayerNet {
                     x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)
                 }
                 Block::Fc(l) => {
-                    let inp = if flat { x } else { x.flatten(1, -1) };
+                    let inp = if flat { x } else { x.flatten(1, -1) }.to_kind(Kind::Float);
                     flat = true;
                     inp.apply(l).relu()
                 }
@@ -130,7 +175,7 @@ impl LayerNet {
         if flat {
             x
         } else {
-            x.flatten(1, -1)
+            x.flatten(1, -1).to_kind(Kind::Float)
         }
     }
 }
@@ -178,5 +223,32 @@ mod tests {
             10
         )
         .is_err());
+    }
+
+    #[test]
+    fn bf16_computes_the_fp32_function_and_trains_the_fp32_weights() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let arch = Arch::parse("S8-16 P:max S16-8 P:avg F12").unwrap();
+        let mut net = LayerNet::new(&vs.root(), &arch, [1, 12, 12], 4).unwrap();
+        let x = Tensor::rand([5, 1, 12, 12], (Kind::Float, Device::Cpu));
+        let want = net.forward_t(&x, false);
+        net.set_precision(Precision::Bf16);
+        let got = net.forward_t(&x, false);
+        assert_eq!(got.kind(), Kind::Float);
+        let err = (&got - &want).abs().max().double_value(&[]);
+        let scale = want.abs().max().double_value(&[]);
+        assert!(err < 0.05 * scale, "bf16 {err} vs scale {scale}");
+        // gradients reach the 32-bit weights
+        net.forward_t(&x, true).sum(Kind::Float).backward();
+        for (name, v) in vs.variables() {
+            assert_eq!(v.kind(), Kind::Float, "{name}");
+            if name.ends_with("conv1.weight") {
+                assert!(
+                    v.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0,
+                    "{name}"
+                );
+            }
+        }
     }
 }

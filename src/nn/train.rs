@@ -1,6 +1,7 @@
 //! Training a classifier: Adam (default) or SGD with momentum, optional cosine schedule and
 //! random-shift augmentation, batches sliced on the device, and per-epoch figures read back
 //! once per epoch (no per-batch host syncs).
+use super::Precision;
 use crate::data::{Batches, Split};
 use crate::error::{Error, Result};
 use crate::ga::GaRng;
@@ -48,6 +49,10 @@ pub struct TrainConfig {
     /// Shift training images by up to this many pixels (random per image and batch); 0: off.
     pub augment_shift: i64,
     pub seed: u64,
+    /// What the network computes in while it trains (callers set it on the network; older
+    /// configs without it trained in fp32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -61,6 +66,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             augment_shift: 0,
             seed: 0,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -115,6 +121,10 @@ fn random_shift(x: &Tensor, k: i64) -> Tensor {
     let grid = Tensor::affine_grid_generator(&theta, s.as_slice(), false);
     x.grid_sampler(&grid, 1, 0, false)
 }
+
+/// Images per forward pass when measuring accuracy (large enough to keep a GPU busy, small
+/// enough that a wide network's activations stay within a few hundred MB).
+pub const EVAL_BATCH: usize = 256;
 
 /// Fraction of `split` classified correctly (eval mode), in batches of `bs`.
 pub fn accuracy(net: &impl ModuleT, split: &Split, bs: usize) -> f64 {
@@ -217,7 +227,9 @@ pub fn train_classifier(
                 "epoch {epoch}: the training loss is {train_loss}; lower --lr"
             )));
         }
-        let val_acc = val.filter(|v| !v.is_empty()).map(|v| accuracy(net, v, 512));
+        let val_acc = val
+            .filter(|v| !v.is_empty())
+            .map(|v| accuracy(net, v, EVAL_BATCH));
         let r = EpochReport {
             epoch,
             train_loss,
