@@ -78,6 +78,38 @@ fn check_generator(dir: &Path, latent: &[i64], range: (f32, f32)) {
 }
 
 #[test]
+fn weights_mode_feature_matching_fitness() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("f");
+    let o = gan(
+        &out,
+        &[
+            "--mode",
+            "weights",
+            "--population",
+            "6",
+            "--epochs",
+            "1",
+            "--fitness",
+            "features",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs = log(&out);
+    let gens: Vec<_> = recs.iter().filter(|r| r["kind"] == "generation").collect();
+    assert!(gens.len() >= 2);
+    for r in gens {
+        // minus a squared distance: finite, at most 0, and the generators differ
+        let (best, mean) = (
+            r["best_fitness"].as_f64().unwrap(),
+            r["mean_fitness"].as_f64().unwrap(),
+        );
+        assert!(best.is_finite() && best <= 0.0 && mean <= best, "{r}");
+        assert!(r["fitness_std"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}
+
+#[test]
 fn weights_mode_writes_outputs_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("w");

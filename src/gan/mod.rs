@@ -330,7 +330,8 @@ pub struct GanArgs {
     /// Default 32 at 28/32, 64 at 64.
     #[arg(long)]
     pub width: Option<i64>,
-    /// weights: fitness of a generator, logit (mean D logit) or prob (mean D(G(z))).
+    /// weights: fitness of a generator: logit (mean D logit), prob (mean D(G(z))) or features
+    /// (feature matching on D's penultimate layer).
     #[arg(long, value_enum, default_value = "logit")]
     pub fitness: weights::WeightsFitness,
     /// weights: discriminator Adam steps per training generation.

@@ -10,7 +10,8 @@
 //!
 //! Fitness (`--fitness`): `logit` (default) is the mean pre-sigmoid discriminator output on the
 //! generator's fakes, which keeps ranking generators after the discriminator has won (its
-//! probabilities are then all ≈ 0 and tie); `prob` is the notebook's mean D(G(z)).
+//! probabilities are then all ≈ 0 and tie); `prob` is the notebook's mean D(G(z)); `features`
+//! is feature matching on the discriminator's penultimate layer (see [`feature_matching`]).
 //!
 //! The notebook's bugs, not reproduced: it rebuilt a random population every generation
 //! (nothing was inherited), sorted fitness ascending (kept the worst), and misspelled calls.
@@ -31,6 +32,11 @@ pub enum WeightsFitness {
     Logit,
     /// Mean D(G(z)), the notebook's literal fitness (saturates at 0 once D wins).
     Prob,
+    /// Feature matching: minus the squared distance between the mean and standard deviation
+    /// of the discriminator's penultimate features on the generator's fakes and on a real batch
+    /// (Salimans et al. 2016). Does not saturate when D wins, and rewards looking like the data
+    /// as a whole rather than fooling D with one image.
+    Features,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -119,12 +125,24 @@ pub fn d_layout(shape: [i64; 3], ch: i64, mbstd: bool) -> Layout {
 /// over features of their standard deviation across the group as one more input, so a
 /// generator whose images do not vary with z (mode collapse) is told apart.
 pub fn d_forward(l: &Layout, d: &Tensor, x: &Tensor, train: bool, group: i64) -> Tensor {
+    d_head(l, d, &d_features(l, d, x, train), group)
+}
+
+/// The discriminator up to its penultimate layer: `x` `[N, C, H, W]` -> `[N, 64 * H/4 * W/4]`.
+pub fn d_features(l: &Layout, d: &Tensor, x: &Tensor, train: bool) -> Tensor {
     let p = |n: &str| l.get(d, n).squeeze_dim(0);
     let x = x.conv2d(&p("c1w"), Some(p("c1b")), [2, 2], [1, 1], [1, 1], 1);
     let x = super::func::leaky_relu(&x, 0.2).dropout(0.4, train);
     let x = x.conv2d(&p("c2w"), Some(p("c2b")), [2, 2], [1, 1], [1, 1], 1);
     let x = super::func::leaky_relu(&x, 0.2).dropout(0.4, train);
-    let mut f = x.flatten(1, -1);
+    x.flatten(1, -1)
+}
+
+/// The discriminator's last layer on [`d_features`]: `[N, K]` -> logits `[N]` (with the
+/// minibatch standard deviation over groups of `group` when the layout has it).
+pub fn d_head(l: &Layout, d: &Tensor, f: &Tensor, group: i64) -> Tensor {
+    let p = |n: &str| l.get(d, n).squeeze_dim(0);
+    let mut f = f.shallow_clone();
     let lw = p("lw");
     if lw.size()[0] == f.size()[1] + 1 {
         let (n, k) = (f.size()[0], f.size()[1]);
@@ -136,6 +154,24 @@ pub fn d_forward(l: &Layout, d: &Tensor, x: &Tensor, train: bool, group: i64) ->
         f = Tensor::cat(&[f, sd], 1);
     }
     (f.matmul(&lw) + p("lb")).view([-1])
+}
+
+/// Feature-matching fitness of each generator: `fake` `[P, B, K]`, `real` `[B', K]` -> `[P]`
+/// (double), minus the squared distance of the per-feature means plus that of the per-feature
+/// standard deviations, averaged over the K features.
+pub fn feature_matching(fake: &Tensor, real: &Tensor) -> Tensor {
+    let k = real.size()[1] as f64;
+    let (fm, fs) = (
+        fake.mean_dim(1, false, Kind::Double),
+        fake.to_kind(Kind::Double).std_dim(1, false, false),
+    );
+    let (rm, rs) = (
+        real.mean_dim(0, true, Kind::Double),
+        real.to_kind(Kind::Double).std_dim(0, false, true),
+    );
+    let d = (fm - rm).square().sum_dim_intlist(1, false, Kind::Double)
+        + (fs - rs).square().sum_dim_intlist(1, false, Kind::Double);
+    d / (-k)
 }
 
 /// `[P, N]` weights: Glorot-uniform matrices (Keras' default, as in the notebook), zero biases.
@@ -245,18 +281,21 @@ impl GanModel for WeightsModel {
         let p = self.genomes.size()[0];
         let be = self.eval_batch;
         let dev = self.genomes.device();
-        let (fake_imgs, logits, real_logits) = {
+        let (fake_imgs, logits, real_logits, fit_t) = {
             let _g = tch::no_grad_guard();
             let z = Tensor::randn([be, self.cfg.latent_dim], (Kind::Float, dev));
             let fakes = self.images(&g_forward_batched(&self.gl, &self.genomes, &z));
-            let logits = d_forward(&self.dl, &self.d, &fakes, false, be).view([p, be]);
+            let ff = d_features(&self.dl, &self.d, &fakes, false);
+            let logits = d_head(&self.dl, &self.d, &ff, be).view([p, be]);
             let real = data.next(be, rng);
-            let real_logits = d_forward(&self.dl, &self.d, &real, false, be);
-            (fakes, logits, real_logits)
-        };
-        let fit_t = match self.cfg.fitness {
-            WeightsFitness::Logit => logits.mean_dim(1, false, Kind::Double),
-            WeightsFitness::Prob => logits.sigmoid().mean_dim(1, false, Kind::Double),
+            let rf = d_features(&self.dl, &self.d, &real, false);
+            let real_logits = d_head(&self.dl, &self.d, &rf, be);
+            let fit_t = match self.cfg.fitness {
+                WeightsFitness::Logit => logits.mean_dim(1, false, Kind::Double),
+                WeightsFitness::Prob => logits.sigmoid().mean_dim(1, false, Kind::Double),
+                WeightsFitness::Features => feature_matching(&ff.view([p, be, -1]), &rf),
+            };
+            (fakes, logits, real_logits, fit_t)
         };
         let fitness = Vec::<f64>::try_from(fit_t.to_device(Device::Cpu))?;
         let best = argbest(&fitness);
@@ -349,6 +388,21 @@ impl GanModel for WeightsModel {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn feature_matching_prefers_fakes_that_look_like_the_data() {
+        tch::manual_seed(2);
+        let dev = Device::Cpu;
+        let real = Tensor::randn([64, 5], (Kind::Float, dev)) * 2.0 + 1.0;
+        let like = Tensor::randn([1, 64, 5], (Kind::Float, dev)) * 2.0 + 1.0;
+        let shifted = Tensor::randn([1, 64, 5], (Kind::Float, dev)) * 2.0 + 3.0;
+        let collapsed = Tensor::ones([1, 64, 5], (Kind::Float, dev));
+        let f = feature_matching(&Tensor::cat(&[&like, &shifted, &collapsed], 0), &real);
+        let f = Vec::<f64>::try_from(f).unwrap();
+        assert_eq!(f.len(), 3);
+        assert!(f[0] > f[1] && f[0] > f[2], "{f:?}");
+        assert!(f.iter().all(|v| *v <= 0.0));
+    }
+
     use super::*;
 
     #[test]
