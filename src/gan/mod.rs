@@ -340,6 +340,10 @@ pub struct GanArgs {
     /// weights: train the discriminator every this many generations.
     #[arg(long, default_value_t = 1)]
     pub d_every: u64,
+    /// weights: discriminator steps against the initial population before the first
+    /// generation (useful with --fitness features: it then starts on learnt features).
+    #[arg(long, default_value_t = 0)]
+    pub d_warmup: usize,
     /// weights: give the discriminator the minibatch standard deviation of each generator's
     /// fakes, so that generators whose images ignore z rank low.
     #[arg(long)]
@@ -622,6 +626,7 @@ impl GanArgs {
                 fitness: self.fitness,
                 d_steps: self.d_steps,
                 d_every: self.d_every,
+                d_warmup: self.d_warmup,
                 d_channels: 64,
                 minibatch_std: self.minibatch_std,
             }),

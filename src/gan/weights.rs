@@ -52,6 +52,10 @@ pub struct WeightsConfig {
     /// The discriminator sees each generator's minibatch standard deviation.
     #[serde(default)]
     pub minibatch_std: bool,
+    /// Discriminator steps on real images against the initial population's fakes before the
+    /// first generation (so that feature matching starts on learnt features).
+    #[serde(default)]
+    pub d_warmup: usize,
 }
 
 /// Layout of a generator MLP `[latent, hidden.., out]`: `w{l}` `[in, out]`, `b{l}` `[out]`.
@@ -265,6 +269,35 @@ impl WeightsModel {
         }
     }
 
+    /// One Adam step of the discriminator: real images against a random batch of `fake_imgs`
+    /// (`[P * eval_batch, C, H, W]`, this generation's fakes).
+    fn d_step(&mut self, fake_imgs: &Tensor, data: &mut RealStream, rng: &mut GaRng) {
+        let p = self.genomes.size()[0];
+        let be = self.eval_batch;
+        let dev = self.genomes.device();
+        let (real, fake) = if self.cfg.minibatch_std {
+            // all the fakes of batch/eval_batch random generators (whole groups)
+            let k = (self.batch / be).clamp(1, p);
+            let who = Tensor::randperm(p, (Kind::Int64, dev)).narrow(0, 0, k);
+            let [c, h, w] = self.shape;
+            let fake = fake_imgs
+                .view([p, be, c, h, w])
+                .index_select(0, &who)
+                .reshape([-1, c, h, w]);
+            (data.next(k * be, rng), fake)
+        } else {
+            // a random batch of this generation's fakes
+            let n = fake_imgs.size()[0];
+            let idx = Tensor::randperm(n, (Kind::Int64, dev)).narrow(0, 0, self.batch.min(n));
+            (data.next(self.batch, rng), fake_imgs.index_select(0, &idx))
+        };
+        let d = leaf(&self.d);
+        let loss = bce_cols(&d_forward(&self.dl, &d, &real, true, be).view([-1, 1]), 1.0)
+            + bce_cols(&d_forward(&self.dl, &d, &fake, true, be).view([-1, 1]), 0.0);
+        loss.sum(Kind::Float).backward();
+        self.d = self.d_adam.step(&d, &d.grad());
+    }
+
     fn images(&self, flat: &Tensor) -> Tensor {
         let [c, h, w] = self.shape;
         flat.reshape([-1, c, h, w])
@@ -281,6 +314,16 @@ impl GanModel for WeightsModel {
         let p = self.genomes.size()[0];
         let be = self.eval_batch;
         let dev = self.genomes.device();
+        if generation == 0 && self.cfg.d_warmup > 0 {
+            let fakes = {
+                let _g = tch::no_grad_guard();
+                let z = Tensor::randn([be, self.cfg.latent_dim], (Kind::Float, dev));
+                self.images(&g_forward_batched(&self.gl, &self.genomes, &z))
+            };
+            for _ in 0..self.cfg.d_warmup {
+                self.d_step(&fakes, data, rng);
+            }
+        }
         let (fake_imgs, logits, real_logits, fit_t) = {
             let _g = tch::no_grad_guard();
             let z = Tensor::randn([be, self.cfg.latent_dim], (Kind::Float, dev));
@@ -312,28 +355,7 @@ impl GanModel for WeightsModel {
         // discriminator steps: real batch against a random batch of this generation's fakes
         if self.cfg.d_every > 0 && generation % self.cfg.d_every == 0 {
             for _ in 0..self.cfg.d_steps {
-                let (real, fake) = if self.cfg.minibatch_std {
-                    // all the fakes of batch/eval_batch random generators (whole groups)
-                    let k = (self.batch / be).clamp(1, p);
-                    let who = Tensor::randperm(p, (Kind::Int64, dev)).narrow(0, 0, k);
-                    let [c, h, w] = self.shape;
-                    let fake = fake_imgs
-                        .view([p, be, c, h, w])
-                        .index_select(0, &who)
-                        .reshape([-1, c, h, w]);
-                    (data.next(k * be, rng), fake)
-                } else {
-                    // a random batch of this generation's fakes
-                    let n = fake_imgs.size()[0];
-                    let idx =
-                        Tensor::randperm(n, (Kind::Int64, dev)).narrow(0, 0, self.batch.min(n));
-                    (data.next(self.batch, rng), fake_imgs.index_select(0, &idx))
-                };
-                let d = leaf(&self.d);
-                let loss = bce_cols(&d_forward(&self.dl, &d, &real, true, be).view([-1, 1]), 1.0)
-                    + bce_cols(&d_forward(&self.dl, &d, &fake, true, be).view([-1, 1]), 0.0);
-                loss.sum(Kind::Float).backward();
-                self.d = self.d_adam.step(&d, &d.grad());
+                self.d_step(&fake_imgs, data, rng);
             }
         }
         if let Some(ev) = &self.evolver {
