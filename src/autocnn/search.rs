@@ -1019,11 +1019,17 @@ fn export_model(
     // the test accuracy is the exported model's, which computes in fp32
     net.set_precision(Precision::Fp32);
     let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, EVAL_BATCH));
+    // without retraining, the exported network is the one the search trained
+    let search_test_acc = if final_epochs.is_some() {
+        search_test_acc
+    } else {
+        test_acc
+    };
     let params = parameter_count(&vs);
     let metrics = json!({
         "search_val_acc": best.val_acc, "search_fitness": best.fitness,
         "fitness_set": cfg.fitness_set, "test_acc": test_acc, "search_epochs": cfg.train.epochs,
-        "search_test_acc": search_test_acc.or(final_epochs.is_none().then_some(test_acc).flatten()),
+        "search_test_acc": search_test_acc,
         "final_epochs": final_epochs, "retrained_on": final_epochs.map(|_| "train+val"),
         "seed": cfg.seed,
     });
@@ -1034,7 +1040,7 @@ fn export_model(
         params,
         val_acc: best.val_acc,
         test_acc,
-        search_test_acc: search_test_acc.or(final_epochs.is_none().then_some(test_acc).flatten()),
+        search_test_acc,
         path: path.to_path_buf(),
     })
 }

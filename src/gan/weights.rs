@@ -410,6 +410,8 @@ impl GanModel for WeightsModel {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn feature_matching_prefers_fakes_that_look_like_the_data() {
         tch::manual_seed(2);
@@ -424,8 +426,6 @@ mod tests {
         assert!(f[0] > f[1] && f[0] > f[2], "{f:?}");
         assert!(f.iter().all(|v| *v <= 0.0));
     }
-
-    use super::*;
 
     #[test]
     fn batched_generators_equal_the_per_individual_loop() {

@@ -118,10 +118,6 @@ impl LayerNet {
         self.precision = p;
     }
 
-    pub fn precision(&self) -> Precision {
-        self.precision
-    }
-
     /// `x`: `[B, C, H, W]` -> `[B, feature_dim]`, the input of the classifier (the penultimate
     /// layer, used for FID).
     pub fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -140,25 +136,17 @@ impl LayerNet {
                     conv2,
                     bn2,
                     shortcut,
-                } if mixed => {
-                    let y = conv_as(conv1, &x).apply_t(bn1, train).relu();
-                    let y = conv_as(conv2, &y).apply_t(bn2, train);
-                    (y + conv_as(shortcut, &x)).relu()
-                }
-                Block::Skip {
-                    conv1,
-                    bn1,
-                    conv2,
-                    bn2,
-                    shortcut,
                 } => {
-                    let y = x
-                        .apply(conv1)
-                        .apply_t(bn1, train)
-                        .relu()
-                        .apply(conv2)
-                        .apply_t(bn2, train);
-                    (y + shortcut.forward(&x)).relu()
+                    let conv = |c: &nn::Conv2D, x: &Tensor| {
+                        if mixed {
+                            conv_as(c, x)
+                        } else {
+                            c.forward(x)
+                        }
+                    };
+                    let y = conv(conv1, &x).apply_t(bn1, train).relu();
+                    let y = conv(conv2, &y).apply_t(bn2, train);
+                    (y + conv(shortcut, &x)).relu()
                 }
                 Block::Pool(PoolKind::Max) => x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
                 Block::Pool(PoolKind::Avg) => {
