@@ -88,10 +88,14 @@ fn weights_mode_feature_matching_fitness() {
             "weights",
             "--population",
             "6",
-            "--epochs",
-            "1",
+            "--generations",
+            "3",
             "--fitness",
             "features",
+            "--g-init",
+            "data-mean",
+            "--real-batch",
+            "32",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -287,6 +291,53 @@ fn dcgan_mode_population_and_baseline() {
 }
 
 #[test]
+fn dcgan_evolved_learning_rates_survive_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pbt");
+    let args = [
+        "--mode",
+        "dcgan",
+        "--width",
+        "4",
+        "--population",
+        "3",
+        "--evolve-lr",
+        "--lr",
+        "0.0002",
+        "--batch-size",
+        "16",
+        "--eval-batch",
+        "16",
+        "--generations",
+        "4",
+    ];
+    let o = gan(&out, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bin()
+        .args(["gan", "-q", "--resume", out.to_str().unwrap()])
+        .args(["--generations", "10"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let gens: Vec<_> = log(&out)
+        .into_iter()
+        .filter(|r| r["kind"] == "generation")
+        .collect();
+    assert_eq!(gens.len(), 10);
+    let mut moved = false;
+    for r in &gens {
+        for k in ["g_lr_best", "d_lr_best"] {
+            // every rate is 2e-4 times a power of 1.25 (0.8 = 1/1.25): inherited, then explored
+            let lr = r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+            let steps = (lr / 2e-4).ln() / 1.25f64.ln();
+            assert!((steps - steps.round()).abs() < 1e-3, "{k} {lr}");
+            moved |= steps.round() != 0.0;
+        }
+    }
+    assert!(moved, "some best individual has an explored rate");
+}
+
+#[test]
 fn user_mistakes_exit_with_code_2() {
     let tmp = tempfile::tempdir().unwrap();
     for (i, (extra, needle)) in [
@@ -309,6 +360,11 @@ fn user_mistakes_exit_with_code_2() {
         (vec!["--dataset", "nope"], "--dataset nope"),
         (vec!["--fid-model", "/nonexistent/model.pt"], "--fid-model"),
         (vec!["--keep-fraction", "1.5"], "--keep-fraction"),
+        (
+            vec!["--mode", "weights", "--minibatch-std", "--real-batch", "20"],
+            "--real-batch 20",
+        ),
+        (vec!["--mode", "weights", "--evolve-lr"], "--evolve-lr"),
     ]
     .into_iter()
     .enumerate()

@@ -219,6 +219,18 @@ pub struct DcganConfig {
     pub width: i64,
     pub grad_steps: usize,
     pub d_population: usize,
+    /// Every individual has its own Adam learning rate, inherited by its children and
+    /// multiplied by 0.8 or 1.25 at random (population-based training's explore step).
+    #[serde(default)]
+    pub evolve_lr: bool,
+}
+
+fn per_row(a: Adam, on: bool) -> Adam {
+    if on {
+        a.per_row_lr()
+    } else {
+        a
+    }
 }
 
 pub struct DcganModel {
@@ -260,8 +272,8 @@ impl DcganModel {
         let g = init(&gl, population, device);
         let d = init(&dl, cfg.d_population as i64, device);
         Ok(DcganModel {
-            g_adam: Adam::new(&g, lr, beta1),
-            d_adam: Adam::new(&d, lr, beta1),
+            g_adam: per_row(Adam::new(&g, lr, beta1), cfg.evolve_lr),
+            d_adam: per_row(Adam::new(&d, lr, beta1), cfg.evolve_lr),
             best: g.narrow(0, 0, 1).copy(),
             cfg,
             shape,
@@ -383,15 +395,26 @@ impl GanModel for DcganModel {
             "d_mean_fitness".into(),
             serde_json::json!(d_fit.iter().sum::<f64>() / d_fit.len() as f64),
         );
+        if self.cfg.evolve_lr {
+            let (gl, dl) = (self.g_adam.lrs(), self.d_adam.lrs());
+            stats
+                .extra
+                .insert("g_lr_best".into(), serde_json::json!(gl[best]));
+            stats
+                .extra
+                .insert("d_lr_best".into(), serde_json::json!(dl[dbest]));
+        }
         if let Some(ev) = &self.g_ev {
-            let (next, inherit) = ev.step(&self.g, &g_fit, rng)?;
+            let (next, inherit, kept) = ev.step_counted(&self.g, &g_fit, rng)?;
             self.g = next;
             self.g_adam.select(&inherit);
+            self.g_adam.perturb_lr(kept, rng);
         }
         if let Some(ev) = &self.d_ev {
-            let (next, inherit) = ev.step(&self.d, &d_fit, rng)?;
+            let (next, inherit, kept) = ev.step_counted(&self.d, &d_fit, rng)?;
             self.d = next;
             self.d_adam.select(&inherit);
+            self.d_adam.perturb_lr(kept, rng);
         }
         Ok(stats)
     }
@@ -407,7 +430,7 @@ impl GanModel for DcganModel {
         vec![self.cfg.latent_dim, 1, 1]
     }
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        vec![
+        let mut t = vec![
             ("g".into(), self.g.shallow_clone()),
             ("d".into(), self.d.shallow_clone()),
             ("best".into(), self.best.shallow_clone()),
@@ -417,7 +440,12 @@ impl GanModel for DcganModel {
             ("d_v".into(), self.d_adam.v.shallow_clone()),
             ("g_t".into(), Tensor::from(self.g_adam.t)),
             ("d_t".into(), Tensor::from(self.d_adam.t)),
-        ]
+        ];
+        if let (Some(g), Some(d)) = (&self.g_adam.lr_rows, &self.d_adam.lr_rows) {
+            t.push(("g_lr".into(), g.shallow_clone()));
+            t.push(("d_lr".into(), d.shallow_clone()));
+        }
+        t
     }
     fn load_tensors(&mut self, t: &HashMap<String, Tensor>) -> Result<()> {
         let dev = self.g.device();
@@ -431,6 +459,10 @@ impl GanModel for DcganModel {
         self.d_adam.v = super::take(t, "d_v", &dsz)?.to_device(dev);
         self.g_adam.t = super::take(t, "g_t", &[])?.int64_value(&[]);
         self.d_adam.t = super::take(t, "d_t", &[])?.int64_value(&[]);
+        if self.cfg.evolve_lr {
+            self.g_adam.lr_rows = Some(super::take(t, "g_lr", &[gsz[0], 1])?.to_device(dev));
+            self.d_adam.lr_rows = Some(super::take(t, "d_lr", &[dsz[0], 1])?.to_device(dev));
+        }
         Ok(())
     }
     /// Exports the best generator with its batch-norm statistics estimated on 1024 latent

@@ -141,6 +141,8 @@ pub struct Adam {
     pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
+    /// Per-row learning rates `[P, 1]` (an evolved hyperparameter); `None`: `lr` for all.
+    pub lr_rows: Option<Tensor>,
 }
 
 impl Adam {
@@ -152,7 +154,18 @@ impl Adam {
             lr,
             beta1,
             beta2: 0.999,
+            lr_rows: None,
         }
+    }
+    /// Gives every row its own learning rate, starting at `lr`.
+    pub fn per_row_lr(mut self) -> Self {
+        let p = self.m.size()[0];
+        self.lr_rows = Some(Tensor::full(
+            [p, 1],
+            self.lr,
+            (Kind::Float, self.m.device()),
+        ));
+        self
     }
     /// One step: returns the updated parameters (detached) given the gradient `g`.
     pub fn step(&mut self, params: &Tensor, g: &Tensor) -> Tensor {
@@ -163,12 +176,48 @@ impl Adam {
         let bc1 = 1.0 - self.beta1.powi(self.t as i32);
         let bc2 = 1.0 - self.beta2.powi(self.t as i32);
         let step = (&self.m / bc1) / ((&self.v / bc2).sqrt() + 1e-8);
-        params.detach() - step * self.lr
+        match &self.lr_rows {
+            Some(lr) => params.detach() - step * lr,
+            None => params.detach() - step * self.lr,
+        }
     }
     /// Keeps the rows `idx` (the moments follow the individuals through selection).
     pub fn select(&mut self, idx: &Tensor) {
         self.m = self.m.index_select(0, idx);
         self.v = self.v.index_select(0, idx);
+        if let Some(lr) = &self.lr_rows {
+            self.lr_rows = Some(lr.index_select(0, idx));
+        }
+    }
+    /// Population-based-training "explore": multiplies the learning rate of every row from
+    /// `first` on (the children) by 0.8 or 1.25, at random, within [1e-6, 0.1].
+    pub fn perturb_lr(&mut self, first: usize, rng: &mut crate::ga::GaRng) {
+        use rand::Rng;
+        if let Some(lr) = &self.lr_rows {
+            let p = lr.size()[0] as usize;
+            let f: Vec<f32> = (0..p)
+                .map(|i| match (i < first, rng.random::<bool>()) {
+                    (true, _) => 1.0,
+                    (false, true) => 1.25,
+                    (false, false) => 0.8,
+                })
+                .collect();
+            let f = Tensor::from_slice(&f).to_device(lr.device()).view([-1, 1]);
+            self.lr_rows = Some((lr * f).clamp(1e-6, 0.1));
+        }
+    }
+    /// The learning rate of each row.
+    pub fn lrs(&self) -> Vec<f64> {
+        let p = self.m.size()[0] as usize;
+        match &self.lr_rows {
+            Some(lr) => Vec::<f64>::try_from(
+                lr.to_kind(Kind::Double)
+                    .view([-1])
+                    .to_device(tch::Device::Cpu),
+            )
+            .unwrap_or_else(|_| vec![self.lr; p]),
+            None => vec![self.lr; p],
+        }
     }
 }
 
@@ -214,5 +263,48 @@ mod tests {
             0,
         );
         assert!(cur.allclose(&sep, 1e-6, 1e-6, false));
+    }
+
+    #[test]
+    fn per_row_learning_rates_follow_selection_and_explore() {
+        use rand::SeedableRng;
+        tch::manual_seed(4);
+        let p = Tensor::randn([3, 5], (Kind::Float, Device::Cpu));
+        let g = Tensor::randn([3, 5], (Kind::Float, Device::Cpu));
+        let mut a = Adam::new(&p, 0.1, 0.5).per_row_lr();
+        a.lr_rows = Some(Tensor::from_slice(&[0.001f32, 0.002, 0.004]).view([3, 1]));
+        // row i steps as a scalar Adam with lr_i would
+        let next = a.step(&p, &g);
+        for (i, lr) in [0.001, 0.002, 0.004].into_iter().enumerate() {
+            let mut ai = Adam::new(&p.narrow(0, i as i64, 1), lr, 0.5);
+            let ri = ai.step(&p.narrow(0, i as i64, 1), &g.narrow(0, i as i64, 1));
+            assert!(next.narrow(0, i as i64, 1).allclose(&ri, 1e-6, 1e-6, false));
+        }
+        // selection carries the rates along; explore leaves the survivors and scales children
+        a.select(&Tensor::from_slice(&[2i64, 2, 0]));
+        assert_eq!(
+            a.lrs()
+                .iter()
+                .map(|v| (v * 1e3).round())
+                .collect::<Vec<_>>(),
+            [4.0, 4.0, 1.0]
+        );
+        let mut rng = crate::ga::GaRng::seed_from_u64(1);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..8 {
+            let before = a.lrs();
+            a.perturb_lr(1, &mut rng);
+            let after = a.lrs();
+            assert!(
+                (after[0] - before[0]).abs() < 1e-9,
+                "the survivor keeps its rate"
+            );
+            for i in 1..3 {
+                let r = after[i] / before[i];
+                assert!((r - 1.25).abs() < 1e-4 || (r - 0.8).abs() < 1e-4, "{r}");
+                seen.insert((r * 100.0).round() as i64);
+            }
+        }
+        assert_eq!(seen.len(), 2, "both directions are drawn");
     }
 }

@@ -83,6 +83,10 @@ impl GenStats {
 
 /// A GAN whose generators (and maybe discriminators) are a population.
 pub trait GanModel {
+    /// Data-dependent initialisation, once at the start of a fresh run (before the first FID).
+    fn prepare(&mut self, _data: &mut RealStream, _rng: &mut GaRng) -> Result<()> {
+        Ok(())
+    }
     /// One generation: training, fitness of everyone, then selection and breeding.
     fn generation(
         &mut self,
@@ -175,13 +179,24 @@ pub struct Evolver {
 
 impl Evolver {
     /// The next generation and, per row, the index of the row it inherits from (survivor or
-    /// first parent), for optimiser state.
+    /// first parent), for optimiser state; the survivors come first, then the children.
     pub fn step(
         &self,
         genomes: &Tensor,
         fitness: &[f64],
         rng: &mut GaRng,
     ) -> Result<(Tensor, Tensor)> {
+        self.step_counted(genomes, fitness, rng)
+            .map(|(g, i, _)| (g, i))
+    }
+
+    /// [`Evolver::step`], with the number of survivors (the rows before the children).
+    pub fn step_counted(
+        &self,
+        genomes: &Tensor,
+        fitness: &[f64],
+        rng: &mut GaRng,
+    ) -> Result<(Tensor, Tensor, usize)> {
         let engine = Engine {
             cfg: &self.ga,
             files: RunFiles::new(""),
@@ -241,11 +256,13 @@ impl Evolver {
         }
         let keep: Vec<i64> = survivors.iter().map(|&s| s as i64).collect();
         let kept = genomes.index_select(0, &Tensor::from_slice(&keep).to_device(dev));
+        let n_kept = keep.len();
         let mut inherit = keep;
         inherit.extend(plans.iter().map(|p| p.parents.0 as i64));
         Ok((
             Tensor::cat(&[kept, children], 0),
             Tensor::from_slice(&inherit).to_device(dev),
+            n_kept,
         ))
     }
 }
@@ -289,6 +306,10 @@ pub struct GanArgs {
     /// plain gradient DCGAN baseline.
     #[arg(long)]
     pub no_evolution: bool,
+    /// dcgan: every individual gets its own Adam learning rate (starting at --lr), which its
+    /// children inherit multiplied by 0.8 or 1.25 (population-based training's explore).
+    #[arg(long)]
+    pub evolve_lr: bool,
     /// dcgan: Adam steps per individual and generation (0: a pure GA).
     #[arg(long, default_value_t = 1)]
     pub grad_steps: usize,
@@ -344,6 +365,14 @@ pub struct GanArgs {
     /// generation (useful with --fitness features: it then starts on learnt features).
     #[arg(long, default_value_t = 0)]
     pub d_warmup: usize,
+    /// weights: real images in each fitness evaluation (default: --eval-batch); more make the
+    /// feature-matching target less noisy.
+    #[arg(long)]
+    pub real_batch: Option<i64>,
+    /// weights: how generators start: glorot (Keras' default, zero biases) or data-mean
+    /// (output biases at the logit of the mean real image).
+    #[arg(long, value_enum, default_value = "glorot")]
+    pub g_init: weights::GeneratorInit,
     /// weights: give the discriminator the minibatch standard deviation of each generator's
     /// fakes, so that generators whose images ignore z rank low.
     #[arg(long)]
@@ -489,6 +518,11 @@ impl GanArgs {
                 "--population {population}: evolution needs at least 2 individuals; add --no-evolution for the gradient-only baseline"
             )));
         }
+        if self.evolve_lr && (weights_mode || self.no_evolution) {
+            return Err(Error::usage(
+                "--evolve-lr: only for the dcgan mode with evolution (learning rates evolve with the individuals)",
+            ));
+        }
         if weights_mode && self.no_evolution {
             return Err(Error::usage(
                 "--no-evolution: in weights mode nothing else trains the generators",
@@ -503,6 +537,20 @@ impl GanArgs {
         ] {
             if v < 2 {
                 return Err(Error::usage(format!("{name} {v}: must be at least 2")));
+            }
+        }
+        if let Some(r) = self.real_batch {
+            if r < 2 || (self.minibatch_std && r % eval_batch != 0) {
+                return Err(Error::usage(format!(
+                    "--real-batch {r}: must be at least 2{}",
+                    if self.minibatch_std {
+                        format!(
+                            " and a multiple of --eval-batch {eval_batch} (with --minibatch-std)"
+                        )
+                    } else {
+                        String::new()
+                    }
+                )));
             }
         }
         if self.fid_samples < 10 {
@@ -627,6 +675,8 @@ impl GanArgs {
                 d_steps: self.d_steps,
                 d_every: self.d_every,
                 d_warmup: self.d_warmup,
+                g_init: self.g_init,
+                real_batch: self.real_batch.unwrap_or(0),
                 d_channels: 64,
                 minibatch_std: self.minibatch_std,
             }),
@@ -635,6 +685,7 @@ impl GanArgs {
                 width,
                 grad_steps: self.grad_steps,
                 d_population,
+                evolve_lr: self.evolve_lr,
             }),
             batch_size: self.batch_size,
             eval_batch,
@@ -994,6 +1045,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         Ok(fid::frechet_distance(&real_stats, &s))
     };
     if records.is_empty() {
+        model.prepare(&mut stream, &mut rng)?;
         // the starting point of the FID curve
         let f = fid_of(model.as_ref())?;
         records

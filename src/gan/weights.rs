@@ -39,6 +39,19 @@ pub enum WeightsFitness {
     Features,
 }
 
+/// How the generators' weights start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum GeneratorInit {
+    /// Glorot-uniform matrices and zero biases (Keras' default, the notebook's).
+    #[default]
+    Glorot,
+    /// Glorot matrices, and output biases set to the logit of the mean real image (clamped to
+    /// [0.02, 0.98]), so that every generator starts as the data's average image plus
+    /// z-dependent noise: the black background of MNIST is given, not evolved.
+    DataMean,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WeightsConfig {
     pub latent_dim: i64,
@@ -56,6 +69,11 @@ pub struct WeightsConfig {
     /// first generation (so that feature matching starts on learnt features).
     #[serde(default)]
     pub d_warmup: usize,
+    #[serde(default)]
+    pub g_init: GeneratorInit,
+    /// Real images per fitness evaluation (0: as many as each generator's fakes).
+    #[serde(default)]
+    pub real_batch: i64,
 }
 
 /// Layout of a generator MLP `[latent, hidden.., out]`: `w{l}` `[in, out]`, `b{l}` `[out]`.
@@ -196,6 +214,15 @@ pub fn init_generators(l: &Layout, p: i64, device: Device) -> Tensor {
     Tensor::cat(&parts, 1)
 }
 
+/// Sets the last layer's bias of every generator in `g` (`[P, N]`) to `bias` (`[out]`).
+pub fn set_output_bias(l: &Layout, g: &mut Tensor, bias: &Tensor) {
+    let k = l.specs.len() - 1;
+    let p = g.size()[0];
+    let n = l.numel(k);
+    g.narrow(1, l.offsets[k], n)
+        .copy_(&bias.view([1, n]).expand([p, n], false));
+}
+
 /// PyTorch's default: uniform ±1/sqrt(fan_in) for weights and biases.
 pub fn init_discriminator(l: &Layout, device: Device) -> Tensor {
     let fan_in = |name: &str| -> i64 {
@@ -305,6 +332,20 @@ impl WeightsModel {
 }
 
 impl GanModel for WeightsModel {
+    fn prepare(&mut self, data: &mut RealStream, rng: &mut GaRng) -> Result<()> {
+        if self.cfg.g_init == GeneratorInit::DataMean {
+            let _g = tch::no_grad_guard();
+            let mean = data
+                .next(1024, rng)
+                .flatten(1, -1)
+                .mean_dim(0, false, Kind::Float)
+                .clamp(0.02, 0.98)
+                .logit(None);
+            set_output_bias(&self.gl, &mut self.genomes, &mean);
+            self.best = self.genomes.narrow(0, 0, 1).copy();
+        }
+        Ok(())
+    }
     fn generation(
         &mut self,
         data: &mut RealStream,
@@ -330,7 +371,12 @@ impl GanModel for WeightsModel {
             let fakes = self.images(&g_forward_batched(&self.gl, &self.genomes, &z));
             let ff = d_features(&self.dl, &self.d, &fakes, false);
             let logits = d_head(&self.dl, &self.d, &ff, be).view([p, be]);
-            let real = data.next(be, rng);
+            let nr = if self.cfg.real_batch > 0 {
+                self.cfg.real_batch
+            } else {
+                be
+            };
+            let real = data.next(nr, rng);
             let rf = d_features(&self.dl, &self.d, &real, false);
             let real_logits = d_head(&self.dl, &self.d, &rf, be);
             let fit_t = match self.cfg.fitness {
@@ -425,6 +471,45 @@ mod tests {
         assert_eq!(f.len(), 3);
         assert!(f[0] > f[1] && f[0] > f[2], "{f:?}");
         assert!(f.iter().all(|v| *v <= 0.0));
+    }
+
+    #[test]
+    fn data_mean_init_starts_at_the_mean_real_image() {
+        use rand::SeedableRng;
+        tch::manual_seed(4);
+        let dev = Device::Cpu;
+        // 64 images 1x4x4: left half 0.9, right half 0
+        let left = Tensor::arange(4, (Kind::Float, dev))
+            .lt(2)
+            .to_kind(Kind::Float)
+            * 0.9;
+        let x = left.view([1, 1, 1, 4]).expand([64, 1, 4, 4], false).copy();
+        let mut rng = GaRng::seed_from_u64(1);
+        let mut data = RealStream::new(x, 0, &mut rng);
+        let cfg = WeightsConfig {
+            latent_dim: 8,
+            hidden: vec![6],
+            fitness: WeightsFitness::Features,
+            d_steps: 1,
+            d_every: 1,
+            d_channels: 4,
+            minibatch_std: false,
+            d_warmup: 0,
+            g_init: GeneratorInit::DataMean,
+            real_batch: 0,
+        };
+        let mut m = WeightsModel::new(cfg, [1, 4, 4], 3, None, 8, 4, 2e-4, 0.5, dev);
+        m.prepare(&mut data, &mut rng).unwrap();
+        let z = Tensor::randn([200, 8], (Kind::Float, dev));
+        let all = g_forward_batched(&m.gl, &m.genomes, &z).view([3, 200, 4, 4]);
+        let (l, r) = (
+            all.narrow(3, 0, 2).mean(Kind::Double).double_value(&[]),
+            all.narrow(3, 2, 2).mean(Kind::Double).double_value(&[]),
+        );
+        assert!(l > 0.8 && r < 0.06, "left {l}, right {r}");
+        // the best generator (what sample_best draws) starts the same way
+        let best = m.sample_best(&z).unwrap();
+        assert!(best.narrow(3, 2, 2).mean(Kind::Double).double_value(&[]) < 0.06);
     }
 
     #[test]
