@@ -310,6 +310,8 @@ fn dcgan_evolved_learning_rates_survive_resume() {
         "16",
         "--generations",
         "4",
+        "--budget-clock",
+        "cpu",
     ];
     let o = gan(&out, &args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -324,6 +326,11 @@ fn dcgan_evolved_learning_rates_survive_resume() {
         .filter(|r| r["kind"] == "generation")
         .collect();
     assert_eq!(gens.len(), 10);
+    // new stop criteria replace the saved ones, but the clock stays the run's own
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["stop"]["generations"], 10);
+    assert_eq!(cfg["stop"]["budget_clock"], "cpu");
     let mut moved = false;
     for r in &gens {
         for k in ["g_lr_best", "d_lr_best"] {

@@ -322,10 +322,11 @@ pub struct GanArgs {
     /// Stop after this many seconds of training (evaluation excluded), on --budget-clock.
     #[arg(long)]
     pub time_budget: Option<f64>,
-    /// The clock of --time-budget: wall (elapsed seconds) or cpu (CPU seconds of this process
-    /// in training, all threads: the fair clock on a machine shared with other jobs).
-    #[arg(long, value_enum, default_value = "wall")]
-    pub budget_clock: BudgetClock,
+    /// The clock of --time-budget: wall (elapsed seconds, the default) or cpu (CPU seconds of
+    /// this process in training, all threads: the fair clock on a machine shared with other
+    /// jobs). With --resume: the run's own clock unless given.
+    #[arg(long, value_enum)]
+    pub budget_clock: Option<BudgetClock>,
     /// Fraction of each population kept as parents (truncation selection).
     #[arg(long, default_value_t = 0.2)]
     pub keep_fraction: f64,
@@ -638,7 +639,7 @@ impl GanArgs {
             generations: self.generations,
             epochs: self.epochs,
             time_budget_s: self.time_budget,
-            budget_clock: self.budget_clock,
+            budget_clock: self.budget_clock.unwrap_or(BudgetClock::Wall),
         };
         let stop = if stop.generations.is_none()
             && stop.epochs.is_none()
@@ -930,7 +931,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
                     generations: args.generations,
                     epochs: args.epochs,
                     time_budget_s: args.time_budget,
-                    budget_clock: args.budget_clock,
+                    budget_clock: args.budget_clock.unwrap_or(cfg.stop.budget_clock),
                 };
                 fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
             }
