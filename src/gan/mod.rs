@@ -456,7 +456,8 @@ fn ga_config(p: usize, keep_fraction: f64, elitism: Option<usize>) -> Result<GaC
             "--keep-fraction {keep_fraction}: must be in (0, 1)"
         )));
     }
-    let parents = ((keep_fraction * p as f64).round() as usize).clamp(2.min(p), p);
+    // at least one parent: with P = 2, "the top 20%" is the better one, not both
+    let parents = ((keep_fraction * p as f64).round() as usize).clamp(1, p);
     let ga = GaConfig {
         population: p,
         parents,
@@ -1220,6 +1221,36 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_fraction_keeps_at_least_the_best() {
+        // the top 20% of 2 is the better one alone (both would make selection a coin toss)
+        assert_eq!(ga_config(2, 0.2, Some(1)).unwrap().parents, 1);
+        assert_eq!(ga_config(50, 0.2, None).unwrap().parents, 10);
+        assert_eq!(ga_config(4, 0.5, Some(1)).unwrap().parents, 2);
+        let ev = Evolver {
+            ga: ga_config(2, 0.2, Some(1)).unwrap(),
+            ops: FlatOps {
+                crossover: Crossover::None,
+                crossover_prob: 1.0,
+                mutation: Mutation::Gaussian {
+                    genes: GeneCount::Count(1),
+                    sigma: 1e-9,
+                    low: -10.0,
+                    high: 10.0,
+                },
+                mutation_prob: 0.0,
+            },
+            tensor_ranges: None,
+        };
+        let g = Tensor::from_slice(&[0.0f32, 1.0]).view([2, 1]);
+        let mut rng = GaRng::seed_from_u64(1);
+        for _ in 0..10 {
+            let (next, inherit) = ev.step(&g, &[0.1, 0.9], &mut rng).unwrap();
+            assert_eq!(Vec::<i64>::try_from(inherit).unwrap(), [1, 1]);
+            assert_eq!(Vec::<f32>::try_from(next.view([-1])).unwrap(), [1.0, 1.0]);
+        }
+    }
 
     #[test]
     fn per_tensor_crossover_takes_whole_tensors() {
