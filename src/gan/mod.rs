@@ -1222,6 +1222,21 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
 mod tests {
     use super::*;
 
+    /// Operators that only cross over (mutation switched off).
+    fn crossover_only(crossover: Crossover) -> FlatOps {
+        FlatOps {
+            crossover,
+            crossover_prob: 1.0,
+            mutation: Mutation::Gaussian {
+                genes: GeneCount::Count(1),
+                sigma: 1e-9,
+                low: -10.0,
+                high: 10.0,
+            },
+            mutation_prob: 0.0,
+        }
+    }
+
     #[test]
     fn keep_fraction_keeps_at_least_the_best() {
         // the top 20% of 2 is the better one alone (both would make selection a coin toss)
@@ -1230,17 +1245,7 @@ mod tests {
         assert_eq!(ga_config(4, 0.5, Some(1)).unwrap().parents, 2);
         let ev = Evolver {
             ga: ga_config(2, 0.2, Some(1)).unwrap(),
-            ops: FlatOps {
-                crossover: Crossover::None,
-                crossover_prob: 1.0,
-                mutation: Mutation::Gaussian {
-                    genes: GeneCount::Count(1),
-                    sigma: 1e-9,
-                    low: -10.0,
-                    high: 10.0,
-                },
-                mutation_prob: 0.0,
-            },
+            ops: crossover_only(Crossover::None),
             tensor_ranges: None,
         };
         let g = Tensor::from_slice(&[0.0f32, 1.0]).view([2, 1]);
@@ -1256,17 +1261,7 @@ mod tests {
     fn per_tensor_crossover_takes_whole_tensors() {
         let ev = Evolver {
             ga: ga_config(4, 0.5, Some(1)).unwrap(),
-            ops: FlatOps {
-                crossover: Crossover::Uniform,
-                crossover_prob: 1.0,
-                mutation: Mutation::Gaussian {
-                    genes: GeneCount::Count(1),
-                    sigma: 1e-9,
-                    low: -10.0,
-                    high: 10.0,
-                },
-                mutation_prob: 0.0,
-            },
+            ops: crossover_only(Crossover::Uniform),
             tensor_ranges: Some(vec![(0, 3), (3, 100), (100, 130)]),
         };
         // row r is all r
