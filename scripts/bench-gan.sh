@@ -6,11 +6,12 @@
 #
 #   scripts/bench-gan.sh                    # P = 32, 16 fakes each, CPU (and CUDA when present)
 #   P=8 B=32 scripts/bench-gan.sh
+#   WIDTH64=64 REPS=20 scripts/bench-gan.sh  # 64x64 at the thesis width (the GPU figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --example bench_gan
 BIN=target/release/examples/bench_gan
-export P=${P:-32} B=${B:-16} WIDTH=${WIDTH:-32} REPS=${REPS:-5}
+export P=${P:-32} B=${B:-16} WIDTH=${WIDTH:-32} WIDTH64=${WIDTH64:-16} REPS=${REPS:-5}
 echo "machine: $(nproc) cores, $(uname -m)"
 DEVICE=cpu "$BIN"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then

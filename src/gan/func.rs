@@ -115,7 +115,7 @@ pub fn gbn_fixed(x: &Tensor, gamma: &Tensor, beta: &Tensor, mean: &Tensor, var: 
 
 /// Per-channel mean and (biased) variance of `[B, C, H, W]`, what batch norm normalises with.
 pub fn channel_stats(x: &Tensor) -> (Tensor, Tensor) {
-    let mean = x.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
+    let mean = x.mean_dim([0i64, 2, 3].as_slice(), false, x.kind());
     let var = x.var_correction([0i64, 2, 3].as_slice(), 0, false);
     (mean, var)
 }
