@@ -96,9 +96,19 @@ fn weights_mode_feature_matching_fitness() {
             "data-mean",
             "--real-batch",
             "32",
+            // stroke mutation as the only mutation
+            "--stroke-mutation",
+            "2",
+            "--mutation-prob",
+            "0",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let strokes = &cfg["weights"]["strokes"];
+    assert_eq!(strokes["count"], 2, "{cfg}");
+    assert_eq!(strokes["width"], 1.2, "{cfg}");
     let recs = log(&out);
     let gens: Vec<_> = recs.iter().filter(|r| r["kind"] == "generation").collect();
     assert!(gens.len() >= 2);
@@ -372,6 +382,18 @@ fn user_mistakes_exit_with_code_2() {
             "--real-batch 20",
         ),
         (vec!["--mode", "weights", "--evolve-lr"], "--evolve-lr"),
+        (vec!["--stroke-mutation", "1"], "--stroke-mutation"),
+        (
+            vec![
+                "--mode",
+                "weights",
+                "--stroke-mutation",
+                "1",
+                "--stroke-width",
+                "0",
+            ],
+            "--stroke-width 0",
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -374,6 +374,17 @@ pub struct GanArgs {
     /// (output biases at the logit of the mean real image).
     #[arg(long, value_enum, default_value = "glorot")]
     pub g_init: weights::GeneratorInit,
+    /// weights: strokes added to the output weights of each child (0: off): a mutation that
+    /// changes a line of pixels of one hidden unit's image at once, so that strokes rather than
+    /// speckle accumulate (combine with --mutation-prob 0 to make it the only mutation).
+    #[arg(long, default_value_t = 0)]
+    pub stroke_mutation: usize,
+    /// weights: standard deviation of a stroke's amplitude, in logits.
+    #[arg(long, default_value_t = 3.0)]
+    pub stroke_sigma: f64,
+    /// weights: width of a stroke (the standard deviation of its profile), in pixels.
+    #[arg(long, default_value_t = 1.2)]
+    pub stroke_width: f64,
     /// weights: give the discriminator the minibatch standard deviation of each generator's
     /// fakes, so that generators whose images ignore z rank low.
     #[arg(long)]
@@ -524,6 +535,25 @@ impl GanArgs {
             return Err(Error::usage(
                 "--evolve-lr: only for the dcgan mode with evolution (learning rates evolve with the individuals)",
             ));
+        }
+        if self.stroke_mutation > 0 {
+            if !weights_mode {
+                return Err(Error::usage(
+                    "--stroke-mutation: only for the weights mode (it mutates an MLP generator's output weights)",
+                ));
+            }
+            if !(self.stroke_sigma.is_finite() && self.stroke_sigma > 0.0) {
+                return Err(Error::usage(format!(
+                    "--stroke-sigma {}: must be a positive number",
+                    self.stroke_sigma
+                )));
+            }
+            if !(self.stroke_width.is_finite() && (0.1..=10.0).contains(&self.stroke_width)) {
+                return Err(Error::usage(format!(
+                    "--stroke-width {}: must be between 0.1 and 10 pixels",
+                    self.stroke_width
+                )));
+            }
         }
         if weights_mode && self.no_evolution {
             return Err(Error::usage(
@@ -679,6 +709,11 @@ impl GanArgs {
                 d_warmup: self.d_warmup,
                 g_init: self.g_init,
                 real_batch: self.real_batch.unwrap_or(0),
+                strokes: weights::StrokeMutation {
+                    count: self.stroke_mutation,
+                    sigma: self.stroke_sigma,
+                    width: self.stroke_width,
+                },
                 d_channels: 64,
                 minibatch_std: self.minibatch_std,
             }),

@@ -13,6 +13,11 @@
 //! probabilities are then all ≈ 0 and tie); `prob` is the notebook's mean D(G(z)); `features`
 //! is feature matching on the discriminator's penultimate layer (see [`feature_matching`]).
 //!
+//! Stroke mutation (`--stroke-mutation N`, see [`add_strokes`]): after the GA's own operators,
+//! each child gets N strokes (line segments with a Gaussian profile) added to one hidden
+//! unit's row of its output weights, so that what selection keeps are connected lines of
+//! pixels rather than single-pixel speckle.
+//!
 //! The notebook's bugs, not reproduced: it rebuilt a random population every generation
 //! (nothing was inherited), sorted fitness ascending (kept the worst), and misspelled calls.
 use super::func::{bce_cols, leaf, Adam, Layout};
@@ -74,6 +79,9 @@ pub struct WeightsConfig {
     /// Real images per fitness evaluation (0: as many as each generator's fakes).
     #[serde(default)]
     pub real_batch: i64,
+    /// Stroke mutation of the output layer (count 0: off).
+    #[serde(default)]
+    pub strokes: StrokeMutation,
 }
 
 /// Layout of a generator MLP `[latent, hidden.., out]`: `w{l}` `[in, out]`, `b{l}` `[out]`.
@@ -194,6 +202,110 @@ pub fn feature_matching(fake: &Tensor, real: &Tensor) -> Tensor {
     let d = (fm - rm).square().sum_dim_intlist(1, false, Kind::Double)
         + (fs - rs).square().sum_dim_intlist(1, false, Kind::Double);
     d / (-k)
+}
+
+/// A stroke on an `h x w` canvas (row-major, values in [0, 1]): a line segment of random
+/// centre (in the middle 60% of the canvas), angle and length (3-12 px), drawn with a Gaussian
+/// profile of standard deviation `width` pixels across it.
+pub fn stroke(h: i64, w: i64, width: f64, rng: &mut GaRng) -> Vec<f32> {
+    use rand::Rng;
+    let (cy, cx) = (
+        rng.random_range(0.2..0.8) * h as f64,
+        rng.random_range(0.2..0.8) * w as f64,
+    );
+    let a = rng.random_range(0.0..std::f64::consts::PI);
+    let half = rng.random_range(1.5..6.0);
+    let (dy, dx) = (a.sin(), a.cos());
+    let mut out = Vec::with_capacity((h * w) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let (py, px) = (y as f64 - cy, x as f64 - cx);
+            // distance to the nearest point of the segment
+            let t = (py * dy + px * dx).clamp(-half, half);
+            let d2 = (py - t * dy).powi(2) + (px - t * dx).powi(2);
+            out.push((-d2 / (2.0 * width * width)).exp() as f32);
+        }
+    }
+    out
+}
+
+/// Stroke mutation (`--stroke-mutation`): a mutation operator for the output layer of image
+/// generators. The output weights `[hidden, C*H*W]` hold one image per hidden unit, which the
+/// generator mixes (sigmoid of the weighted sum) for each z. Per-weight noise changes single
+/// pixels, whose effect on the fitness is below its noise, and builds speckle; a stroke changes
+/// a connected line of pixels at once, so selection sees it and what accumulates is strokes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StrokeMutation {
+    /// Strokes added to each child (0: off).
+    pub count: usize,
+    /// Standard deviation of a stroke's amplitude (in logits, per channel).
+    pub sigma: f64,
+    /// Standard deviation of a stroke's profile across it, in pixels.
+    pub width: f64,
+}
+
+impl Default for StrokeMutation {
+    fn default() -> Self {
+        StrokeMutation {
+            count: 0,
+            sigma: 3.0,
+            width: 1.2,
+        }
+    }
+}
+
+/// Adds `m.count` strokes, each of amplitude N(0, sigma^2) per channel, to the output weights
+/// of a random hidden unit of every child (rows `first..P` of `g` `[P, N]`); the weights stay
+/// within ±10. Rows before `first` (the survivors) are left as they are.
+pub fn add_strokes(
+    l: &Layout,
+    g: &mut Tensor,
+    first: i64,
+    m: &StrokeMutation,
+    shape: [i64; 3],
+    rng: &mut GaRng,
+) {
+    use rand::Rng;
+    use rand_distr::Distribution;
+    let k = l.specs.len() - 2; // the last weight matrix, [hidden, out]
+    let (hidden, out) = (l.specs[k].1[0], l.specs[k].1[1]);
+    let [c, h, w] = shape;
+    debug_assert_eq!(out, c * h * w);
+    let normal = rand_distr::Normal::new(0.0, m.sigma).expect("sigma > 0, validated");
+    let p = g.size()[0];
+    if first >= p {
+        return;
+    }
+    // all children's strokes drawn on the CPU, added with one index_add over the flat rows
+    let mut rows = Vec::new();
+    let mut cols = Vec::new();
+    let mut vals = Vec::new();
+    for r in first..p {
+        for _ in 0..m.count {
+            let j = rng.random_range(0..hidden);
+            let s = stroke(h, w, m.width, rng);
+            for ch in 0..c {
+                let a = normal.sample(rng) as f32;
+                let base = l.offsets[k] + j * out + ch * h * w;
+                for (i, v) in s.iter().enumerate() {
+                    if *v > 1e-4 {
+                        rows.push(r);
+                        cols.push(base + i as i64);
+                        vals.push(v * a);
+                    }
+                }
+            }
+        }
+    }
+    let dev = g.device();
+    let idx = [
+        Some(Tensor::from_slice(&rows).to_device(dev)),
+        Some(Tensor::from_slice(&cols).to_device(dev)),
+    ];
+    let _ = g.index_put_(&idx, &Tensor::from_slice(&vals).to_device(dev), true);
+    let k_n = l.numel(k);
+    let mut wk = g.narrow(0, first, p - first).narrow(1, l.offsets[k], k_n);
+    let _ = wk.clamp_(-10.0, 10.0);
 }
 
 /// `[P, N]` weights: Glorot-uniform matrices (Keras' default, as in the notebook), zero biases.
@@ -406,8 +518,18 @@ impl GanModel for WeightsModel {
         }
         if let Some(ev) = &self.evolver {
             let _g = tch::no_grad_guard();
-            let (next, _) = ev.step(&self.genomes, &fitness, rng)?;
+            let (next, _, kept) = ev.step_counted(&self.genomes, &fitness, rng)?;
             self.genomes = next;
+            if self.cfg.strokes.count > 0 {
+                add_strokes(
+                    &self.gl,
+                    &mut self.genomes,
+                    kept as i64,
+                    &self.cfg.strokes,
+                    self.shape,
+                    rng,
+                );
+            }
         }
         Ok(stats)
     }
@@ -474,6 +596,75 @@ mod tests {
     }
 
     #[test]
+    fn a_stroke_is_a_connected_line_of_bright_pixels() {
+        use rand::SeedableRng;
+        let mut rng = GaRng::seed_from_u64(3);
+        for _ in 0..20 {
+            let s = stroke(28, 28, 1.0, &mut rng);
+            assert_eq!(s.len(), 784);
+            assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
+            let on: Vec<(i64, i64)> = (0..784i64)
+                .filter(|&i| s[i as usize] > 0.5)
+                .map(|i| (i / 28, i % 28))
+                .collect();
+            // a segment 3-12 px long, ~2 px wide: more than a dot, far less than the canvas
+            assert!(on.len() >= 4 && on.len() <= 60, "{} pixels on", on.len());
+            // connected (8-neighbourhood flood fill from the first bright pixel)
+            let mut seen = vec![on[0]];
+            let mut i = 0;
+            while i < seen.len() {
+                let (y, x) = seen[i];
+                for q in &on {
+                    if (q.0 - y).abs() <= 1 && (q.1 - x).abs() <= 1 && !seen.contains(q) {
+                        seen.push(*q);
+                    }
+                }
+                i += 1;
+            }
+            assert_eq!(seen.len(), on.len(), "stroke not connected");
+        }
+    }
+
+    #[test]
+    fn stroke_mutation_changes_only_the_childrens_output_weights() {
+        use rand::SeedableRng;
+        let dev = Device::Cpu;
+        let gl = generator_layout(8, &[6], 2 * 5 * 5);
+        let g0 = init_generators(&gl, 4, dev);
+        let mut g = g0.copy();
+        let m = StrokeMutation {
+            count: 3,
+            sigma: 2.0,
+            width: 1.0,
+        };
+        add_strokes(&gl, &mut g, 2, &m, [2, 5, 5], &mut GaRng::seed_from_u64(1));
+        let diff = (&g - &g0).abs();
+        // survivors (rows 0, 1) untouched
+        assert_eq!(diff.narrow(0, 0, 2).max().double_value(&[]), 0.0);
+        let k = gl.specs.len() - 2;
+        let (off, n) = (gl.offsets[k], gl.numel(k));
+        let children = diff.narrow(0, 2, 2);
+        // nothing outside the output weight matrix changes ...
+        assert_eq!(children.narrow(1, 0, off).max().double_value(&[]), 0.0);
+        let rest = gl.n - off - n;
+        assert_eq!(
+            children.narrow(1, off + n, rest).max().double_value(&[]),
+            0.0
+        );
+        // ... and inside it, every child changed, within at most 3 hidden units' rows
+        let w = children.narrow(1, off, n).view([2, 6, 50]);
+        for r in 0..2 {
+            let per_unit = w.get(r).sum_dim_intlist(1, false, Kind::Float);
+            let changed = per_unit.gt(0.0).sum(Kind::Int64).int64_value(&[]);
+            assert!(
+                (1..=3).contains(&changed),
+                "child {r}: {changed} units changed"
+            );
+        }
+        assert!(g.narrow(1, off, n).abs().max().double_value(&[]) <= 10.0);
+    }
+
+    #[test]
     fn data_mean_init_starts_at_the_mean_real_image() {
         use rand::SeedableRng;
         tch::manual_seed(4);
@@ -497,6 +688,7 @@ mod tests {
             d_warmup: 0,
             g_init: GeneratorInit::DataMean,
             real_batch: 0,
+            strokes: StrokeMutation::default(),
         };
         let mut m = WeightsModel::new(cfg, [1, 4, 4], 3, None, 8, 4, 2e-4, 0.5, dev);
         m.prepare(&mut data, &mut rng).unwrap();
