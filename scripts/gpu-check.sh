@@ -7,7 +7,8 @@
 #   strip -o .dev/bench_gan target/release/examples/bench_gan
 #   BIN_DIR=.dev FOLDER=.dev/cmnist64 scripts/gpu-check.sh      # on the GPU machine
 #
-# FOLDER is an image folder for the 3-channel 64x64 thesis setting (skipped when unset).
+# FOLDER is an image folder for the 3-channel 64x64 thesis setting (skipped when unset), e.g.
+#   .venv/bin/python scripts/make-colour-mnist.py data/mnist-10k/train-images-idx3-ubyte.gz .dev/cmnist64 4000
 # Rehearse on a CPU with DEVICE=cpu BUDGET=5 TH_EPOCHS=1 SUBSET=512 (tiny, only to check flags).
 # STEPS (default "bench thesis compare autocnn") picks the parts; COMPARE and SEEDS the 28x28
 # comparison runs (names in cmp_flags below).
