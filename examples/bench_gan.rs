@@ -38,17 +38,30 @@ fn rel_diff(a: &Tensor, b: &Tensor) -> f64 {
     d / b.abs().max().double_value(&[]).max(1e-30)
 }
 
-/// `exact`: the two versions' outputs on the same inputs in float64, where no library takes
-/// shortcuts (on CUDA, cuDNN computes float32 convolutions in TF32 by default, so float32
-/// outputs of a grouped convolution and of P single ones differ by ~1e-3).
-fn row(name: &str, p: i64, batched: (f64, Tensor), looped: (f64, Tensor), exact: (Tensor, Tensor)) {
-    let f32_diff = rel_diff(&batched.1, &looped.1);
-    let f64_diff = rel_diff(&exact.0, &exact.1);
+/// Times `batched` and `looped` (each `(g, d, z) -> outputs`) on the float32 inputs and prints
+/// one row; both also run once on the same inputs in float64, where no library takes shortcuts
+/// (on CUDA, cuDNN computes float32 convolutions in TF32 by default, so float32 outputs of a
+/// grouped convolution and of P single ones differ by ~1e-3).
+fn compare(
+    name: &str,
+    p: i64,
+    reps: i64,
+    device: Device,
+    (g, d, z): (&Tensor, &Tensor, &Tensor),
+    batched: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+    looped: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+) {
+    let (tb, ob) = time(reps, device, || batched(g, d, z));
+    let (tl, ol) = time(reps, device, || looped(g, d, z));
+    let f64s = [g, d, z].map(|t| t.to_kind(Kind::Double));
+    let [g64, d64, z64] = &f64s;
+    let f32_diff = rel_diff(&ob, &ol);
+    let f64_diff = rel_diff(&batched(g64, d64, z64), &looped(g64, d64, z64));
     println!(
         "{name:<34} P={p:<3} batched {:>8.2} ms  loop {:>8.2} ms  speed-up {:>5.1}x  max rel diff f32 {f32_diff:.1e}, f64 {f64_diff:.1e}{}",
-        batched.0 * 1e3,
-        looped.0 * 1e3,
-        looped.0 / batched.0,
+        tb * 1e3,
+        tl * 1e3,
+        tl / tb,
         if f64_diff < 1e-9 { " (equal)" } else { " (DIFFERENT)" }
     );
 }
@@ -77,37 +90,27 @@ fn main() {
     let dl = weights::d_layout([1, 28, 28], 64, false);
     let d = weights::init_discriminator(&dl, device);
     let z = Tensor::randn([b, 100], (Kind::Float, device));
-    let batched = time(reps, device, || {
-        let x = weights::g_forward_batched(&gl, &g, &z).reshape([-1, 1, 28, 28]);
-        weights::d_forward(&dl, &d, &x, false, b).view([p, b])
-    });
-    let looped_fn = |g: &Tensor, d: &Tensor, z: &Tensor| {
-        let outs: Vec<Tensor> = (0..p)
-            .map(|i| {
-                let x = weights::g_forward_one(&gl, &g.narrow(0, i, 1), z).reshape([-1, 1, 28, 28]);
-                weights::d_forward(&dl, d, &x, false, b)
-            })
-            .collect();
-        Tensor::stack(&outs, 0)
-    };
-    let looped = time(reps, device, || looped_fn(&g, &d, &z));
-    let (g64, d64, z64) = (
-        g.to_kind(Kind::Double),
-        d.to_kind(Kind::Double),
-        z.to_kind(Kind::Double),
+    compare(
+        "weights: G (bmm) + D",
+        p,
+        reps,
+        device,
+        (&g, &d, &z),
+        |g, d, z| {
+            let x = weights::g_forward_batched(&gl, g, z).reshape([-1, 1, 28, 28]);
+            weights::d_forward(&dl, d, &x, false, b).view([p, b])
+        },
+        |g, d, z| {
+            let outs: Vec<Tensor> = (0..p)
+                .map(|i| {
+                    let x =
+                        weights::g_forward_one(&gl, &g.narrow(0, i, 1), z).reshape([-1, 1, 28, 28]);
+                    weights::d_forward(&dl, d, &x, false, b)
+                })
+                .collect();
+            Tensor::stack(&outs, 0)
+        },
     );
-    let exact = (
-        weights::d_forward(
-            &dl,
-            &d64,
-            &weights::g_forward_batched(&gl, &g64, &z64).reshape([-1, 1, 28, 28]),
-            false,
-            b,
-        )
-        .view([p, b]),
-        looped_fn(&g64, &d64, &z64),
-    );
-    row("weights: G (bmm) + D", p, batched, looped, exact);
 
     // dcgan mode at 28x28: P generators (grouped transposed convs) + P discriminators
     // (grouped convs), generator i judged by discriminator i
@@ -119,29 +122,14 @@ fn main() {
         let g = dcgan::init(&gl, p, device);
         let d = dcgan::init(&dl, p, device);
         let z = Tensor::randn([b, 128], (Kind::Float, device));
-        let batched = time(reps, device, || {
-            let x = dcgan::g_forward(&gl, &gs, &g, &z);
-            dcgan::d_forward(&dl, &ds, &d, &x)
-        });
-        let looped = time(reps, device, || {
-            let x = dcgan::g_forward_loop(&gl, &gs, &g, &z);
-            dcgan::d_forward_loop(&dl, &ds, &d, &x)
-        });
-        let (g64, d64, z64) = (
-            g.to_kind(Kind::Double),
-            d.to_kind(Kind::Double),
-            z.to_kind(Kind::Double),
-        );
-        let exact = (
-            dcgan::d_forward(&dl, &ds, &d64, &dcgan::g_forward(&gl, &gs, &g64, &z64)),
-            dcgan::d_forward_loop(&dl, &ds, &d64, &dcgan::g_forward_loop(&gl, &gs, &g64, &z64)),
-        );
-        row(
+        compare(
             &format!("dcgan {size}x{size}x{c} width {w}: G + D"),
             p,
-            batched,
-            looped,
-            exact,
+            reps,
+            device,
+            (&g, &d, &z),
+            |g, d, z| dcgan::d_forward(&dl, &ds, d, &dcgan::g_forward(&gl, &gs, g, z)),
+            |g, d, z| dcgan::d_forward_loop(&dl, &ds, d, &dcgan::g_forward_loop(&gl, &gs, g, z)),
         );
     }
 }
