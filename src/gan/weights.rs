@@ -276,7 +276,7 @@ pub fn add_strokes(
     if first >= p {
         return;
     }
-    // all children's strokes drawn on the CPU, added with one index_add over the flat rows
+    // all children's strokes drawn on the CPU, then added in one accumulating index_put_
     let mut rows = Vec::new();
     let mut cols = Vec::new();
     let mut vals = Vec::new();
@@ -338,7 +338,7 @@ pub fn set_output_bias(l: &Layout, g: &mut Tensor, bias: &Tensor) {
 /// PyTorch's default: uniform ±1/sqrt(fan_in) for weights and biases.
 pub fn init_discriminator(l: &Layout, device: Device) -> Tensor {
     let fan_in = |name: &str| -> i64 {
-        let s = &l.specs[l.index(&name.replace('b', "w").replace("lw", "lw"))].1;
+        let s = &l.specs[l.index(&name.replace('b', "w"))].1;
         match name {
             "lw" | "lb" => s[0],
             _ => s[1] * s[2] * s[3],
