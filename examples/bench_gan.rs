@@ -97,14 +97,16 @@ fn main() {
         device,
         (&g, &d, &z),
         |g, d, z| {
-            let x = weights::g_forward_batched(&gl, g, z).reshape([-1, 1, 28, 28]);
+            let x = weights::g_forward_batched(&gl, weights::Act::Sigmoid, g, z)
+                .reshape([-1, 1, 28, 28]);
             weights::d_forward(&dl, d, &x, false, b).view([p, b])
         },
         |g, d, z| {
             let outs: Vec<Tensor> = (0..p)
                 .map(|i| {
                     let x =
-                        weights::g_forward_one(&gl, &g.narrow(0, i, 1), z).reshape([-1, 1, 28, 28]);
+                        weights::g_forward_one(&gl, weights::Act::Sigmoid, &g.narrow(0, i, 1), z)
+                            .reshape([-1, 1, 28, 28]);
                     weights::d_forward(&dl, d, &x, false, b)
                 })
                 .collect();

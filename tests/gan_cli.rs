@@ -101,6 +101,13 @@ fn weights_mode_feature_matching_fitness() {
             "2",
             "--mutation-prob",
             "0",
+            // hidden units that z picks among
+            "--hidden",
+            "12",
+            "--hidden-activation",
+            "softmax",
+            "--softmax-temperature",
+            "0.25",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -109,6 +116,10 @@ fn weights_mode_feature_matching_fitness() {
     let strokes = &cfg["weights"]["strokes"];
     assert_eq!(strokes["count"], 2, "{cfg}");
     assert_eq!(strokes["width"], 1.2, "{cfg}");
+    assert_eq!(cfg["weights"]["hidden_activation"], "softmax", "{cfg}");
+    assert_eq!(cfg["weights"]["softmax_temperature"], 0.25, "{cfg}");
+    // the exported generator applies the same activation (images in [0, 1], z-independent batch)
+    check_generator(&out, &[100], (0.0, 1.0));
     let recs = log(&out);
     let gens: Vec<_> = recs.iter().filter(|r| r["kind"] == "generation").collect();
     assert!(gens.len() >= 2);
@@ -300,11 +311,10 @@ fn dcgan_mode_population_and_baseline() {
     assert_eq!(log(&base).last().unwrap()["fitness_std"], 0.0);
 }
 
-#[test]
-fn dcgan_evolved_learning_rates_survive_resume() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("pbt");
-    let args = [
+/// A dcgan run with `--evolve-lr` and `extra`, 4 generations then resumed to 10: the
+/// generation records and the config.
+fn evolved_lr_run(dir: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut args = vec![
         "--mode",
         "dcgan",
         "--width",
@@ -312,6 +322,9 @@ fn dcgan_evolved_learning_rates_survive_resume() {
         "--population",
         "3",
         "--evolve-lr",
+    ];
+    args.extend(extra);
+    args.extend([
         "--lr",
         "0.0002",
         "--batch-size",
@@ -322,36 +335,53 @@ fn dcgan_evolved_learning_rates_survive_resume() {
         "4",
         "--budget-clock",
         "cpu",
-    ];
-    let o = gan(&out, &args);
+    ]);
+    let o = gan(dir, &args);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = bin()
-        .args(["gan", "-q", "--resume", out.to_str().unwrap()])
+        .args(["gan", "-q", "--resume", dir.to_str().unwrap()])
         .args(["--generations", "10"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let gens: Vec<_> = log(&out)
+    let gens: Vec<_> = log(dir)
         .into_iter()
         .filter(|r| r["kind"] == "generation")
         .collect();
     assert_eq!(gens.len(), 10);
-    // new stop criteria replace the saved ones, but the clock stays the run's own
     let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    (gens, cfg)
+}
+
+/// How many factors of 1.25 `lr` is away from 2e-4 (panics unless a whole number).
+fn lr_steps(r: &serde_json::Value, k: &str) -> f64 {
+    let lr = r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    let steps = (lr / 2e-4).ln() / 1.25f64.ln();
+    assert!((steps - steps.round()).abs() < 1e-3, "{k} {lr}");
+    steps.round()
+}
+
+#[test]
+fn dcgan_evolved_learning_rates_survive_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gens, cfg) = evolved_lr_run(&tmp.path().join("pbt"), &[]);
+    // new stop criteria replace the saved ones, but the clock stays the run's own
     assert_eq!(cfg["stop"]["generations"], 10);
     assert_eq!(cfg["stop"]["budget_clock"], "cpu");
     let mut moved = false;
     for r in &gens {
         for k in ["g_lr_best", "d_lr_best"] {
             // every rate is 2e-4 times a power of 1.25 (0.8 = 1/1.25): inherited, then explored
-            let lr = r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
-            let steps = (lr / 2e-4).ln() / 1.25f64.ln();
-            assert!((steps - steps.round()).abs() < 1e-3, "{k} {lr}");
-            moved |= steps.round() != 0.0;
+            moved |= lr_steps(r, k) != 0.0;
         }
     }
     assert!(moved, "some best individual has an explored rate");
+    // `--evolve-lr generators`: the discriminators keep --lr, through the resume too
+    let (gens, cfg) = evolved_lr_run(&tmp.path().join("pbt-g"), &["generators"]);
+    assert_eq!(cfg["dcgan"]["fixed_d_lr"], true, "{cfg}");
+    assert!(gens.iter().all(|r| lr_steps(r, "d_lr_best") == 0.0));
+    assert!(gens.iter().any(|r| lr_steps(r, "g_lr_best") != 0.0));
 }
 
 #[test]
@@ -383,6 +413,25 @@ fn user_mistakes_exit_with_code_2() {
         ),
         (vec!["--mode", "weights", "--evolve-lr"], "--evolve-lr"),
         (vec!["--stroke-mutation", "1"], "--stroke-mutation"),
+        (
+            vec!["--hidden-activation", "softmax"],
+            "--hidden-activation",
+        ),
+        (
+            vec!["--mode", "weights", "--softmax-temperature", "0.5"],
+            "--softmax-temperature",
+        ),
+        (
+            vec![
+                "--mode",
+                "weights",
+                "--hidden-activation",
+                "softmax",
+                "--softmax-temperature",
+                "0",
+            ],
+            "--softmax-temperature 0",
+        ),
         (
             vec![
                 "--mode",

@@ -223,6 +223,10 @@ pub struct DcganConfig {
     /// multiplied by 0.8 or 1.25 at random (population-based training's explore step).
     #[serde(default)]
     pub evolve_lr: bool,
+    /// With `evolve_lr`: only the generators' rates evolve; every discriminator keeps `--lr`
+    /// (their fitness, accuracy, favours slow and stable discriminators).
+    #[serde(default)]
+    pub fixed_d_lr: bool,
 }
 
 fn per_row(a: Adam, on: bool) -> Adam {
@@ -273,7 +277,7 @@ impl DcganModel {
         let d = init(&dl, cfg.d_population as i64, device);
         Ok(DcganModel {
             g_adam: per_row(Adam::new(&g, lr, beta1), cfg.evolve_lr),
-            d_adam: per_row(Adam::new(&d, lr, beta1), cfg.evolve_lr),
+            d_adam: per_row(Adam::new(&d, lr, beta1), cfg.evolve_lr && !cfg.fixed_d_lr),
             best: g.narrow(0, 0, 1).copy(),
             cfg,
             shape,
@@ -441,8 +445,10 @@ impl GanModel for DcganModel {
             ("g_t".into(), Tensor::from(self.g_adam.t)),
             ("d_t".into(), Tensor::from(self.d_adam.t)),
         ];
-        if let (Some(g), Some(d)) = (&self.g_adam.lr_rows, &self.d_adam.lr_rows) {
+        if let Some(g) = &self.g_adam.lr_rows {
             t.push(("g_lr".into(), g.shallow_clone()));
+        }
+        if let Some(d) = &self.d_adam.lr_rows {
             t.push(("d_lr".into(), d.shallow_clone()));
         }
         t
@@ -461,7 +467,9 @@ impl GanModel for DcganModel {
         self.d_adam.t = super::take(t, "d_t", &[])?.int64_value(&[]);
         if self.cfg.evolve_lr {
             self.g_adam.lr_rows = Some(super::take(t, "g_lr", &[gsz[0], 1])?.to_device(dev));
-            self.d_adam.lr_rows = Some(super::take(t, "d_lr", &[dsz[0], 1])?.to_device(dev));
+            if !self.cfg.fixed_d_lr {
+                self.d_adam.lr_rows = Some(super::take(t, "d_lr", &[dsz[0], 1])?.to_device(dev));
+            }
         }
         Ok(())
     }

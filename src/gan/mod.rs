@@ -276,6 +276,15 @@ pub enum Mode {
     Dcgan,
 }
 
+/// Whose learning rates `--evolve-lr` evolves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LrEvolution {
+    /// Generators' and discriminators'.
+    Both,
+    /// Generators' only; every discriminator keeps --lr.
+    Generators,
+}
+
 /// Options of `neuroevo gan`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct GanArgs {
@@ -307,9 +316,11 @@ pub struct GanArgs {
     #[arg(long)]
     pub no_evolution: bool,
     /// dcgan: every individual gets its own Adam learning rate (starting at --lr), which its
-    /// children inherit multiplied by 0.8 or 1.25 (population-based training's explore).
-    #[arg(long)]
-    pub evolve_lr: bool,
+    /// children inherit multiplied by 0.8 or 1.25 (population-based training's explore):
+    /// `--evolve-lr` or `--evolve-lr both` for generators and discriminators,
+    /// `--evolve-lr generators` for the generators only (the discriminators keep --lr).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "both")]
+    pub evolve_lr: Option<LrEvolution>,
     /// dcgan: Adam steps per individual and generation (0: a pure GA).
     #[arg(long, default_value_t = 1)]
     pub grad_steps: usize,
@@ -385,6 +396,14 @@ pub struct GanArgs {
     /// weights: width of a stroke (the standard deviation of its profile), in pixels.
     #[arg(long, default_value_t = 1.2)]
     pub stroke_width: f64,
+    /// weights: the generators' hidden activation: sigmoid (the notebook's: every z mixes all
+    /// hidden units' images) or softmax (each z picks a blend of a few units' images).
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    pub hidden_activation: weights::HiddenActivation,
+    /// weights: temperature of --hidden-activation softmax (default 0.5; lower: each z picks
+    /// fewer units).
+    #[arg(long)]
+    pub softmax_temperature: Option<f64>,
     /// weights: give the discriminator the minibatch standard deviation of each generator's
     /// fakes, so that generators whose images ignore z rank low.
     #[arg(long)]
@@ -531,7 +550,7 @@ impl GanArgs {
                 "--population {population}: evolution needs at least 2 individuals; add --no-evolution for the gradient-only baseline"
             )));
         }
-        if self.evolve_lr && (weights_mode || self.no_evolution) {
+        if self.evolve_lr.is_some() && (weights_mode || self.no_evolution) {
             return Err(Error::usage(
                 "--evolve-lr: only for the dcgan mode with evolution (learning rates evolve with the individuals)",
             ));
@@ -552,6 +571,23 @@ impl GanArgs {
                 return Err(Error::usage(format!(
                     "--stroke-width {}: must be between 0.1 and 10 pixels",
                     self.stroke_width
+                )));
+            }
+        }
+        if self.hidden_activation != weights::HiddenActivation::Sigmoid && !weights_mode {
+            return Err(Error::usage(
+                "--hidden-activation: only for the weights mode (the MLP generators)",
+            ));
+        }
+        if let Some(t) = self.softmax_temperature {
+            if self.hidden_activation != weights::HiddenActivation::Softmax {
+                return Err(Error::usage(
+                    "--softmax-temperature: only with --hidden-activation softmax",
+                ));
+            }
+            if !(t.is_finite() && (1e-3..=100.0).contains(&t)) {
+                return Err(Error::usage(format!(
+                    "--softmax-temperature {t}: must be between 0.001 and 100"
                 )));
             }
         }
@@ -716,13 +752,16 @@ impl GanArgs {
                 },
                 d_channels: 64,
                 minibatch_std: self.minibatch_std,
+                hidden_activation: self.hidden_activation,
+                softmax_temperature: self.softmax_temperature.unwrap_or(0.5),
             }),
             dcgan: (!weights_mode).then(|| dcgan::DcganConfig {
                 latent_dim: self.latent_dim.unwrap_or(128),
                 width,
                 grad_steps: self.grad_steps,
                 d_population,
-                evolve_lr: self.evolve_lr,
+                evolve_lr: self.evolve_lr.is_some(),
+                fixed_d_lr: self.evolve_lr == Some(LrEvolution::Generators),
             }),
             batch_size: self.batch_size,
             eval_batch,

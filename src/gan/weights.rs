@@ -1,7 +1,8 @@
 //! `--mode weights`: the "genetic algorithms to optimise GANs" notebook, as it was meant.
 //!
 //! Generators are MLPs (latent -> hidden sigmoid layers -> C*H*W sigmoid) whose flat weight
-//! vectors are the genomes; no gradient ever touches a generator. One discriminator (Conv 64
+//! vectors are the genomes (`--hidden-activation softmax`: hidden layers that pick among their
+//! units, see [`HiddenActivation`]); no gradient ever touches a generator. One discriminator (Conv 64
 //! 3x3/2 - LeakyReLU 0.2 - Dropout 0.4 - Conv 64 3x3/2 - LeakyReLU 0.2 - Dropout 0.4 - linear)
 //! is trained with Adam (2e-4, beta1 0.5) on real images against fakes of the current
 //! population. Each generation: the whole population is evaluated in one batched pass (`bmm`
@@ -57,6 +58,44 @@ pub enum GeneratorInit {
     DataMean,
 }
 
+/// The generators' hidden activation (`--hidden-activation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HiddenActivation {
+    /// Sigmoid (the notebook's): every z mixes all hidden units' output images with weights
+    /// near 0.5, so samples are superpositions of every image the output layer holds.
+    #[default]
+    Sigmoid,
+    /// Softmax over the units of a hidden layer at `--softmax-temperature`: the weights sum to
+    /// 1 and a few units dominate for each z, so the output layer holds one image per unit and
+    /// z picks (a blend of) a few of them.
+    Softmax,
+}
+
+/// A hidden activation with its parameter, as the forward functions apply it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    Sigmoid,
+    /// Softmax of `a / temperature` over the last dimension (the units).
+    Softmax(f64),
+}
+
+impl Act {
+    fn apply(self, a: Tensor) -> Tensor {
+        match self {
+            Act::Sigmoid => a.sigmoid(),
+            Act::Softmax(t) => {
+                let kind = a.kind();
+                (a / t).softmax(-1, kind)
+            }
+        }
+    }
+}
+
+fn default_temperature() -> f64 {
+    0.5
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WeightsConfig {
     pub latent_dim: i64,
@@ -82,6 +121,21 @@ pub struct WeightsConfig {
     /// Stroke mutation of the output layer (count 0: off).
     #[serde(default)]
     pub strokes: StrokeMutation,
+    #[serde(default)]
+    pub hidden_activation: HiddenActivation,
+    /// Temperature of the softmax hidden activation (lower: each z picks fewer units).
+    #[serde(default = "default_temperature")]
+    pub softmax_temperature: f64,
+}
+
+impl WeightsConfig {
+    /// The hidden activation the forward functions apply.
+    pub fn act(&self) -> Act {
+        match self.hidden_activation {
+            HiddenActivation::Sigmoid => Act::Sigmoid,
+            HiddenActivation::Softmax => Act::Softmax(self.softmax_temperature),
+        }
+    }
 }
 
 /// Layout of a generator MLP `[latent, hidden.., out]`: `w{l}` `[in, out]`, `b{l}` `[out]`.
@@ -101,35 +155,44 @@ fn layers(l: &Layout) -> usize {
     l.specs.len() / 2
 }
 
+/// `act` for hidden layers, sigmoid for the output layer (pixels in [0, 1]).
+fn layer_act(l: &Layout, k: usize, act: Act) -> Act {
+    if k + 1 == layers(l) {
+        Act::Sigmoid
+    } else {
+        act
+    }
+}
+
 /// All P generators at once: `g` `[P, N]`, `z` `[B, latent]` (shared) -> `[P, B, out]`.
-pub fn g_forward_batched(l: &Layout, g: &Tensor, z: &Tensor) -> Tensor {
+pub fn g_forward_batched(l: &Layout, act: Act, g: &Tensor, z: &Tensor) -> Tensor {
     let p = g.size()[0];
     let s = z.size();
     let mut h = z.unsqueeze(0).expand([p, s[0], s[1]], false);
     for k in 0..layers(l) {
         let w = l.get(g, &format!("w{k}"));
         let b = l.get(g, &format!("b{k}"));
-        h = b.unsqueeze(1).baddbmm(&h, &w, 1.0, 1.0).sigmoid();
+        h = layer_act(l, k, act).apply(b.unsqueeze(1).baddbmm(&h, &w, 1.0, 1.0));
     }
     h
 }
 
 /// One generator (`g` `[1, N]`): `[B, latent]` -> `[B, out]`. Batch-size free (for export).
-pub fn g_forward_one(l: &Layout, g: &Tensor, z: &Tensor) -> Tensor {
+pub fn g_forward_one(l: &Layout, act: Act, g: &Tensor, z: &Tensor) -> Tensor {
     let mut h = z.shallow_clone();
     for k in 0..layers(l) {
         let w = l.get(g, &format!("w{k}")).squeeze_dim(0);
         let b = l.get(g, &format!("b{k}")).squeeze_dim(0);
-        h = (h.matmul(&w) + b).sigmoid();
+        h = layer_act(l, k, act).apply(h.matmul(&w) + b);
     }
     h
 }
 
 /// The per-individual reference of [`g_forward_batched`].
-pub fn g_forward_loop(l: &Layout, g: &Tensor, z: &Tensor) -> Tensor {
+pub fn g_forward_loop(l: &Layout, act: Act, g: &Tensor, z: &Tensor) -> Tensor {
     let p = g.size()[0];
     let outs: Vec<Tensor> = (0..p)
-        .map(|i| g_forward_one(l, &g.narrow(0, i, 1), z))
+        .map(|i| g_forward_one(l, act, &g.narrow(0, i, 1), z))
         .collect();
     Tensor::stack(&outs, 0)
 }
@@ -471,7 +534,12 @@ impl GanModel for WeightsModel {
             let fakes = {
                 let _g = tch::no_grad_guard();
                 let z = Tensor::randn([be, self.cfg.latent_dim], (Kind::Float, dev));
-                self.images(&g_forward_batched(&self.gl, &self.genomes, &z))
+                self.images(&g_forward_batched(
+                    &self.gl,
+                    self.cfg.act(),
+                    &self.genomes,
+                    &z,
+                ))
             };
             for _ in 0..self.cfg.d_warmup {
                 self.d_step(&fakes, data, rng);
@@ -480,7 +548,12 @@ impl GanModel for WeightsModel {
         let (fake_imgs, logits, real_logits, fit_t) = {
             let _g = tch::no_grad_guard();
             let z = Tensor::randn([be, self.cfg.latent_dim], (Kind::Float, dev));
-            let fakes = self.images(&g_forward_batched(&self.gl, &self.genomes, &z));
+            let fakes = self.images(&g_forward_batched(
+                &self.gl,
+                self.cfg.act(),
+                &self.genomes,
+                &z,
+            ));
             let ff = d_features(&self.dl, &self.d, &fakes, false);
             let logits = d_head(&self.dl, &self.d, &ff, be).view([p, be]);
             let nr = if self.cfg.real_batch > 0 {
@@ -536,7 +609,7 @@ impl GanModel for WeightsModel {
 
     fn sample_best(&self, z: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();
-        Ok(self.images(&g_forward_one(&self.gl, &self.best, z)))
+        Ok(self.images(&g_forward_one(&self.gl, self.cfg.act(), &self.best, z)))
     }
     fn output_range(&self) -> (f32, f32) {
         (0.0, 1.0)
@@ -567,11 +640,12 @@ impl GanModel for WeightsModel {
     fn export_best(&self, path: &Path) -> Result<()> {
         let best = self.best.to_device(Device::Cpu);
         let gl = self.gl.clone();
+        let act = self.cfg.act();
         let [c, h, w] = self.shape;
         let example = Tensor::zeros([4, self.cfg.latent_dim], (Kind::Float, Device::Cpu));
         let mut vs = tch::nn::VarStore::new(Device::Cpu);
         crate::nn::export::export_traced(&mut vs, &example, path, &|z| {
-            g_forward_one(&gl, &best, z).reshape([-1, c, h, w])
+            g_forward_one(&gl, act, &best, z).reshape([-1, c, h, w])
         })
     }
 }
@@ -689,11 +763,13 @@ mod tests {
             g_init: GeneratorInit::DataMean,
             real_batch: 0,
             strokes: StrokeMutation::default(),
+            hidden_activation: HiddenActivation::Sigmoid,
+            softmax_temperature: 0.5,
         };
         let mut m = WeightsModel::new(cfg, [1, 4, 4], 3, None, 8, 4, 2e-4, 0.5, dev);
         m.prepare(&mut data, &mut rng).unwrap();
         let z = Tensor::randn([200, 8], (Kind::Float, dev));
-        let all = g_forward_batched(&m.gl, &m.genomes, &z).view([3, 200, 4, 4]);
+        let all = g_forward_batched(&m.gl, Act::Sigmoid, &m.genomes, &z).view([3, 200, 4, 4]);
         let (l, r) = (
             all.narrow(3, 0, 2).mean(Kind::Double).double_value(&[]),
             all.narrow(3, 2, 2).mean(Kind::Double).double_value(&[]),
@@ -711,12 +787,52 @@ mod tests {
         let g = init_generators(&l, 6, Device::Cpu)
             + Tensor::randn([6, l.n], (Kind::Float, Device::Cpu)) * 0.1;
         let z = Tensor::randn([5, 10], (Kind::Float, Device::Cpu));
-        let a = g_forward_batched(&l, &g, &z);
-        let b = g_forward_loop(&l, &g, &z);
-        assert_eq!(a.size(), vec![6, 5, 12]);
-        assert!(a.allclose(&b, 1e-5, 1e-6, false));
-        // and the individuals differ (the test would pass trivially on identical rows)
-        assert!(!a.get(0).allclose(&a.get(1), 1e-3, 1e-3, false));
+        for act in [Act::Sigmoid, Act::Softmax(0.5)] {
+            let a = g_forward_batched(&l, act, &g, &z);
+            let b = g_forward_loop(&l, act, &g, &z);
+            assert_eq!(a.size(), vec![6, 5, 12]);
+            assert!(a.allclose(&b, 1e-5, 1e-6, false), "{act:?}");
+            // and the individuals differ (the test would pass trivially on identical rows)
+            assert!(!a.get(0).allclose(&a.get(1), 1e-3, 1e-3, false), "{act:?}");
+        }
+    }
+
+    #[test]
+    fn a_sharp_softmax_picks_one_hidden_units_image_per_z() {
+        tch::manual_seed(6);
+        let dev = Device::Cpu;
+        let l = generator_layout(8, &[5], 12);
+        let g = init_generators(&l, 1, dev) + Tensor::randn([1, l.n], (Kind::Float, dev));
+        let z = Tensor::randn([40, 8], (Kind::Float, dev));
+        // the images the output layer holds: sigmoid(b + w_j) for each hidden unit j
+        let w = l.get(&g, "w1").squeeze_dim(0); // [5, 12]
+        let b = l.get(&g, "b1").squeeze_dim(0); // [12]
+        let units = (w + b).sigmoid(); // [5, 12]
+        let picked = |t: f64| -> i64 {
+            let x = g_forward_one(&l, Act::Softmax(t), &g, &z); // [40, 12]
+            let d = (x.unsqueeze(1) - units.unsqueeze(0))
+                .abs()
+                .amax(&[2i64][..], false); // [40, 5]
+            d.amin(&[1i64][..], false)
+                .lt(1e-3)
+                .sum(Kind::Int64)
+                .int64_value(&[])
+        };
+        // at a temperature near 0, every sample is one unit's image ...
+        assert_eq!(picked(1e-4), 40);
+        // ... at 1, samples are blends (the sigmoid activation never gives a unit's image)
+        assert!(picked(1.0) < 40);
+        let s = g_forward_one(&l, Act::Sigmoid, &g, &z);
+        let d = (s.unsqueeze(1) - units.unsqueeze(0))
+            .abs()
+            .amax(&[2i64][..], false);
+        assert_eq!(
+            d.amin(&[1i64][..], false)
+                .lt(1e-3)
+                .sum(Kind::Int64)
+                .int64_value(&[]),
+            0
+        );
     }
 
     #[test]
