@@ -11,7 +11,8 @@
 #   .venv/bin/python scripts/make-colour-mnist.py data/mnist-10k/train-images-idx3-ubyte.gz .dev/cmnist64 4000
 # Rehearse on a CPU with DEVICE=cpu BUDGET=5 TH_EPOCHS=1 SUBSET=512 (tiny, only to check flags).
 # STEPS (default "bench thesis compare autocnn") picks the parts; COMPARE and SEEDS the 28x28
-# comparison runs (names in cmp_flags below).
+# comparison runs (names in cmp_flags below; p2-glr with base-2e-4 is the short-budget setting
+# in which evolution wins on the CPU, not yet run on a GPU).
 # Writes every run under WORK (default /tmp/gpu-check), a summary table to stdout and, when OUT
 # is set, summary.txt and runs.tar.gz (logs, plots, sample grids; no checkpoints) under OUT.
 set -uo pipefail
@@ -78,6 +79,7 @@ cmp_flags() {
     p4-k1) echo --population 4 --keep-fraction 0.5 --grad-steps 1 --lr 2e-3 ;;
     p8-k1) echo --population 8 --keep-fraction 0.25 --grad-steps 1 --lr 2e-3 ;;
     p8-k5) echo --population 8 --keep-fraction 0.25 --grad-steps 5 --lr 2e-3 ;;
+    p2-glr) echo --population 2 --keep-fraction 0.75 --grad-steps 1 --evolve-lr generators ;;
     *) echo "unknown comparison run $1" >&2; return 1 ;;
   esac
 }
