@@ -19,28 +19,18 @@ OUT=${OUT:-runs/fid-curves}
 cargo build --release --quiet --bin neuroevo
 BIN=target/release/neuroevo
 export OMP_NUM_THREADS=1
+# runs of each set: "NAME|FLAGS"
 case "$SET" in
   dcgan)
     BUDGET=${BUDGET:-200}
     COMMON="--mode dcgan --lr 2e-4"
-    NAMES="baseline ga-glr"
-    flags() {
-      case "$1" in
-        baseline) echo "--population 1 --no-evolution" ;;
-        ga-glr) echo "--population 2 --keep-fraction 0.75 --grad-steps 1 --evolve-lr generators" ;;
-      esac
-    }
+    RUNS=("baseline|--population 1 --no-evolution"
+      "ga-glr|--population 2 --keep-fraction 0.75 --grad-steps 1 --evolve-lr generators")
     ;;
   weights)
     BUDGET=${BUDGET:-300}
     COMMON="--mode weights --fitness features --g-init data-mean --d-warmup 300 --mutation-prob 0 --stroke-mutation 1"
-    NAMES="sigmoid-100 softmax-30"
-    flags() {
-      case "$1" in
-        sigmoid-100) echo "" ;;
-        softmax-30) echo "--hidden-activation softmax --hidden 30" ;;
-      esac
-    }
+    RUNS=("sigmoid-100|" "softmax-30|--hidden-activation softmax --hidden 30")
     ;;
   *)
     echo "SET=$SET: expected dcgan or weights" >&2
@@ -50,23 +40,23 @@ esac
 mkdir -p "$OUT"
 jobs=()
 for seed in $SEEDS; do
-  for name in $NAMES; do
-    jobs+=("$name-s$seed:$seed:$name")
+  for r in "${RUNS[@]}"; do
+    jobs+=("${r%%|*}-s$seed|$seed|${r#*|}")
   done
 done
 # two at a time (two cores); each run is timed on its own CPU clock
 i=0
 for j in "${jobs[@]}"; do
-  IFS=: read -r dir seed name <<<"$j"
-  # shellcheck disable=SC2046
-  "$BIN" gan -q $COMMON $(flags "$name") --seed "$seed" --time-budget "$BUDGET" \
+  IFS='|' read -r dir seed flags <<<"$j"
+  # shellcheck disable=SC2086
+  "$BIN" gan -q $COMMON $flags --seed "$seed" --time-budget "$BUDGET" \
     --budget-clock cpu --out "$OUT/$dir" >"$OUT/$dir.log" 2>&1 &
   i=$((i + 1))
   if ((i % 2 == 0)); then wait; fi
 done
 wait
 for j in "${jobs[@]}"; do
-  IFS=: read -r dir _ _ <<<"$j"
+  IFS='|' read -r dir _ _ <<<"$j"
   printf '%-18s' "$dir"
   if grep -q '^error' "$OUT/$dir.log"; then
     echo " failed: $(grep -m1 '^error' "$OUT/$dir.log")"
