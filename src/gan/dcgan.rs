@@ -465,11 +465,12 @@ impl GanModel for DcganModel {
         self.d_adam.v = super::take(t, "d_v", &dsz)?.to_device(dev);
         self.g_adam.t = super::take(t, "g_t", &[])?.int64_value(&[]);
         self.d_adam.t = super::take(t, "d_t", &[])?.int64_value(&[]);
-        if self.cfg.evolve_lr {
+        // the rates that evolve (set up by `new` from the config) are in the checkpoint
+        if self.g_adam.lr_rows.is_some() {
             self.g_adam.lr_rows = Some(super::take(t, "g_lr", &[gsz[0], 1])?.to_device(dev));
-            if !self.cfg.fixed_d_lr {
-                self.d_adam.lr_rows = Some(super::take(t, "d_lr", &[dsz[0], 1])?.to_device(dev));
-            }
+        }
+        if self.d_adam.lr_rows.is_some() {
+            self.d_adam.lr_rows = Some(super::take(t, "d_lr", &[dsz[0], 1])?.to_device(dev));
         }
         Ok(())
     }

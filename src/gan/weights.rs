@@ -504,6 +504,21 @@ impl WeightsModel {
         let [c, h, w] = self.shape;
         flat.reshape([-1, c, h, w])
     }
+
+    /// The whole population's fakes for a fresh batch of `eval_batch` latents:
+    /// `[P * eval_batch, C, H, W]`, generator by generator.
+    fn population_fakes(&self) -> Tensor {
+        let z = Tensor::randn(
+            [self.eval_batch, self.cfg.latent_dim],
+            (Kind::Float, self.genomes.device()),
+        );
+        self.images(&g_forward_batched(
+            &self.gl,
+            self.cfg.act(),
+            &self.genomes,
+            &z,
+        ))
+    }
 }
 
 impl GanModel for WeightsModel {
@@ -529,17 +544,10 @@ impl GanModel for WeightsModel {
     ) -> Result<GenStats> {
         let p = self.genomes.size()[0];
         let be = self.eval_batch;
-        let dev = self.genomes.device();
         if generation == 0 && self.cfg.d_warmup > 0 {
             let fakes = {
                 let _g = tch::no_grad_guard();
-                let z = Tensor::randn([be, self.cfg.latent_dim], (Kind::Float, dev));
-                self.images(&g_forward_batched(
-                    &self.gl,
-                    self.cfg.act(),
-                    &self.genomes,
-                    &z,
-                ))
+                self.population_fakes()
             };
             for _ in 0..self.cfg.d_warmup {
                 self.d_step(&fakes, data, rng);
@@ -547,13 +555,7 @@ impl GanModel for WeightsModel {
         }
         let (fake_imgs, logits, real_logits, fit_t) = {
             let _g = tch::no_grad_guard();
-            let z = Tensor::randn([be, self.cfg.latent_dim], (Kind::Float, dev));
-            let fakes = self.images(&g_forward_batched(
-                &self.gl,
-                self.cfg.act(),
-                &self.genomes,
-                &z,
-            ));
+            let fakes = self.population_fakes();
             let ff = d_features(&self.dl, &self.d, &fakes, false);
             let logits = d_head(&self.dl, &self.d, &ff, be).view([p, be]);
             let nr = if self.cfg.real_batch > 0 {
@@ -808,8 +810,9 @@ mod tests {
         let w = l.get(&g, "w1").squeeze_dim(0); // [5, 12]
         let b = l.get(&g, "b1").squeeze_dim(0); // [12]
         let units = (w + b).sigmoid(); // [5, 12]
-        let picked = |t: f64| -> i64 {
-            let x = g_forward_one(&l, Act::Softmax(t), &g, &z); // [40, 12]
+                                       // samples (of 40) that are one unit's image
+        let picked = |act: Act| -> i64 {
+            let x = g_forward_one(&l, act, &g, &z); // [40, 12]
             let d = (x.unsqueeze(1) - units.unsqueeze(0))
                 .abs()
                 .amax(&[2i64][..], false); // [40, 5]
@@ -819,20 +822,10 @@ mod tests {
                 .int64_value(&[])
         };
         // at a temperature near 0, every sample is one unit's image ...
-        assert_eq!(picked(1e-4), 40);
+        assert_eq!(picked(Act::Softmax(1e-4)), 40);
         // ... at 1, samples are blends (the sigmoid activation never gives a unit's image)
-        assert!(picked(1.0) < 40);
-        let s = g_forward_one(&l, Act::Sigmoid, &g, &z);
-        let d = (s.unsqueeze(1) - units.unsqueeze(0))
-            .abs()
-            .amax(&[2i64][..], false);
-        assert_eq!(
-            d.amin(&[1i64][..], false)
-                .lt(1e-3)
-                .sum(Kind::Int64)
-                .int64_value(&[]),
-            0
-        );
+        assert!(picked(Act::Softmax(1.0)) < 40);
+        assert_eq!(picked(Act::Sigmoid), 0);
     }
 
     #[test]
