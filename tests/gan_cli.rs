@@ -47,6 +47,10 @@ fn log(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+fn config(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
+}
+
 fn check_generator(dir: &Path, latent: &[i64], range: (f32, f32)) {
     let g = Generator::load(&dir.join("best-generator.pt"), Device::Cpu).unwrap();
     assert_eq!(g.info.latent_shape, latent);
@@ -111,8 +115,7 @@ fn weights_mode_feature_matching_fitness() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let cfg = config(&out);
     let strokes = &cfg["weights"]["strokes"];
     assert_eq!(strokes["count"], 2, "{cfg}");
     assert_eq!(strokes["width"], 1.2, "{cfg}");
@@ -304,8 +307,7 @@ fn dcgan_mode_population_and_baseline() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(base.join("config.json")).unwrap()).unwrap();
+    let cfg = config(&base);
     assert_eq!(cfg["evolution"], false);
     assert!(cfg["ga"].is_null());
     assert_eq!(log(&base).last().unwrap()["fitness_std"], 0.0);
@@ -349,8 +351,7 @@ fn evolved_lr_run(dir: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, serde_
         .filter(|r| r["kind"] == "generation")
         .collect();
     assert_eq!(gens.len(), 10);
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let cfg = config(dir);
     (gens, cfg)
 }
 
