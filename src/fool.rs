@@ -6,122 +6,26 @@
 //! to black and white with `--binary`) or the latent vector of a generator (`--space latent`).
 //! One population per class; each generation the whole population goes through the classifier
 //! in one batched forward pass.
-use crate::device::{device_name, parse_device};
+use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::ga::cli::MutationArgs;
 use crate::ga::flat_tensor::{TensorFitness, TensorPopulation};
 use crate::ga::{
-    engine::load_checkpoint, Crossover, Engine, EngineState, FlatOps, FlatPopulation, GaConfig,
-    GaRng, GeneCount, Mutation, Observer, Pairing, Population, Replacement, RunFiles, Selection,
-    StopCriteria,
+    Breeding, Crossover, FlatOps, FlatPopulation, GaRng, GeneCount, Mutation, Pairing, Population,
+    Replacement, Selection,
 };
-use crate::nn::export::ModelInfo;
+use crate::imageio::rescale;
+use crate::nn::load::{Classifier, Generator};
 use crate::plot::{line_plot, Panel, Series};
-use crate::runutil::RunArgs;
-use crate::{fsutil, imageio, runutil};
-use rand::{Rng, SeedableRng};
+use crate::run::engine::{load_checkpoint, Engine, EngineState, GaConfig, Observer};
+use crate::run::{dir, JobConfig, NewRun, RunArgs, RunDir, StopCriteria};
+use crate::{fsutil, imageio};
+use rand::Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use tch::{CModule, Device, Kind, Tensor};
-
-/// Loads a TorchScript module in eval mode; a file that is not one is a user error.
-fn load_module(path: &Path, device: Device) -> Result<CModule> {
-    let mut module = CModule::load_on_device(path, device).map_err(|e| {
-        let first = e.to_string().lines().next().unwrap_or("").to_string();
-        Error::corrupt(path, format!("not a TorchScript module: {first}"))
-    })?;
-    module.set_eval();
-    Ok(module)
-}
-
-/// A TorchScript classifier with the JSON written beside it by `neuroevo train`.
-pub struct Classifier {
-    pub module: CModule,
-    pub info: ModelInfo,
-    pub path: PathBuf,
-}
-
-impl Classifier {
-    pub fn load(path: &Path, device: Device) -> Result<Self> {
-        if !path.is_file() {
-            return Err(Error::usage(format!(
-                "{}: no such model file",
-                path.display()
-            )));
-        }
-        let json = crate::nn::export::info_path(path);
-        let info: ModelInfo = fsutil::read_json(&json).map_err(|e| match e {
-            Error::Io { .. } => Error::usage(format!(
-                "{}: missing; it describes the model's input (neuroevo train writes it beside the .pt)",
-                json.display()
-            )),
-            other => other,
-        })?;
-        let module = load_module(path, device)?;
-        Ok(Classifier {
-            module,
-            info,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Softmax probabilities `[N, classes]` of images `[N, C, H, W]` in the model's input range.
-    pub fn probs(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.log_probs(x)?.f_exp()?)
-    }
-
-    /// Log-softmax `[N, classes]`: what the GA ranks by, since probabilities of a class the
-    /// network rules out underflow to exactly 0 in float32 and would all tie.
-    pub fn log_probs(&self, x: &Tensor) -> Result<Tensor> {
-        let _g = tch::no_grad_guard();
-        Ok(self
-            .module
-            .forward_ts(&[x])?
-            .f_to_kind(Kind::Double)?
-            .f_log_softmax(-1, Kind::Double)?)
-    }
-}
-
-/// A TorchScript generator `z -> image` with its JSON (`latent_dim`, `output_shape`,
-/// `output_range`), as exported by `neuroevo gan`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GeneratorInfo {
-    pub latent_dim: i64,
-    /// Shape of the latent input after the batch dimension, e.g. `[100]` or `[128, 1, 1]`.
-    pub latent_shape: Vec<i64>,
-    /// `[C, H, W]`
-    pub output_shape: [i64; 3],
-    pub output_range: (f32, f32),
-}
-
-pub struct Generator {
-    pub module: CModule,
-    pub info: GeneratorInfo,
-}
-
-impl Generator {
-    pub fn load(path: &Path, device: Device) -> Result<Self> {
-        if !path.is_file() {
-            return Err(Error::usage(format!(
-                "{}: no such generator file",
-                path.display()
-            )));
-        }
-        let info: GeneratorInfo = fsutil::read_json(&path.with_extension("json"))?;
-        let module = load_module(path, device)?;
-        Ok(Generator { module, info })
-    }
-}
-
-/// Maps values from one range to another.
-fn rescale(x: &Tensor, from: (f32, f32), to: (f32, f32)) -> Tensor {
-    if from == to {
-        return x.shallow_clone();
-    }
-    (x - from.0 as f64) * ((to.1 - to.0) as f64 / (from.1 - from.0) as f64) + to.0 as f64
-}
+use tch::{Device, Kind, Tensor};
 
 /// Fitness: the log of the classifier's softmax probability of `class` (the confidence is its
 /// exp), for a whole population in one forward pass.
@@ -316,10 +220,44 @@ pub struct FoolSummary {
     pub classes: Vec<ClassResult>,
 }
 
+impl JobConfig for FoolConfig {
+    const JOB: crate::run::Job = crate::run::Job::Fool;
+    const ON_RESUME: &'static [&'static str] =
+        &["--generations", "--target-confidence", "--checkpoint-every"];
+    fn device(&self) -> &str {
+        &self.device
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
 impl FoolArgs {
-    fn to_config(&self) -> Result<FoolConfig> {
-        let device = parse_device(&self.run.device_or_auto())?;
-        let classifier = Classifier::load(&self.classifier, device)?;
+    fn target_fitness(&self) -> Result<f64> {
+        if !(self.target_confidence > 0.0 && self.target_confidence <= 1.0) {
+            return Err(Error::usage(format!(
+                "--target-confidence {}: must be in (0, 1]",
+                self.target_confidence
+            )));
+        }
+        Ok(self.target_confidence.ln())
+    }
+
+    /// Stop criteria and cadences given with `--resume` replace the run's.
+    fn apply_on_resume(&self, cfg: &mut FoolConfig) -> Result<()> {
+        if self.run.was_given("--generations") {
+            cfg.ga.stop.generations = Some(self.generations);
+        }
+        if self.run.was_given("--target-confidence") {
+            cfg.ga.stop.target_fitness = Some(self.target_fitness()?);
+        }
+        if self.run.was_given("--checkpoint-every") {
+            cfg.ga.checkpoint_every = self.checkpoint_every;
+        }
+        Ok(())
+    }
+
+    fn to_config(&self, classifier: &Classifier, new: &NewRun) -> Result<FoolConfig> {
         let n_classes = classifier.info.classes.len() as i64;
         let classes = match self.class {
             Some(c) if c < 0 || c >= n_classes => {
@@ -339,12 +277,7 @@ impl FoolArgs {
                 (d.is_file() && d != self.classifier).then_some(d)
             }
         };
-        if !(self.target_confidence > 0.0 && self.target_confidence <= 1.0) {
-            return Err(Error::usage(format!(
-                "--target-confidence {}: must be in (0, 1]",
-                self.target_confidence
-            )));
-        }
+        let target_fitness = self.target_fitness()?;
         if !(1..=64).contains(&self.pixel_block) {
             return Err(Error::usage(format!(
                 "--pixel-block {}: must be between 1 and 64 pixels",
@@ -380,14 +313,16 @@ impl FoolArgs {
             ops
         };
         let ga = GaConfig {
-            population: self.population,
-            parents: self.population,
-            selection: Selection::Tournament { k: self.tournament },
-            pairing: Pairing::Ring,
-            replacement: Replacement::Elitism { k: self.elitism },
+            breeding: Breeding {
+                population: self.population,
+                parents: self.population,
+                selection: Selection::Tournament { k: self.tournament },
+                pairing: Pairing::Ring,
+                replacement: Replacement::Elitism { k: self.elitism },
+            },
             stop: StopCriteria {
                 generations: Some(self.generations),
-                target_fitness: Some(self.target_confidence.ln()),
+                target_fitness: Some(target_fitness),
                 ..Default::default()
             },
             checkpoint_every: self.checkpoint_every,
@@ -407,8 +342,8 @@ impl FoolArgs {
             pixel_block: self.pixel_block,
             ga,
             ops,
-            device: self.run.device_or_auto(),
-            seed: runutil::seed_or_random(self.run.seed),
+            device: new.device_name.clone(),
+            seed: new.seed,
         })
     }
 }
@@ -447,27 +382,24 @@ impl<P: Population> Observer<P> for FoolObserver {
 }
 
 pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
-    let (cfg, dir, resumed) = match &args.run.resume {
-        Some(dir) => {
-            runutil::check_resume_dir(dir, &["config.json"])?;
-            (
-                fsutil::read_json::<FoolConfig>(&dir.join("config.json"))?,
-                dir.clone(),
-                true,
-            )
-        }
-        None => {
-            let cfg = args.to_config()?;
-            let dir = args.run.out_or_default("fool");
-            runutil::prepare_new_run_dir(&dir)?;
-            fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
-            (cfg, dir, false)
-        }
-    };
+    let mut loaded = None;
+    let run = crate::run::open(
+        &args.run,
+        |new| {
+            let classifier = Classifier::load(&args.classifier, new.device)?;
+            let cfg = args.to_config(&classifier, new)?;
+            loaded = Some(classifier);
+            Ok(cfg)
+        },
+        |cfg| args.apply_on_resume(cfg),
+    )?;
+    let (cfg, device, resumed, dir) = (&run.cfg, run.device, run.resumed, run.dir.path());
     cfg.ga.validate()?;
     cfg.ops.validate()?;
-    let device = parse_device(&cfg.device)?;
-    let classifier = Classifier::load(&cfg.classifier, device)?;
+    let classifier = match loaded {
+        Some(c) => c,
+        None => Classifier::load(&cfg.classifier, device)?,
+    };
     let judge = cfg
         .judge
         .as_ref()
@@ -483,7 +415,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         Some(g) => g.info.latent_dim as usize,
         None => FoolFitness::pixel_genes([c, h, w], cfg.pixel_block),
     };
-    if !args.run.quiet {
+    if !run.quiet {
         eprintln!(
             "fool: {} ({} classes), {:?} space ({n} genes), population {}, up to {} generations per class, judge {}, {} , seed {}",
             cfg.classifier.display(),
@@ -501,9 +433,9 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
     let mut all_records = Vec::new();
     let mut grid = Vec::new();
     for &class in &cfg.classes {
-        let cdir = dir.join(format!("class-{class}"));
-        let files = RunFiles::new(&cdir);
-        let mut rng = GaRng::seed_from_u64(cfg.seed.wrapping_add(class as u64 * 1_000_003));
+        let cdir = RunDir::new(dir.join(format!("class-{class}")));
+        let checkpoint = cdir.file(dir::CHECKPOINT);
+        let mut rng = run.streams.class(class);
         let genes = initial_genes(cfg.init, cfg.space, cfg.ga.population, n, &mut rng);
         let fit = FoolFitness {
             classifier: &classifier,
@@ -514,16 +446,16 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         };
         let mut pop = TensorPopulation::new(fit, cfg.ops.clone(), n, &genes, device)?;
         // `fit` is Copy: the population has its own; this one draws the final image
-        let resume_class = resumed && files.checkpoint().is_file();
+        let resume_class = resumed && checkpoint.is_file();
         let mut state = if resume_class {
-            load_checkpoint(&files.checkpoint(), &mut pop)?
+            load_checkpoint(&checkpoint, &mut pop)?
         } else {
             EngineState::new(rng)
         };
         let engine = Engine {
             cfg: &cfg.ga,
-            files: files.clone(),
-            progress: !args.run.quiet,
+            dir: cdir.clone(),
+            progress: !run.quiet,
         };
         let outcome = engine.run(&mut pop, &mut state, &mut FoolObserver, resume_class)?;
         let best = pop.genome(outcome.best);
@@ -557,7 +489,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
             .get(class as usize)
             .cloned()
             .unwrap_or_else(|| class.to_string());
-        if !args.run.quiet {
+        if !run.quiet {
             eprintln!(
                 "class {label}: confidence {:.6} after {} generations{}",
                 outcome.best_fitness.exp(),
@@ -590,13 +522,13 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
     }
     write_outputs(&dir, &results, &all_records, &grid)?;
     let summary = FoolSummary {
-        run_dir: dir.clone(),
+        run_dir: dir.to_path_buf(),
         device: device_name(device),
         seed: cfg.seed,
         seconds: start.elapsed().as_secs_f64(),
         classes: results,
     };
-    fsutil::write_json_atomic(&dir.join("result.json"), &summary)?;
+    fsutil::write_json_atomic(&run.dir.result(), &summary)?;
     Ok(summary)
 }
 
@@ -608,21 +540,7 @@ fn save_image(
     path: &Path,
     side: u32,
 ) -> Result<image::DynamicImage> {
-    let x = rescale(img, range, (0.0, 1.0))
-        .clamp(0.0, 1.0)
-        .squeeze_dim(0)
-        .to_device(Device::Cpu);
-    let s = x.size();
-    let (c, h, w) = (s[0], s[1], s[2]);
-    let hwc = x.permute([1, 2, 0]).contiguous().view([-1]);
-    let data = Vec::<f32>::try_from(hwc)?;
-    let flat = imageio::FlatImage {
-        width: w as u32,
-        height: h as u32,
-        channels: c.min(4) as u8,
-        data,
-    };
-    let dynimg = imageio::upscale_for_viewing(&flat.to_dynamic(), side);
+    let dynimg = imageio::upscale_for_viewing(&imageio::tensor_image(img, range)?, side);
     fsutil::save_image_atomic(path, &dynimg)?;
     Ok(dynimg)
 }

@@ -5,25 +5,23 @@
 //! tutorial's: `sum(target) - mean(|target - genes|)` on the 0-255 scale (higher is better),
 //! with the true absolute difference (the tutorial subtracts two uint8 arrays, whose
 //! differences wrap around). Every record also reports the PSNR of the best individual.
-use crate::device::{device_name, parse_device};
+use crate::device::device_name;
 use crate::error::{Error, Result};
+use crate::fsutil;
 use crate::ga::cli::MutationArgs;
 use crate::ga::flat_cpu::{CpuPopulation, SeparableFitness, DEFAULT_BLOCK};
 use crate::ga::flat_tensor::{TensorFitness, TensorPopulation};
 use crate::ga::{
-    engine::{load_checkpoint, Outcome},
-    flat::init_uniform,
-    Crossover, Engine, EngineState, FlatOps, FlatPopulation, GaConfig, GaRng, GeneCount, Mutation,
-    Observer, Pairing, Replacement, RunFiles, Selection, StopCriteria, StopReason,
+    flat::init_uniform, Breeding, Crossover, FlatOps, FlatPopulation, GaRng, GeneCount, Mutation,
+    Pairing, Replacement, Selection,
 };
 use crate::imageio::{self, FlatImage};
 use crate::plot::{line_plot, Panel, Series};
-use crate::runutil::RunArgs;
-use crate::{fsutil, runutil};
-use rand::SeedableRng;
+use crate::run::engine::{load_checkpoint, Engine, EngineState, GaConfig, GenRecord, Observer, Outcome};
+use crate::run::{dir, JobConfig, RunArgs, RunDir, StopCriteria, StopReason};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
 /// The image used when no `--input` is given: GARI's fruit.jpg (200x150 RGB, MIT licence).
@@ -67,11 +65,13 @@ impl Preset {
         match self {
             Preset::Gari => (
                 GaConfig {
-                    population: 8,
-                    parents: 4,
-                    selection: Selection::Truncation,
-                    pairing: Pairing::RandomPairs,
-                    replacement: Replacement::KeepParents,
+                    breeding: Breeding {
+                        population: 8,
+                        parents: 4,
+                        selection: Selection::Truncation,
+                        pairing: Pairing::RandomPairs,
+                        replacement: Replacement::KeepParents,
+                    },
                     stop: StopCriteria {
                         generations: Some(15_000),
                         ..Default::default()
@@ -88,11 +88,13 @@ impl Preset {
             ),
             Preset::Pygad => (
                 GaConfig {
-                    population: 20,
-                    parents: 10,
-                    selection: Selection::Truncation,
-                    pairing: Pairing::Ring,
-                    replacement: Replacement::Elitism { k: 1 },
+                    breeding: Breeding {
+                        population: 20,
+                        parents: 10,
+                        selection: Selection::Truncation,
+                        pairing: Pairing::Ring,
+                        replacement: Replacement::Elitism { k: 1 },
+                    },
                     stop: StopCriteria {
                         generations: Some(20_000),
                         ..Default::default()
@@ -109,11 +111,13 @@ impl Preset {
             ),
             Preset::Fast => (
                 GaConfig {
-                    population: 4,
-                    parents: 2,
-                    selection: Selection::Truncation,
-                    pairing: Pairing::RandomPairs,
-                    replacement: Replacement::KeepParents,
+                    breeding: Breeding {
+                        population: 4,
+                        parents: 2,
+                        selection: Selection::Truncation,
+                        pairing: Pairing::RandomPairs,
+                        replacement: Replacement::KeepParents,
+                    },
                     stop: StopCriteria {
                         generations: Some(5_000_000),
                         time_budget_s: Some(60.0),
@@ -227,51 +231,7 @@ pub struct GariArgs {
     pub run: RunArgs,
 }
 
-fn parse_pairing(s: &str) -> Result<Pairing> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "ring" => Ok(Pairing::Ring),
-        "random" | "random-pairs" => Ok(Pairing::RandomPairs),
-        _ => Err(Error::usage(format!(
-            "--pairing {s}: expected ring or random"
-        ))),
-    }
-}
-
 impl GariArgs {
-    /// Options that change the GA itself (not allowed when resuming).
-    fn shaping_options(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        macro_rules! chk {
-            ($($f:ident),*) => { $( if self.$f.is_some() { v.push(stringify!($f)); } )* };
-        }
-        chk!(
-            input,
-            resize,
-            preset,
-            population,
-            parents,
-            selection,
-            pairing,
-            elitism,
-            crossover,
-            crossover_prob
-        );
-        if self.mutation.any() {
-            v.push("mutation options");
-        }
-        chk!(backend, block_size);
-        if self.run.device.is_some() {
-            v.push("device");
-        }
-        if self.run.seed.is_some() {
-            v.push("seed");
-        }
-        if self.keep_parents {
-            v.push("keep_parents");
-        }
-        v
-    }
-
     fn apply_run_settings(&self, cfg: &mut GariConfig) {
         let stop = &mut cfg.ga.stop;
         if self.generations.is_some() {
@@ -298,28 +258,29 @@ impl GariArgs {
     }
 
     /// The configuration of a new run: the preset with the given options on top.
-    pub fn to_config(&self) -> Result<GariConfig> {
+    pub fn to_config(&self, new: &crate::run::NewRun) -> Result<GariConfig> {
         let preset = self.preset.unwrap_or(Preset::Fast);
         let (mut ga, mut ops) = preset.settings();
+        let b = &mut ga.breeding;
         if let Some(p) = self.population {
-            ga.population = p;
+            b.population = p;
         }
         if let Some(p) = self.parents {
-            ga.parents = p;
+            b.parents = p;
         } else if self.population.is_some() {
-            ga.parents = (ga.population / 2).max(1);
+            b.parents = (b.population / 2).max(1);
         }
         if let Some(s) = &self.selection {
-            ga.selection = Selection::parse(s)?;
+            b.selection = Selection::parse(s)?;
         }
         if let Some(p) = &self.pairing {
-            ga.pairing = parse_pairing(p)?;
+            b.pairing = Pairing::parse(p)?;
         }
         if self.keep_parents {
-            ga.replacement = Replacement::KeepParents;
+            b.replacement = Replacement::KeepParents;
         }
         if let Some(k) = self.elitism {
-            ga.replacement = Replacement::Elitism { k };
+            b.replacement = Replacement::Elitism { k };
         }
         if let Some(c) = &self.crossover {
             ops.crossover = Crossover::parse(c)?;
@@ -341,8 +302,8 @@ impl GariArgs {
             ops,
             init_range: (0.0, 1.0),
             backend: self.backend.unwrap_or(Backend::Auto),
-            device: self.run.device_or_auto(),
-            seed: runutil::seed_or_random(self.run.seed),
+            device: new.device_name.clone(),
+            seed: new.seed,
             save_every: 0,
             block: self.block_size.unwrap_or(DEFAULT_BLOCK),
         };
@@ -356,6 +317,25 @@ impl GariArgs {
                 .unwrap_or(1000);
         }
         Ok(cfg)
+    }
+}
+
+impl JobConfig for GariConfig {
+    const JOB: crate::run::Job = crate::run::Job::Gari;
+    const ON_RESUME: &'static [&'static str] = &[
+        "--generations",
+        "--time-budget",
+        "--patience",
+        "--target-fitness",
+        "--save-every",
+        "--checkpoint-every",
+        "--log-every",
+    ];
+    fn device(&self) -> &str {
+        &self.device
+    }
+    fn seed(&self) -> u64 {
+        self.seed
     }
 }
 
@@ -477,7 +457,7 @@ impl TensorFitness for TensorTargetFitness {
 
 struct GariObserver<'a> {
     target: &'a FlatImage,
-    dir: PathBuf,
+    dir: RunDir,
     save_every: u64,
 }
 
@@ -494,8 +474,7 @@ impl<P: FlatPopulation> Observer<P> for GariObserver<'_> {
             fsutil::save_image_atomic(
                 &self
                     .dir
-                    .join("snapshots")
-                    .join(format!("gen-{generation:07}.png")),
+                    .sub(dir::SNAPSHOTS, &format!("gen-{generation:07}.png")),
                 &img,
             )?;
         }
@@ -526,38 +505,18 @@ pub struct GariSummary {
 
 /// Runs `neuroevo gari`.
 pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
-    let (cfg, dir, resumed) = match &args.run.resume {
-        Some(dir) => {
-            runutil::check_resume_dir(dir, &["config.json", "checkpoint.bin"])?;
-            if let Some(out) = &args.run.out {
-                if out != dir {
-                    return Err(Error::usage("--out and --resume name different directories; a resumed run writes where it started"));
-                }
-            }
-            let shaping = args.shaping_options();
-            if !shaping.is_empty() {
-                return Err(Error::usage(format!(
-                    "--resume continues the GA as it was; these options cannot change: {}",
-                    shaping
-                        .iter()
-                        .map(|s| format!("--{}", s.replace('_', "-")))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-            let mut cfg: GariConfig = fsutil::read_json(&dir.join("config.json"))?;
-            args.apply_run_settings(&mut cfg);
-            (cfg, dir.clone(), true)
-        }
-        None => {
-            let cfg = args.to_config()?;
-            let dir = args.run.out_or_default("gari");
-            (cfg, dir, false)
-        }
-    };
+    let run = crate::run::open(
+        &args.run,
+        |new| args.to_config(new),
+        |cfg| {
+            args.apply_run_settings(cfg);
+            Ok(())
+        },
+    )?;
+    let (cfg, device, resumed) = (&run.cfg, run.device, run.resumed);
+    let dir = run.dir.path().to_path_buf();
     cfg.validate()?;
     let target = cfg.load_target()?;
-    let device = parse_device(&cfg.device)?;
     let backend = match cfg.backend {
         Backend::Auto if device == Device::Cpu => Backend::Cpu,
         Backend::Auto => Backend::Tensor,
@@ -568,22 +527,17 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
             "--backend cpu keeps the population on the CPU; use --device cpu or --backend tensor",
         ));
     }
-    if !resumed {
-        runutil::prepare_new_run_dir(&dir)?;
-    }
-    fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
 
     let n = target.len();
     let p = cfg.ga.population;
-    let mut rng = GaRng::seed_from_u64(cfg.seed);
+    let mut rng = run.streams.ga();
     let genes = init_uniform(p, n, cfg.init_range.0, cfg.init_range.1, &mut rng);
-    let files = RunFiles::new(&dir);
     let engine = Engine {
         cfg: &cfg.ga,
-        files: files.clone(),
-        progress: !args.run.quiet,
+        dir: run.dir.clone(),
+        progress: !run.quiet,
     };
-    if !args.run.quiet {
+    if !run.quiet {
         eprintln!(
             "gari: {} {}x{} {} ({n} genes), preset {}, backend {} on {}, seed {}{}",
             cfg.input_name(),
@@ -603,7 +557,7 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
     }
     let mut obs = GariObserver {
         target: &target,
-        dir: dir.clone(),
+        dir: run.dir.clone(),
         save_every: cfg.save_every,
     };
     let (outcome, best_genes, gens_this_run, secs_this_run) = match backend {
@@ -623,7 +577,7 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
             evolve(&engine, &mut pop, rng, &mut obs, resumed)?
         }
     };
-    write_outputs(&dir, &target, &best_genes, &outcome)?;
+    write_outputs(&run.dir, &target, &best_genes, &outcome)?;
     let summary = GariSummary {
         run_dir: dir.clone(),
         image: cfg.input_name(),
@@ -641,7 +595,7 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
         best_fitness: outcome.best_fitness,
         psnr_db: imageio::psnr(&best_genes, &target.data),
     };
-    fsutil::write_json_atomic(&dir.join("result.json"), &summary)?;
+    fsutil::write_json_atomic(&run.dir.result(), &summary)?;
     Ok(summary)
 }
 
@@ -655,7 +609,7 @@ fn evolve<P: FlatPopulation>(
     resumed: bool,
 ) -> Result<(Outcome, Vec<f32>, u64, f64)> {
     let mut state = if resumed {
-        load_checkpoint(&engine.files.checkpoint(), pop)?
+        load_checkpoint(&engine.dir.file(dir::CHECKPOINT), pop)?
     } else {
         EngineState::new(rng)
     };
@@ -666,13 +620,13 @@ fn evolve<P: FlatPopulation>(
     Ok((outcome, best, g, t))
 }
 
-fn write_outputs(dir: &Path, target: &FlatImage, best: &[f32], outcome: &Outcome) -> Result<()> {
+fn write_outputs(dir: &RunDir, target: &FlatImage, best: &[f32], outcome: &Outcome) -> Result<()> {
     let best_img = target.with_genes(best);
-    fsutil::save_image_atomic(&dir.join("best.png"), &best_img)?;
+    fsutil::save_image_atomic(&dir.file("best.png"), &best_img)?;
     let view = |i: &image::DynamicImage| imageio::upscale_for_viewing(i, 128);
     let compare = imageio::side_by_side(&[view(&target.to_dynamic()), view(&best_img)], 8);
-    fsutil::save_image_atomic(&dir.join("compare.png"), &compare)?;
-    let pts = |f: &dyn Fn(&crate::ga::Record) -> Option<f64>| -> Vec<(f64, f64)> {
+    fsutil::save_image_atomic(&dir.file("compare.png"), &compare)?;
+    let pts = |f: &dyn Fn(&GenRecord) -> Option<f64>| -> Vec<(f64, f64)> {
         outcome
             .records
             .iter()
@@ -702,7 +656,7 @@ fn write_outputs(dir: &Path, target: &FlatImage, best: &[f32], outcome: &Outcome
         },
     ];
     line_plot(
-        &dir.join("fitness.png"),
+        &dir.file("fitness.png"),
         "gari: best fitness and PSNR per generation",
         "generation",
         &panels,

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use image::{DynamicImage, ImageBuffer};
 use std::path::Path;
+use tch::{Device, Kind, Tensor};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlatImage {
@@ -159,6 +160,60 @@ pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
     } else {
         -10.0 * mse.log10()
     }
+}
+
+
+/// Maps tensor values from the range `from` to the range `to`.
+pub fn rescale(x: &Tensor, from: (f32, f32), to: (f32, f32)) -> Tensor {
+    if from == to {
+        return x.shallow_clone();
+    }
+    (x - from.0 as f64) * ((to.1 - to.0) as f64 / (from.1 - from.0) as f64) + to.0 as f64
+}
+
+/// One image `[C, H, W]` or `[1, C, H, W]` with values in `range` as a picture.
+pub fn tensor_image(img: &Tensor, range: (f32, f32)) -> Result<DynamicImage> {
+    let x = rescale(img, range, (0.0, 1.0)).clamp(0.0, 1.0).to_device(Device::Cpu);
+    let x = if x.dim() == 4 { x.squeeze_dim(0) } else { x };
+    let s = x.size();
+    let (c, h, w) = (s[0], s[1], s[2]);
+    let hwc = x.to_kind(Kind::Float).permute([1, 2, 0]).contiguous().view([-1]);
+    let data = Vec::<f32>::try_from(hwc).map_err(|e| Error::Other(format!("image tensor: {e}")))?;
+    Ok(FlatImage {
+        width: w as u32,
+        height: h as u32,
+        channels: c.min(4) as u8,
+        data,
+    }
+    .to_dynamic())
+}
+
+/// An `nrow`-wide grid of images `[N, C, H, W]` (values in `range`) with 2-pixel gaps.
+pub fn grid_image(images: &Tensor, range: (f32, f32), nrow: i64) -> Result<DynamicImage> {
+    let x = ((images.to_device(Device::Cpu).to_kind(Kind::Float) - range.0 as f64)
+        / (range.1 - range.0) as f64)
+        .clamp(0.0, 1.0);
+    let s = x.size();
+    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let rows = (n + nrow - 1) / nrow;
+    let gap = 2;
+    let (gh, gw) = (rows * (h + gap) + gap, nrow * (w + gap) + gap);
+    let canvas = Tensor::ones([c, gh, gw], (Kind::Float, Device::Cpu));
+    for i in 0..n {
+        let (r, col) = (i / nrow, i % nrow);
+        canvas
+            .narrow(1, gap + r * (h + gap), h)
+            .narrow(2, gap + col * (w + gap), w)
+            .copy_(&x.get(i));
+    }
+    let data = Vec::<f32>::try_from(canvas.permute([1, 2, 0]).contiguous().view([-1]))?;
+    let flat = FlatImage {
+        width: gw as u32,
+        height: gh as u32,
+        channels: c as u8,
+        data,
+    };
+    Ok(upscale_for_viewing(&flat.to_dynamic(), 512))
 }
 
 #[cfg(test)]

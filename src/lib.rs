@@ -1,8 +1,15 @@
 //! neuroevo: neuroevolution on libtorch.
 //!
-//! One genetic-algorithm engine ([`ga`]) serves every job; [`gari`] reproduces images,
-//! [`trainjob`] trains and exports classifiers, [`fool`] evolves fooling images and [`autocnn`]
-//! searches CNN architectures.
+//! Layers, top down (nothing imports a layer above it, and no job imports another):
+//! - the jobs, side by side: [`gari`] reproduces images, [`trainjob`] trains and exports
+//!   classifiers, [`fool`] evolves fooling images, [`autocnn`] searches CNN architectures and
+//!   [`gan`] trains GA-GANs;
+//! - the run layer [`run`]: run directories, the resume rule, logs, stop criteria, clocks, the
+//!   generational engine and progress bars;
+//! - [`ga`] (breeding), [`nn`] (networks, training, TorchScript export and loading) and
+//!   [`data`] (datasets);
+//! - the base: [`error`], [`fsutil`], [`device`], [`rng`] (the seed's named streams),
+//!   [`imageio`], [`plot`].
 pub mod autocnn;
 pub mod data;
 pub mod device;
@@ -15,7 +22,8 @@ pub mod gari;
 pub mod imageio;
 pub mod nn;
 pub mod plot;
-pub mod runutil;
+pub mod rng;
+pub mod run;
 pub mod trainjob;
 
 pub use error::{Error, Result};

@@ -1,12 +1,12 @@
 //! The `neuroevo` command line: parses arguments and dispatches to the library.
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use neuroevo::autocnn::{run_command, AutoCnnCommand};
 use neuroevo::fool::{run_fool, FoolArgs};
 use neuroevo::gan::{run_gan, GanArgs};
 use neuroevo::gari::{run_gari, GariArgs};
 use neuroevo::trainjob::{run_train, TrainArgs};
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(
     name = "neuroevo",
     version,
@@ -35,13 +35,22 @@ enum Command {
 
 fn main() {
     neuroevo::device::tune_allocator();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let given = neuroevo::run::args::given_flags(&Cli::command(), &matches);
+    match &mut cli.command {
+        Command::Gari(a) => a.run.given = given,
+        Command::Train(a) => a.run.given = given,
+        Command::Fool(a) => a.run.given = given,
+        Command::Gan(a) => a.run.given = given,
+        Command::AutoCnn(c) => c.set_given(given),
+    }
     let result = match &cli.command {
         Command::Gari(args) => run_gari(args).map(|s| {
             println!(
                 "gari: {} generations (stopped by: {}) in {:.1} s, {:.0} generations/s; best fitness {:.4}, PSNR {:.2} dB",
                 s.generations,
-                serde_json::json!(s.stop_reason).as_str().unwrap_or("?"),
+                s.stop_reason,
                 s.elapsed_s, s.generations_per_s, s.best_fitness, s.psnr_db
             );
             println!(

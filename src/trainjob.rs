@@ -1,7 +1,7 @@
 //! `neuroevo train`: train a classifier described in the layer-list notation, report train
 //! loss, validation and test accuracy, and export it as TorchScript.
 use crate::data::{load_dataset, DataArgs, DataOptions, DatasetName};
-use crate::device::{device_name, parse_device};
+use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::nn::export::{export_classifier, ModelInfo};
 use crate::nn::model::parameter_count;
@@ -9,8 +9,8 @@ use crate::nn::train::{
     accuracy, train_classifier, EpochReport, Optimizer, Schedule, TrainConfig, EVAL_BATCH,
 };
 use crate::nn::{Arch, LayerNet, Precision};
-use crate::runutil::RunArgs;
-use crate::{fsutil, runutil};
+use crate::fsutil;
+use crate::run::{dir, JobConfig, NewRun, RunArgs, RunDir};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -67,7 +67,35 @@ pub struct TrainRunConfig {
     pub arch: String,
     pub train: TrainConfig,
     pub device: String,
+    /// Where the model is exported; a relative path is inside the run directory.
     pub export: PathBuf,
+}
+
+impl JobConfig for TrainRunConfig {
+    const JOB: crate::run::Job = crate::run::Job::Train;
+    const ON_RESUME: &'static [&'static str] = &["--epochs"];
+    fn device(&self) -> &str {
+        &self.device
+    }
+    fn seed(&self) -> u64 {
+        self.train.seed
+    }
+}
+
+impl TrainRunConfig {
+    /// The export path, resolved against the run directory `dir` (a config written before
+    /// exports were kept relative may hold the run directory's own path in front).
+    pub fn export_path(&self, dir: &RunDir) -> PathBuf {
+        if self.export.is_absolute() {
+            return self.export.clone();
+        }
+        match self.export.strip_prefix(dir.path()) {
+            Ok(rest) if dir.path().is_relative() && !dir.path().as_os_str().is_empty() => {
+                dir.path().join(rest)
+            }
+            _ => dir.path().join(&self.export),
+        }
+    }
 }
 
 /// `result.json` of a train run.
@@ -88,8 +116,8 @@ pub struct TrainSummary {
 }
 
 impl TrainArgs {
-    fn to_config(&self, out: &std::path::Path) -> Result<TrainRunConfig> {
-        let seed = runutil::seed_or_random(self.run.seed);
+    fn to_config(&self, new: &NewRun) -> Result<TrainRunConfig> {
+        let seed = new.seed;
         let optimizer = match self.optimizer.to_ascii_lowercase().as_str() {
             "adam" => Optimizer::Adam,
             "sgd" => Optimizer::Sgd {
@@ -116,13 +144,18 @@ impl TrainArgs {
                 weight_decay: self.weight_decay,
                 augment_shift: self.augment_shift,
                 seed,
-                precision: Precision::parse(
-                    &self.precision,
-                    parse_device(&self.run.device_or_auto())?,
-                )?,
+                precision: Precision::parse(&self.precision, new.device)?,
             },
-            device: self.run.device_or_auto(),
-            export: self.export.clone().unwrap_or_else(|| out.join("model.pt")),
+            device: new.device_name.clone(),
+            // an --export outside the run is made absolute, so that a resume from another
+            // working directory writes to the same place
+            export: match &self.export {
+                None => PathBuf::from("model.pt"),
+                Some(p) if p.is_absolute() => p.clone(),
+                Some(p) => std::env::current_dir()
+                    .map(|d| d.join(p))
+                    .unwrap_or_else(|_| p.clone()),
+            },
         })
     }
 }
@@ -133,41 +166,50 @@ struct TrainState {
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
-    let (cfg, dir, resumed) = match &args.run.resume {
-        Some(dir) => {
-            runutil::check_resume_dir(dir, &["config.json", "checkpoint.ot", "state.json"])?;
-            let cfg: TrainRunConfig = fsutil::read_json(&dir.join("config.json"))?;
-            (cfg, dir.clone(), true)
-        }
-        None => {
-            let dir = args.run.out_or_default("train");
-            let cfg = args.to_config(&dir)?;
+    let run = crate::run::open(
+        &args.run,
+        |new| {
+            let cfg = args.to_config(new)?;
             cfg.train.validate()?;
-            runutil::prepare_new_run_dir(&dir)?;
-            fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
-            (cfg, dir, false)
-        }
-    };
-    let device = parse_device(&cfg.device)?;
+            Ok(cfg)
+        },
+        |cfg| {
+            if args.run.was_given("--epochs") {
+                cfg.train.epochs = args.epochs;
+            }
+            cfg.train.validate()
+        },
+    )?;
+    let (cfg, device, resumed) = (&run.cfg, run.device, run.resumed);
+    let rd = &run.dir;
+    let dir = rd.path().to_path_buf();
     let arch = Arch::parse(&cfg.arch)?;
     let data = load_dataset(&cfg.dataset, &cfg.data, device)?;
+    // the initial weights depend on the seed alone
+    run.streams.init_libtorch();
     let mut vs = tch::nn::VarStore::new(device);
     let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
     net.set_precision(cfg.train.precision);
     let params = parameter_count(&vs);
     let mut done = 0;
-    let log_path = dir.join("log.jsonl");
-    let mut previous: Vec<EpochReport> = Vec::new();
-    if resumed {
-        vs.load(dir.join("checkpoint.ot"))?;
-        done = fsutil::read_json::<TrainState>(&dir.join("state.json"))?.epochs_done;
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        previous = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<EpochReport>(l).ok())
-            .filter(|r| r.epoch <= done)
-            .collect();
+    let log_path = rd.log();
+    let weights = rd.file(dir::WEIGHTS);
+    let state_file = rd.file(dir::TRAIN_STATE);
+    if resumed && state_file.is_file() {
+        vs.load(&weights).map_err(|e| {
+            crate::error::Error::corrupt(&weights, format!("cannot load the weights: {}", e.to_string().lines().next().unwrap_or("")))
+        })?;
+        done = fsutil::read_json::<TrainState>(&state_file)?.epochs_done;
     }
+    let (mut log, kept) = crate::run::Log::open(&log_path, |r| {
+        r.get("epoch").and_then(|e| e.as_u64()).is_some_and(|e| e as usize <= done)
+    })?;
+    let base = |k: &str| kept.last().and_then(|r| r.get(k)).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let (base_wall, base_cpu) = (base("elapsed_s"), base("cpu_s"));
+    let previous: Vec<EpochReport> = kept
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
     if !args.run.quiet {
         eprintln!(
             "train: {} on {} ({} train / {} val / {} test, {:?}), {} parameters, {} on {}, seed {}{}",
@@ -187,9 +229,8 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             if resumed { format!(", resuming after epoch {done}") } else { String::new() }
         );
     }
-    // rewrite the log with the finished epochs only, then append
-    fsutil::write_jsonl_atomic(&log_path, &previous)?;
     let mut epochs = previous;
+    let clocks = crate::run::Clocks::resume(base_wall, base_cpu);
     if done < cfg.train.epochs {
         let quiet = args.run.quiet;
         let bars = indicatif::MultiProgress::new();
@@ -214,11 +255,16 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                     r.samples_per_s
                 );
                 }
-                fsutil::append_jsonl(&log_path, r)?;
+                let mut fields = serde_json::to_value(r)?;
+                fields.as_object_mut().map(|m| m.remove("epoch"));
+                let record = crate::run::Record::new("epoch", clocks.wall_s(), clocks.cpu_s())
+                    .epoch(r.epoch as u64)
+                    .with(fields);
+                log.append(&record)?;
                 // checkpoint: weights, then the epoch count (each written atomically)
-                fsutil::replace_atomic(&dir.join("checkpoint.ot"), |tmp| Ok(vs.save(tmp)?))?;
+                fsutil::replace_atomic(&weights, |tmp| Ok(vs.save(tmp)?))?;
                 fsutil::write_json_atomic(
-                    &dir.join("state.json"),
+                    &state_file,
                     &TrainState {
                         epochs_done: r.epoch,
                     },
@@ -236,7 +282,8 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         "train_samples": data.train.len(), "seed": cfg.train.seed,
     });
     let info = ModelInfo::for_classifier(&net, params, &data, metrics);
-    export_classifier(&net, &mut vs, &cfg.export, info)?;
+    let export = cfg.export_path(rd);
+    export_classifier(&net, &mut vs, &export, info)?;
     let summary = TrainSummary {
         run_dir: dir.clone(),
         arch: arch.to_string(),
@@ -249,8 +296,8 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         epochs,
         val_acc,
         test_acc,
-        export: cfg.export.clone(),
+        export,
     };
-    fsutil::write_json_atomic(&dir.join("result.json"), &summary)?;
+    fsutil::write_json_atomic(&rd.result(), &summary)?;
     Ok(summary)
 }

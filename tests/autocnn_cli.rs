@@ -44,7 +44,7 @@ fn records(dir: &Path, kind: &str) -> Vec<Value> {
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| r["type"] == kind)
+        .filter(|r| r["kind"] == kind)
         .collect()
 }
 

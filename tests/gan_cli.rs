@@ -1,7 +1,7 @@
 //! `neuroevo gan` end to end on a few hundred digits: both modes write their outputs (log with
 //! the four numbers and FID, sample grids, plots, a TorchScript generator that `neuroevo fool`
 //! can load), resume continues a run, and user mistakes exit with code 2.
-use neuroevo::fool::Generator;
+use neuroevo::nn::load::Generator;
 use std::path::Path;
 use std::process::{Command, Output};
 use tch::{Device, Kind, Tensor};

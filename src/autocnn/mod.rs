@@ -35,6 +35,15 @@ pub enum AutoCnnCommand {
     Export(ExportArgs),
 }
 
+impl AutoCnnCommand {
+    /// Hands the flags typed on the command line to the command (the resume rule checks them).
+    pub fn set_given(&mut self, given: Vec<String>) {
+        if let AutoCnnCommand::Search(a) = self {
+            a.run.given = given;
+        }
+    }
+}
+
 /// Runs one `auto-cnn` command and prints its summary.
 pub fn run_command(cmd: &AutoCnnCommand) -> Result<()> {
     match cmd {

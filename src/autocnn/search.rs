@@ -9,6 +9,7 @@
 use super::genome::{self, GenomeSpace};
 use crate::data::{load_dataset, DataArgs, DataOptions, Dataset, DatasetName};
 use crate::device::{device_name, parse_device};
+use crate::ga::plan::environmental_selection;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::ga::selection::{argbest, Selection};
@@ -19,9 +20,9 @@ use crate::nn::model::{parameter_count, LayerNet};
 use crate::nn::train::{accuracy, train_classifier, Optimizer, Schedule, TrainConfig, EVAL_BATCH};
 use crate::nn::Precision;
 use crate::plot::{line_plot, Panel, Series};
-use crate::runutil::{self, RunArgs};
+use crate::run::{dir as rdir, Clocks, Job, JobConfig, NewRun, RunArgs, RunDir};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -160,8 +161,8 @@ fn parse_list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
 }
 
 impl SearchArgs {
-    pub fn to_config(&self) -> Result<SearchConfig> {
-        let seed = runutil::seed_or_random(self.run.seed);
+    pub fn to_config(&self, new: &NewRun) -> Result<SearchConfig> {
+        let seed = new.seed;
         let (dataset, data) = self.data.resolve(seed)?;
         let dist: Vec<f64> = parse_list("--mutation-dist", &self.mutation_dist)?;
         let mutation_dist: [f64; 4] = dist.try_into().map_err(|_| {
@@ -196,15 +197,23 @@ impl SearchArgs {
                 weight_decay: 0.0,
                 augment_shift: 0,
                 seed,
-                precision: Precision::parse(
-                    &self.precision,
-                    parse_device(&self.run.device_or_auto())?,
-                )?,
+                precision: Precision::parse(&self.precision, new.device)?,
             },
             final_epochs: self.final_epochs,
-            device: self.run.device_or_auto(),
+            device: new.device_name.clone(),
             seed,
         })
+    }
+}
+
+impl JobConfig for SearchConfig {
+    const JOB: Job = Job::AutoCnn;
+    const ON_RESUME: &'static [&'static str] = &["--generations", "--time-budget", "--final-epochs"];
+    fn device(&self) -> &str {
+        &self.device
+    }
+    fn seed(&self) -> u64 {
+        self.seed
     }
 }
 
@@ -315,6 +324,9 @@ struct SearchState {
     cache_hits: usize,
     log_lines: usize,
     elapsed_s: f64,
+    /// CPU seconds of the search so far, over all invocations.
+    #[serde(default)]
+    cpu_s: f64,
     best: Option<Evaluation>,
     stop_reason: Option<String>,
 }
@@ -375,18 +387,18 @@ struct Search {
     workers: Vec<Dataset>,
     bars: Option<MultiProgress>,
     bar: ProgressBar,
-    t0: Instant,
-    base_elapsed: f64,
+    clocks: Clocks,
     trained_this_session: usize,
 }
 
 impl Search {
     fn elapsed(&self) -> f64 {
-        self.base_elapsed + self.t0.elapsed().as_secs_f64()
+        self.clocks.wall_s()
     }
 
     fn save(&mut self) -> Result<()> {
         self.state.elapsed_s = self.elapsed();
+        self.state.cpu_s = self.clocks.cpu_s();
         fsutil::write_json_atomic(&self.dir.join("checkpoint.json"), &self.state)
     }
 
@@ -458,7 +470,8 @@ impl Search {
                 .println(format!("note: {} (gen {generation}): {note}", e.genome));
         }
         self.log(json!({
-            "type": "evaluation", "generation": generation, "index": i,
+            "kind": "evaluation", "generation": generation, "index": i,
+            "elapsed_s": self.clocks.wall_s(), "cpu_s": self.clocks.cpu_s(),
             "evaluation": self.state.evaluations, "origin": origin, "cached": cached,
             "genome": e.genome, "evaluated": e.evaluated, "params": e.params,
             "fitness": e.fitness, "val_acc": e.val_acc, "test_acc": e.test_acc,
@@ -541,7 +554,8 @@ impl Search {
         let b = argbest(&fit);
         let mean = fit.iter().sum::<f64>() / fit.len() as f64;
         let record = json!({
-            "type": "generation", "generation": self.state.generation,
+            "kind": "generation", "generation": self.state.generation,
+            "cpu_s": self.clocks.cpu_s(),
             "best_fitness": fit[b], "mean_fitness": mean,
             "best_genome": self.state.population[b].genome,
             "population": self.state.population.iter().map(|p| &p.genome).collect::<Vec<_>>(),
@@ -662,29 +676,6 @@ fn breed(
     out
 }
 
-/// Indices of `n` individuals chosen by binary tournament with replacement; the best of all
-/// replaces the worst chosen when no tournament picked it.
-fn environmental_selection(fitness: &[f64], n: usize, rng: &mut GaRng) -> Vec<usize> {
-    let mut chosen = Selection::Tournament { k: 2 }.select(fitness, n, rng);
-    let best = argbest(fitness);
-    if !chosen.contains(&best) {
-        let worst = (0..chosen.len())
-            .min_by(|&a, &b| {
-                let (fa, fb) = (fitness[chosen[a]], fitness[chosen[b]]);
-                if crate::ga::selection::better(fb, fa) {
-                    std::cmp::Ordering::Less
-                } else if crate::ga::selection::better(fa, fb) {
-                    std::cmp::Ordering::Greater
-                } else {
-                    std::cmp::Ordering::Equal
-                }
-            })
-            .expect("n >= 1");
-        chosen[worst] = best;
-    }
-    chosen
-}
-
 struct Trained {
     eval: Evaluation,
     net: Option<(LayerNet, VarStore)>,
@@ -735,7 +726,7 @@ fn train_genome(
         },
     };
     // the initial weights depend on the seed only, not on what was trained before
-    tch::manual_seed(cfg.train.seed as i64);
+    crate::rng::Streams::new(cfg.train.seed).init_libtorch();
     let vs = VarStore::new(data.device());
     let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
     net.set_precision(cfg.train.precision);
@@ -803,8 +794,16 @@ fn load_workers(cfg: &SearchConfig) -> Result<Vec<Dataset>> {
 }
 
 /// Reads the config and checkpoint of an existing search directory.
-fn open_run(dir: &Path) -> Result<(SearchConfig, SearchState)> {
-    runutil::check_resume_dir(dir, &["config.json", "checkpoint.json"])?;
+fn open_run(dir: &Path, what: &str) -> Result<(SearchConfig, SearchState)> {
+    let rd = RunDir::new(dir);
+    rd.check_resumable(Job::AutoCnn, what)?;
+    if !rd.file(rdir::STATE).is_file() {
+        return Err(Error::usage(format!(
+            "{what} {}: no {} there: the search stopped before its first checkpoint",
+            dir.display(),
+            rdir::STATE
+        )));
+    }
     Ok((
         fsutil::read_json(&dir.join("config.json"))?,
         fsutil::read_json(&dir.join("checkpoint.json"))?,
@@ -823,61 +822,67 @@ fn load_cache(dir: &Path) -> Result<Cache> {
 
 /// `auto-cnn search`: runs (or resumes) a search, then exports the best network.
 pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
-    let (cfg, dir, state) = match &args.run.resume {
-        Some(dir) => {
-            let (mut cfg, mut state) = open_run(dir)?;
+    let run = crate::run::open(
+        &args.run,
+        |new| {
+            let cfg = args.to_config(new)?;
+            cfg.validate()?;
+            Ok(cfg)
+        },
+        |cfg| {
             // the run may be extended: more generations or another time budget
             if let Some(g) = args.generations {
                 cfg.generations = g;
-                if state.phase == Phase::Done && state.generation < g {
-                    state.phase = Phase::Breed;
-                }
             }
             if let Some(t) = args.time_budget {
                 cfg.time_budget_s = Some(t);
             }
-            cfg.validate()?;
-            state.stop_reason = None;
-            fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
-            (cfg, dir.clone(), state)
+            if args.final_epochs.is_some() {
+                cfg.final_epochs = args.final_epochs;
+            }
+            cfg.validate()
+        },
+    )?;
+    let dir = run.dir.path().to_path_buf();
+    let state = if run.resumed {
+        let (_, mut state) = open_run(&dir, "--resume")?;
+        if state.phase == Phase::Done && state.generation < run.cfg.generations {
+            state.phase = Phase::Breed;
         }
-        None => {
-            let dir = args.run.out_or_default("auto-cnn");
-            let cfg = args.to_config()?;
-            cfg.validate()?;
-            runutil::prepare_new_run_dir(&dir)?;
-            fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
-            let mut rng = GaRng::seed_from_u64(cfg.seed);
-            let population = (0..cfg.population)
-                .map(|_| Individual {
-                    genome: cfg.space.random_genome(&mut rng).to_string(),
-                    origin: "random".into(),
-                    fitness: None,
-                })
-                .collect();
-            let state = SearchState {
-                generation: 0,
-                phase: Phase::Evaluate,
-                rng,
-                population,
-                offspring: Vec::new(),
-                evaluations: 0,
-                trained: 0,
-                cache_hits: 0,
-                log_lines: 0,
-                elapsed_s: 0.0,
-                best: None,
-                stop_reason: None,
-            };
-            (cfg, dir, state)
+        state.stop_reason = None;
+        state
+    } else {
+        let mut rng = run.streams.ga();
+        let population = (0..run.cfg.population)
+            .map(|_| Individual {
+                genome: run.cfg.space.random_genome(&mut rng).to_string(),
+                origin: "random".into(),
+                fitness: None,
+            })
+            .collect();
+        SearchState {
+            generation: 0,
+            phase: Phase::Evaluate,
+            rng,
+            population,
+            offspring: Vec::new(),
+            evaluations: 0,
+            trained: 0,
+            cache_hits: 0,
+            log_lines: 0,
+            elapsed_s: 0.0,
+            cpu_s: 0.0,
+            best: None,
+            stop_reason: None,
         }
     };
+    let cfg = run.cfg;
     let workers = load_workers(&cfg)?;
     let settings = cfg.fitness_settings();
     let cache = load_cache(&dir)?;
     // records written after the last checkpoint are dropped; the search redoes them
     fsutil::truncate_lines(&dir.join("log.jsonl"), state.log_lines)?;
-    let quiet = args.run.quiet;
+    let quiet = run.quiet;
     let bars = (!quiet).then(MultiProgress::new);
     let total = (cfg.population * (cfg.generations + 1)).max(state.evaluations) as u64;
     let bar = match &bars {
@@ -920,7 +925,7 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     }
     let resumed_at = state.evaluations;
     let mut search = Search {
-        base_elapsed: state.elapsed_s,
+        clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
         cfg,
         dir,
         state,
@@ -929,7 +934,6 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         workers,
         bars,
         bar,
-        t0: Instant::now(),
         trained_this_session: 0,
     };
     search.save()?;
@@ -1057,7 +1061,7 @@ fn read_records(dir: &Path) -> Vec<serde_json::Value> {
 fn plot_fitness(dir: &Path) -> Result<()> {
     let gens: Vec<serde_json::Value> = read_records(dir)
         .into_iter()
-        .filter(|r| r["type"] == "generation")
+        .filter(|r| crate::run::log::kind_of(r) == "generation")
         .collect();
     let series = |name: &str, key: &str| Series {
         name: name.into(),
@@ -1125,7 +1129,7 @@ pub struct ShowArgs {
 
 /// `auto-cnn show`: what a search has done so far and its best genomes.
 pub fn show_run(dir: &Path, top: usize) -> Result<String> {
-    let (cfg, state) = open_run(dir)?;
+    let (cfg, state) = open_run(dir, "auto-cnn show")?;
     let cache = load_cache(dir)?;
     let mut s = format!(
         "auto-cnn search in {}: {}, population {}, {} generations, {} epochs per network, fitness on {}, seed {}\n",
@@ -1214,7 +1218,7 @@ pub struct ExportArgs {
 /// `auto-cnn export`: exports the best network of a search.
 pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
     let dir = &args.run_dir;
-    let (mut cfg, state) = open_run(dir)?;
+    let (mut cfg, state) = open_run(dir, "auto-cnn export")?;
     if let Some(d) = &args.device {
         cfg.device = d.clone();
     }
@@ -1243,6 +1247,7 @@ pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
     use super::*;
 
     fn cfg(population: usize) -> SearchConfig {
@@ -1277,27 +1282,15 @@ mod tests {
                 ..Default::default()
             },
         };
-        let c = args.to_config().unwrap();
+        let c = args
+            .to_config(&NewRun {
+                seed: 1,
+                device_name: "cpu".into(),
+                device: Device::Cpu,
+            })
+            .unwrap();
         c.validate().unwrap();
         c
-    }
-
-    #[test]
-    fn environmental_selection_keeps_the_best() {
-        let mut rng = GaRng::seed_from_u64(2);
-        let fit = [0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 0.6, 0.7];
-        let mut counts = [0usize; 8];
-        for _ in 0..2000 {
-            let chosen = environmental_selection(&fit, 4, &mut rng);
-            assert_eq!(chosen.len(), 4);
-            assert!(chosen.contains(&5), "the best is always kept: {chosen:?}");
-            for i in chosen {
-                counts[i] += 1;
-            }
-        }
-        // binary tournament: the worst can only win against... nobody
-        assert_eq!(counts[0], 0, "{counts:?}");
-        assert!(counts[7] > counts[1], "{counts:?}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `auto-cnn`: the AutoCNN architecture search (`neuroevo auto-cnn` does the same).
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use neuroevo::autocnn::{run_command, AutoCnnCommand};
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(
     name = "auto-cnn",
     version,
@@ -15,7 +15,10 @@ struct Cli {
 
 fn main() {
     neuroevo::device::tune_allocator();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.command
+        .set_given(neuroevo::run::args::given_flags(&Cli::command(), &matches));
     if let Err(e) = run_command(&cli.command) {
         eprintln!("error: {e}");
         std::process::exit(if e.is_user_error() { 2 } else { 1 });

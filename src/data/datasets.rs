@@ -11,9 +11,8 @@
 use super::download::{download_any, Checksum};
 use super::idx::parse_idx;
 use crate::error::{Error, Result};
-use crate::ga::GaRng;
+use crate::rng::GaRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -519,7 +518,7 @@ pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> R
         [s[1], s[2], s[3]]
     };
     // seeded subset, then a seeded validation split
-    let mut rng = GaRng::seed_from_u64(opts.seed ^ 0x5eed_da7a);
+    let mut rng = crate::rng::Streams::new(opts.seed).data_split();
     let subset = |split: Split, rng: &mut GaRng| -> Split {
         match opts.subset {
             Some(k) if k < split.len() => {
@@ -663,6 +662,7 @@ pub fn read_cifar(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<u8>, usize)> {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
     use super::*;
     use crate::data::download::{sha256_hex, tests::serve};
     use crate::data::idx::encode_idx;

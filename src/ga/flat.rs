@@ -1,6 +1,6 @@
 //! Shared parts of the flat-genome populations (`flat_cpu`, `flat_tensor`): the trait the jobs
 //! use, initialisation, and the checkpoint payload format.
-use super::engine::Population;
+use super::plan::Population;
 use super::GaRng;
 use crate::error::{Error, Result};
 use rand::Rng;

@@ -2,7 +2,7 @@
 //! the whole brood with a few tensor ops (gather, where, index_put), and fitness is computed by a
 //! batched function of the children tensor. Works for any fitness (a network's forward pass,
 //! a distance to a target).
-use super::engine::Population;
+use super::plan::Population;
 use super::flat::{read_flat, write_flat, FlatPopulation};
 use super::ops::{ChildPlan, CrossoverPlan, FlatOps, MutationPlan};
 use super::GaRng;

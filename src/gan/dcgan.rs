@@ -8,7 +8,8 @@
 //! mutation of the weight vectors, with elitism, for both populations.
 //! `--population 1 --no-evolution` is the plain gradient DCGAN on the same code path.
 use super::func::{bce_cols, gbn, gbn_fixed, gconv, gconv_t, leaf, leaky_relu, Adam, Layout};
-use super::{Evolver, GanModel, GenStats, RealStream};
+use super::{GanModel, GenStats, RealStream};
+use crate::ga::Evolver;
 use crate::error::{Error, Result};
 use crate::ga::selection::argbest;
 use crate::ga::GaRng;

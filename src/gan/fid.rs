@@ -8,9 +8,7 @@
 //! and tr(sqrt(C1 C2)) = sum sqrt(eig(sqrt(C1) C2 sqrt(C1))) (a symmetric PSD product, so
 //! `linalg_eigh` applies).
 use crate::error::{Error, Result};
-use crate::nn::export::{features_path, info_path, ModelInfo};
-use std::path::{Path, PathBuf};
-use tch::{CModule, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Mean and covariance of a set of feature vectors (f64, CPU).
 pub struct FeatureStats {
@@ -52,93 +50,20 @@ pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> f64 {
     v.double_value(&[]).max(0.0)
 }
 
-/// The FID extractor: a traced features module and what its input looks like.
-pub struct FidExtractor {
-    module: CModule,
-    pub info: ModelInfo,
-    pub features_file: PathBuf,
+/// Feature statistics of images `[N, C, H, W]` whose values lie in `range`.
+pub fn stats(
+    extractor: &crate::nn::load::FeatureExtractor,
+    images: &Tensor,
+    range: (f32, f32),
+) -> Result<FeatureStats> {
+    Ok(FeatureStats::of(&extractor.features(images, range)?))
 }
 
-impl FidExtractor {
-    /// `model` is a classifier exported by `neuroevo train`; its `.features.pt` and `.json`
-    /// must be beside it.
-    pub fn load(model: &Path, device: Device) -> Result<Self> {
-        let json = info_path(model);
-        let info: ModelInfo = crate::fsutil::read_json(&json).map_err(|e| match e {
-            Error::Io { .. } => Error::usage(format!(
-                "--fid-model {}: no {} beside it (neuroevo train writes it)",
-                model.display(),
-                json.display()
-            )),
-            other => other,
-        })?;
-        let features_file = match &info.features_file {
-            Some(f) => model.with_file_name(f),
-            None => features_path(model),
-        };
-        if !features_file.is_file() {
-            return Err(Error::usage(format!(
-                "--fid-model {}: no features module {} beside it",
-                model.display(),
-                features_file.display()
-            )));
-        }
-        let mut module = CModule::load_on_device(&features_file, device).map_err(|e| {
-            Error::corrupt(
-                &features_file,
-                format!(
-                    "not a TorchScript module: {}",
-                    e.to_string().lines().next().unwrap_or("")
-                ),
-            )
-        })?;
-        module.set_eval();
-        Ok(FidExtractor {
-            module,
-            info,
-            features_file,
-        })
-    }
-
-    /// Features `[N, D]` of images `[N, C, H, W]` whose values lie in `range`: rescaled to the
-    /// extractor's input range, averaged to gray (or repeated to 3 channels) and resized
-    /// bilinearly to its input size when they differ.
-    pub fn features(&self, images: &Tensor, range: (f32, f32)) -> Result<Tensor> {
-        let _g = tch::no_grad_guard();
-        let [c, h, w] = self.info.input_shape;
-        let (lo, hi) = self.info.input_range;
-        let mut outs = Vec::new();
-        let n = images.size()[0];
-        let chunk = 256;
-        let mut i = 0;
-        while i < n {
-            let len = chunk.min(n - i);
-            let mut x = images.narrow(0, i, len).to_kind(Kind::Float);
-            let xc = x.size()[1];
-            if xc != c {
-                x = if c == 1 {
-                    x.mean_dim(1, true, Kind::Float)
-                } else if xc == 1 {
-                    x.repeat([1, c, 1, 1])
-                } else {
-                    return Err(Error::usage(format!(
-                        "the FID extractor reads {c} channels, the images have {xc}"
-                    )));
-                };
-            }
-            if x.size()[2] != h || x.size()[3] != w {
-                x = x.upsample_bilinear2d([h, w], false, None, None);
-            }
-            let x =
-                (x - range.0 as f64) * ((hi - lo) as f64 / (range.1 - range.0) as f64) + lo as f64;
-            outs.push(self.module.forward_ts(&[x])?.to_device(Device::Cpu));
-            i += len;
-        }
-        Ok(Tensor::cat(&outs, 0))
-    }
-
-    pub fn stats(&self, images: &Tensor, range: (f32, f32)) -> Result<FeatureStats> {
-        Ok(FeatureStats::of(&self.features(images, range)?))
+/// A loading error of the FID model, said for `--fid-model`.
+pub fn for_flag(e: Error, model: &std::path::Path) -> Error {
+    match e {
+        Error::Usage(m) => Error::Usage(format!("--fid-model {}: {m}", model.display())),
+        other => other,
     }
 }
 

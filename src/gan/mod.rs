@@ -24,26 +24,25 @@ pub mod func;
 pub mod weights;
 
 use crate::data::datasets::{load_dataset, DataOptions, DatasetName};
-use crate::device::{device_name, parse_device};
+use crate::device::device_name;
 use crate::error::{Error, Result};
-use crate::fool::GeneratorInfo;
 use crate::ga::cli::MutationArgs;
-use crate::ga::flat_tensor::breed_genomes;
-use crate::ga::ops::CrossoverPlan;
 use crate::ga::{
-    Crossover, Engine, FlatOps, GaConfig, GaRng, GeneCount, Mutation, Pairing, Replacement,
-    RunFiles, Selection, StopCriteria,
+    Breeding, Crossover, Evolver, FlatOps, GaRng, GeneCount, Mutation, Pairing, Replacement,
+    Selection,
 };
+use crate::imageio::grid_image;
+use crate::nn::load::{FeatureExtractor, GeneratorInfo};
 use crate::plot::{line_plot, Panel, Series};
-use crate::runutil::RunArgs;
-use crate::{fsutil, imageio, runutil};
+use crate::run::clock::process_cpu_s;
+use crate::run::log::{generation_of, Log};
+use crate::run::{dir, BudgetClock, JobConfig, NewRun, Position, RunArgs, StopCriteria};
+use crate::fsutil;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// What one generation reports: the thesis' four numbers (population means) and the fitness.
@@ -166,106 +165,6 @@ impl RealStream {
     }
 }
 
-/// Selection, crossover and mutation of a `[P, N]` genome tensor with the shared GA operators:
-/// the engine's `plan_generation` (mating pool, survivors, pairs), `FlatOps` plans, and the
-/// tensor backend's `breed_genomes`.
-#[derive(Clone, Debug)]
-pub struct Evolver {
-    pub ga: GaConfig,
-    pub ops: FlatOps,
-    /// Per-tensor crossover: each parameter tensor from either parent (gene ranges).
-    pub tensor_ranges: Option<Vec<(usize, usize)>>,
-}
-
-impl Evolver {
-    /// The next generation and, per row, the index of the row it inherits from (survivor or
-    /// first parent), for optimiser state; the survivors come first, then the children.
-    pub fn step(
-        &self,
-        genomes: &Tensor,
-        fitness: &[f64],
-        rng: &mut GaRng,
-    ) -> Result<(Tensor, Tensor)> {
-        self.step_counted(genomes, fitness, rng)
-            .map(|(g, i, _)| (g, i))
-    }
-
-    /// [`Evolver::step`], with the number of survivors (the rows before the children).
-    pub fn step_counted(
-        &self,
-        genomes: &Tensor,
-        fitness: &[f64],
-        rng: &mut GaRng,
-    ) -> Result<(Tensor, Tensor, usize)> {
-        let engine = Engine {
-            cfg: &self.ga,
-            files: RunFiles::new(""),
-            progress: false,
-        };
-        let (survivors, pairs) = engine.plan_generation(fitness, rng);
-        let n = genomes.size()[1] as usize;
-        let dev = genomes.device();
-        // dense Gaussian mutation (a large fraction of the genes): drawn on the device as one
-        // noise tensor instead of per-gene plans (same distribution, far cheaper at 10^5 genes)
-        let dense = match self.ops.mutation {
-            Mutation::Gaussian {
-                genes: GeneCount::Probability(p),
-                sigma,
-                low,
-                high,
-            } if p >= 0.05 => Some((p, sigma, low, high)),
-            _ => None,
-        };
-        let mut plans = match dense {
-            Some(_) => FlatOps {
-                mutation_prob: 0.0,
-                ..self.ops.clone()
-            }
-            .plan_children(&pairs, n, rng),
-            None => self.ops.plan_children(&pairs, n, rng),
-        };
-        if let Some(ranges) = &self.tensor_ranges {
-            for p in plans.iter_mut() {
-                if matches!(p.crossover, CrossoverPlan::Mask(_)) {
-                    let mut words = vec![0u64; n.div_ceil(64)];
-                    for &(s, e) in ranges {
-                        if rng.random::<bool>() {
-                            for i in s..e {
-                                words[i / 64] |= 1 << (i % 64);
-                            }
-                        }
-                    }
-                    p.crossover = CrossoverPlan::Mask(words);
-                }
-            }
-        }
-        let mut children = breed_genomes(genomes, &plans)?;
-        if let Some((p, sigma, low, high)) = dense {
-            let c = plans.len() as i64;
-            let rows: Vec<f32> = (0..c)
-                .map(|_| (rng.random::<f64>() < self.ops.mutation_prob) as u8 as f32)
-                .collect();
-            let rows = Tensor::from_slice(&rows).to_device(dev).view([c, 1]);
-            let noise = children.randn_like() * sigma as f64;
-            let noise = if p < 1.0 {
-                noise * children.rand_like().lt(p).to_kind(Kind::Float)
-            } else {
-                noise
-            };
-            children = (children + noise * rows).clamp(low as f64, high as f64);
-        }
-        let keep: Vec<i64> = survivors.iter().map(|&s| s as i64).collect();
-        let kept = genomes.index_select(0, &Tensor::from_slice(&keep).to_device(dev));
-        let n_kept = keep.len();
-        let mut inherit = keep;
-        inherit.extend(plans.iter().map(|p| p.parents.0 as i64));
-        Ok((
-            Tensor::cat(&[kept, children], 0),
-            Tensor::from_slice(&inherit).to_device(dev),
-            n_kept,
-        ))
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -433,23 +332,6 @@ pub struct GanArgs {
     pub run: RunArgs,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum BudgetClock {
-    #[default]
-    Wall,
-    Cpu,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct GanStop {
-    pub generations: Option<u64>,
-    pub epochs: Option<u64>,
-    pub time_budget_s: Option<f64>,
-    #[serde(default)]
-    pub budget_clock: BudgetClock,
-}
-
 /// `config.json` of a gan run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GanConfig {
@@ -460,10 +342,10 @@ pub struct GanConfig {
     pub population: usize,
     pub evolution: bool,
     /// Generators' GA (absent without evolution).
-    pub ga: Option<GaConfig>,
+    pub ga: Option<Breeding>,
     pub ops: FlatOps,
     /// dcgan: the discriminators' GA.
-    pub d_ga: Option<GaConfig>,
+    pub d_ga: Option<Breeding>,
     pub d_ops: FlatOps,
     pub per_tensor_crossover: bool,
     pub weights: Option<weights::WeightsConfig>,
@@ -472,7 +354,7 @@ pub struct GanConfig {
     pub eval_batch: i64,
     pub lr: f64,
     pub beta1: f64,
-    pub stop: GanStop,
+    pub stop: StopCriteria,
     pub fid_model: PathBuf,
     pub fid_samples: i64,
     pub fid_every: u64,
@@ -480,7 +362,7 @@ pub struct GanConfig {
     pub seed: u64,
 }
 
-fn ga_config(p: usize, keep_fraction: f64, elitism: Option<usize>) -> Result<GaConfig> {
+fn ga_config(p: usize, keep_fraction: f64, elitism: Option<usize>) -> Result<Breeding> {
     if !(keep_fraction > 0.0 && keep_fraction < 1.0) {
         return Err(Error::usage(format!(
             "--keep-fraction {keep_fraction}: must be in (0, 1)"
@@ -488,7 +370,7 @@ fn ga_config(p: usize, keep_fraction: f64, elitism: Option<usize>) -> Result<GaC
     }
     // at least one parent: with P = 2, "the top 20%" is the better one, not both
     let parents = ((keep_fraction * p as f64).round() as usize).clamp(1, p);
-    let ga = GaConfig {
+    let ga = Breeding {
         population: p,
         parents,
         selection: Selection::Truncation,
@@ -497,19 +379,52 @@ fn ga_config(p: usize, keep_fraction: f64, elitism: Option<usize>) -> Result<GaC
             Some(k) => Replacement::Elitism { k },
             None => Replacement::KeepParents,
         },
-        stop: StopCriteria {
-            generations: Some(u64::MAX),
-            ..Default::default()
-        },
-        checkpoint_every: 0,
-        log_every: 1,
     };
     ga.validate()?;
     Ok(ga)
 }
 
+impl JobConfig for GanConfig {
+    const JOB: crate::run::Job = crate::run::Job::Gan;
+    const ON_RESUME: &'static [&'static str] = &[
+        "--generations",
+        "--epochs",
+        "--time-budget",
+        "--budget-clock",
+        "--fid-every",
+    ];
+    fn device(&self) -> &str {
+        &self.device
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
 impl GanArgs {
-    pub fn to_config(&self) -> Result<GanConfig> {
+    /// The stop criteria typed on the command line.
+    fn stop_given(&self) -> StopCriteria {
+        StopCriteria {
+            generations: self.generations,
+            epochs: self.epochs,
+            time_budget_s: self.time_budget,
+            budget_clock: self.budget_clock.unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    /// Stop criteria and cadences given with `--resume` extend the run.
+    fn apply_on_resume(&self, cfg: &mut GanConfig) -> Result<()> {
+        let given = self.stop_given();
+        given.validate()?;
+        cfg.stop.extend_with(&given, self.budget_clock.is_some());
+        if self.run.was_given("--fid-every") {
+            cfg.fid_every = self.fid_every;
+        }
+        Ok(())
+    }
+
+    pub fn to_config(&self, new: &NewRun) -> Result<GanConfig> {
         let dataset = DatasetName::parse(&self.dataset)?;
         let folder = matches!(dataset, DatasetName::Folder(_));
         let image_size = self.image_size.unwrap_or(if folder { 64 } else { 28 });
@@ -524,9 +439,7 @@ impl GanArgs {
                 self.channels
             )));
         }
-        // a missing extractor is a mistake to report before the run directory is made
-        fid::FidExtractor::load(&self.fid_model, Device::Cpu)?;
-        let seed = runutil::seed_or_random(self.run.seed);
+        let seed = new.seed;
         let data = DataOptions {
             data_dir: self.data_dir.clone(),
             val_fraction: 0.0,
@@ -702,28 +615,11 @@ impl GanArgs {
         if width < 1 {
             return Err(Error::usage(format!("--width {width}: must be positive")));
         }
-        let stop = GanStop {
-            generations: self.generations,
-            epochs: self.epochs,
-            time_budget_s: self.time_budget,
-            budget_clock: self.budget_clock.unwrap_or(BudgetClock::Wall),
-        };
-        let stop = if stop.generations.is_none()
-            && stop.epochs.is_none()
-            && stop.time_budget_s.is_none()
-        {
-            GanStop {
-                epochs: Some(5),
-                ..stop
-            }
-        } else {
-            stop
-        };
-        if let Some(t) = stop.time_budget_s {
-            if !(t > 0.0) {
-                return Err(Error::usage(format!("--time-budget {t}: must be positive")));
-            }
+        let mut stop = self.stop_given();
+        if stop.is_empty() {
+            stop.epochs = Some(5);
         }
+        stop.validate()?;
         Ok(GanConfig {
             mode: self.mode,
             dataset,
@@ -771,7 +667,7 @@ impl GanArgs {
             fid_model: self.fid_model.clone(),
             fid_samples: self.fid_samples,
             fid_every: self.fid_every,
-            device: self.run.device_or_auto(),
+            device: new.device_name.clone(),
             seed,
         })
     }
@@ -792,15 +688,6 @@ struct LoopState {
     /// CPU seconds spent in generations (the cpu budget clock).
     #[serde(default)]
     train_cpu_s: f64,
-}
-
-/// User + system CPU seconds of this process (Linux `/proc/self/stat`; `None` elsewhere).
-fn process_cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -824,6 +711,7 @@ pub struct GanSummary {
     pub fid_extractor: PathBuf,
     pub fid_samples: i64,
     pub generator: PathBuf,
+    pub stop_reason: crate::run::StopReason,
 }
 
 /// Training images `[N, C, S, S]` in the generator's output range.
@@ -836,36 +724,8 @@ fn real_images(x: &Tensor, from: (f32, f32), to: (f32, f32), size: i64) -> Tenso
     x.clamp(to.0 as f64, to.1 as f64)
 }
 
-/// An `nrow`-wide grid of images `[N, C, H, W]` (values in `range`) with 2-pixel gaps.
-pub fn grid_image(images: &Tensor, range: (f32, f32), nrow: i64) -> Result<image::DynamicImage> {
-    let x = ((images.to_device(Device::Cpu).to_kind(Kind::Float) - range.0 as f64)
-        / (range.1 - range.0) as f64)
-        .clamp(0.0, 1.0);
-    let s = x.size();
-    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
-    let rows = (n + nrow - 1) / nrow;
-    let gap = 2;
-    let (gh, gw) = (rows * (h + gap) + gap, nrow * (w + gap) + gap);
-    let canvas = Tensor::ones([c, gh, gw], (Kind::Float, Device::Cpu));
-    for i in 0..n {
-        let (r, col) = (i / nrow, i % nrow);
-        canvas
-            .narrow(1, gap + r * (h + gap), h)
-            .narrow(2, gap + col * (w + gap), w)
-            .copy_(&x.get(i));
-    }
-    let data = Vec::<f32>::try_from(canvas.permute([1, 2, 0]).contiguous().view([-1]))?;
-    let flat = imageio::FlatImage {
-        width: gw as u32,
-        height: gh as u32,
-        channels: c as u8,
-        data,
-    };
-    Ok(imageio::upscale_for_viewing(&flat.to_dynamic(), 512))
-}
-
 fn build_model(cfg: &GanConfig, shape: [i64; 3], device: Device) -> Result<Box<dyn GanModel>> {
-    let evolver = |ga: &Option<GaConfig>, ops: &FlatOps, ranges: Option<Vec<(usize, usize)>>| {
+    let evolver = |ga: &Option<Breeding>, ops: &FlatOps, ranges: Option<Vec<(usize, usize)>>| {
         ga.clone().map(|ga| Evolver {
             ga,
             ops: ops.clone(),
@@ -918,11 +778,10 @@ fn build_model(cfg: &GanConfig, shape: [i64; 3], device: Device) -> Result<Box<d
 }
 
 fn save_checkpoint(
-    dir: &Path,
+    dir: &crate::run::RunDir,
     model: &dyn GanModel,
     fixed: &[(&str, &Tensor)],
     state: &LoopState,
-    records: &[Value],
 ) -> Result<()> {
     let mut named = model.tensors();
     for (n, t) in fixed {
@@ -932,11 +791,10 @@ fn save_checkpoint(
         .into_iter()
         .map(|(n, t)| (n, t.to_device(Device::Cpu)))
         .collect();
-    fsutil::write_jsonl_atomic(&dir.join("log.jsonl"), records)?;
-    fsutil::replace_atomic(&dir.join("checkpoint.pt"), |tmp| {
+    fsutil::replace_atomic(&dir.file(dir::TENSORS), |tmp| {
         Tensor::save_multi(&cpu, tmp).map_err(Error::from)
     })?;
-    fsutil::write_json_atomic(&dir.join("checkpoint.json"), state)
+    fsutil::write_json_atomic(&dir.file(dir::STATE), state)
 }
 
 fn epoch_series(records: &[Value], key: &str) -> Series {
@@ -995,39 +853,34 @@ fn write_plots(dir: &Path, records: &[Value]) -> Result<()> {
 }
 
 pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
-    let wall = Instant::now();
-    let (mut cfg, dir, resumed) = match &args.run.resume {
-        Some(dir) => {
-            runutil::check_resume_dir(dir, &["config.json", "checkpoint.json", "checkpoint.pt"])?;
-            let mut cfg: GanConfig = fsutil::read_json(&dir.join("config.json"))?;
-            // stop criteria given with --resume extend the run
-            if args.generations.is_some() || args.epochs.is_some() || args.time_budget.is_some() {
-                cfg.stop = GanStop {
-                    generations: args.generations,
-                    epochs: args.epochs,
-                    time_budget_s: args.time_budget,
-                    budget_clock: args.budget_clock.unwrap_or(cfg.stop.budget_clock),
-                };
-                fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
-            }
-            (cfg, dir.clone(), true)
-        }
-        None => {
-            let cfg = args.to_config()?;
-            let dir = args.run.out_or_default("gan");
-            runutil::prepare_new_run_dir(&dir)?;
-            fsutil::write_json_atomic(&dir.join("config.json"), &cfg)?;
-            (cfg, dir, false)
-        }
+    let wall = std::time::Instant::now();
+    let mut loaded = None;
+    let run = crate::run::open(
+        &args.run,
+        |new| {
+            // a missing extractor is a mistake to report before the run directory is made
+            let extractor = FeatureExtractor::load(&args.fid_model, new.device)
+                .map_err(|e| fid::for_flag(e, &args.fid_model))?;
+            let cfg = args.to_config(new)?;
+            loaded = Some(extractor);
+            Ok(cfg)
+        },
+        |cfg| args.apply_on_resume(cfg),
+    )?;
+    let (cfg, device, resumed) = (&run.cfg, run.device, run.resumed);
+    let rd = &run.dir;
+    let dir = rd.path().to_path_buf();
+    let extractor = match loaded {
+        Some(e) => e,
+        None => FeatureExtractor::load(&cfg.fid_model, device)
+            .map_err(|e| fid::for_flag(e, &cfg.fid_model))?,
     };
-    let device = parse_device(&cfg.device)?;
-    tch::manual_seed(cfg.seed as i64);
+    run.streams.init_libtorch();
     let data = load_dataset(&cfg.dataset, &cfg.data, device)?;
-    let extractor = fid::FidExtractor::load(&cfg.fid_model, device)?;
     let size = cfg.image_size;
     let c = data.shape[0];
     let shape = [c, size, size];
-    let mut model = build_model(&cfg, shape, device)?;
+    let mut model = build_model(cfg, shape, device)?;
     let range = model.output_range();
     let real = real_images(&data.train_and_val().x, data.value_range, range, size);
     drop(data);
@@ -1038,14 +891,14 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             cfg.batch_size, cfg.eval_batch
         )));
     }
-    let mut rng = GaRng::seed_from_u64(cfg.seed);
+    let mut rng = run.streams.ga();
     // the real side of the FID: a seeded subset of the training images, fixed for the run
     let real_stats = {
         let mut idx: Vec<i64> = (0..n_real).collect();
-        idx.shuffle(&mut GaRng::seed_from_u64(cfg.seed ^ 0xF1D));
+        idx.shuffle(&mut run.streams.fid_samples());
         idx.truncate(cfg.fid_samples.min(n_real) as usize);
         let sel = real.index_select(0, &Tensor::from_slice(&idx).to_device(device));
-        extractor.stats(&sel, range)?
+        fid::stats(&extractor, &sel, range)?
     };
     let latent = model.latent_shape()[0];
     let mut z_grid = Tensor::randn([64, latent], (Kind::Float, device));
@@ -1059,29 +912,32 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         cpu_s: 0.0,
         train_cpu_s: 0.0,
     };
-    let mut records: Vec<Value> = Vec::new();
     if resumed {
-        state = fsutil::read_json(&dir.join("checkpoint.json"))?;
-        let named = Tensor::load_multi(dir.join("checkpoint.pt"))?;
+        let state_file = rd.file(dir::STATE);
+        if !state_file.is_file() {
+            return Err(Error::usage(format!(
+                "--resume {}: no {} there yet (the run stopped before its first checkpoint)",
+                dir.display(),
+                dir::STATE
+            )));
+        }
+        state = fsutil::read_json(&state_file)?;
+        let named = Tensor::load_multi(rd.file(dir::TENSORS))?;
         let map: HashMap<String, Tensor> = named.into_iter().collect();
         model.load_tensors(&map)?;
         z_grid = take(&map, "z_grid", &z_grid.size())?.to_device(device);
         z_fid = take(&map, "z_fid", &z_fid.size())?.to_device(device);
         rng = state.rng.clone();
-        let log = std::fs::read_to_string(dir.join("log.jsonl")).unwrap_or_default();
-        records = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|r| {
-                r["generation"]
-                    .as_u64()
-                    .is_some_and(|g| g <= state.generation)
-            })
-            .collect();
-        tch::manual_seed((cfg.seed ^ state.generation.wrapping_mul(0x9E37_79B9)) as i64);
+        run.streams.resume_libtorch(state.generation);
     }
+    // records after the checkpoint are dropped; the run redoes those generations
+    let covered = state.generation;
+    let (mut log, kept) = Log::open(&rd.log(), |r| {
+        resumed && generation_of(r).is_some_and(|g| g <= covered)
+    })?;
+    let mut records: Vec<Value> = kept;
     let mut stream = RealStream::new(real, state.epoch, &mut rng);
-    let quiet = args.run.quiet;
+    let quiet = run.quiet;
     if !quiet {
         eprintln!(
             "gan: {:?} mode, {} {}x{}x{} ({} images), population {}{}, {}, seed {}; FID on {} ({} samples)",
@@ -1099,15 +955,8 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             cfg.fid_samples
         );
     }
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{elapsed_precise} {spinner} {msg}").unwrap(),
-        );
-        b
-    };
+    let bar = crate::run::progress::bar(quiet, cfg.stop.generations, "gen");
+    bar.set_position(state.generation);
     let fid_of = |model: &dyn GanModel| -> Result<f64> {
         let mut imgs = Vec::new();
         let n = z_fid.size()[0];
@@ -1117,53 +966,62 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             imgs.push(model.sample_best(&z_fid.narrow(0, i, len))?);
             i += len;
         }
-        let s = extractor.stats(&Tensor::cat(&imgs, 0), range)?;
+        let s = fid::stats(&extractor, &Tensor::cat(&imgs, 0), range)?;
         Ok(fid::frechet_distance(&real_stats, &s))
     };
+    let mut emit = |records: &mut Vec<Value>, r: Value| -> Result<()> {
+        log.append(&r)?;
+        records.push(r);
+        Ok(())
+    };
+    let cpu0 = process_cpu_s();
+    let cpu_before = state.cpu_s;
+    let wall_before = state.train_s;
+    let stop = cfg.stop.clone();
+    let mut acc: Vec<[f64; 4]> = Vec::new();
+    let fixed_names = ["z_grid", "z_fid"];
     if records.is_empty() {
         model.prepare(&mut stream, &mut rng)?;
         // the starting point of the FID curve
         let f = fid_of(model.as_ref())?;
-        records
-            .push(json!({"kind": "init", "generation": 0, "epoch": 0, "train_s": 0.0, "fid": f}));
+        emit(
+            &mut records,
+            json!({"kind": "init", "generation": 0, "epoch": 0, "elapsed_s": 0.0, "cpu_s": 0.0,
+                   "train_s": 0.0, "fid": f}),
+        )?;
     }
-    let cpu0 = process_cpu_s();
-    let cpu_before = state.cpu_s;
-    let stop = cfg.stop.clone();
-    let mut acc: Vec<[f64; 4]> = Vec::new();
-    let fixed_names = ["z_grid", "z_fid"];
-    loop {
-        let done = stop.generations.is_some_and(|g| state.generation >= g)
-            || stop.epochs.is_some_and(|e| state.epoch >= e)
-            || stop.time_budget_s.is_some_and(|t| {
-                let used = match stop.budget_clock {
-                    BudgetClock::Wall => state.train_s,
-                    BudgetClock::Cpu => state.train_cpu_s,
-                };
-                used >= t
-            });
-        if done {
-            break;
+    let mut pending: Option<Value> = None;
+    let stopped_by = loop {
+        let position = Position {
+            generation: state.generation,
+            epoch: state.epoch,
+            best_fitness: None,
+            best_generation: 0,
+            budget_s: match stop.budget_clock {
+                BudgetClock::Wall => state.train_s,
+                BudgetClock::Cpu => state.train_cpu_s,
+            },
+        };
+        if let Some(reason) = stop.reason(&position) {
+            break reason;
         }
-        let t0 = Instant::now();
+        let t0 = std::time::Instant::now();
         let c0 = process_cpu_s();
         let s = model.generation(&mut stream, &mut rng, state.generation)?;
         state.train_s += t0.elapsed().as_secs_f64();
-        if let (Some(a), Some(b)) = (c0, process_cpu_s()) {
-            state.train_cpu_s += b - a;
-        }
+        state.train_cpu_s += (process_cpu_s() - c0).max(0.0);
         state.generation += 1;
-        if let (Some(a), Some(b)) = (cpu0, process_cpu_s()) {
-            state.cpu_s = cpu_before + (b - a);
-        }
+        state.cpu_s = cpu_before + (process_cpu_s() - cpu0).max(0.0);
         let g = state.generation;
+        let elapsed = wall_before + wall.elapsed().as_secs_f64();
         acc.push([s.real_score, s.fake_score, s.loss_d, s.loss_g]);
         let mut rec = json!({
             "kind": "generation",
             "generation": g,
             "epoch": stream.epochs,
-            "train_s": state.train_s,
+            "elapsed_s": elapsed,
             "cpu_s": state.cpu_s,
+            "train_s": state.train_s,
             "train_cpu_s": state.train_cpu_s,
             "real_score": s.real_score,
             "fake_score": s.fake_score,
@@ -1184,9 +1042,8 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             state.best_fid = Some(state.best_fid.map_or(f, |b: f64| b.min(f)));
             fid_now = Some(f);
         }
-        records.push(rec);
         bar.set_message(format!(
-            "gen {g} epoch {} train {:.0}s D(x) {:.3} D(G(z)) {:.3} best fitness {:.4}{}",
+            "epoch {} train {:.0}s D(x) {:.3} D(G(z)) {:.3} best fitness {:.4}{}",
             stream.epochs,
             state.train_s,
             s.real_score,
@@ -1197,61 +1054,86 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
                 .map(|f| format!(" FID {f:.2}"))
                 .unwrap_or_default()
         ));
-        bar.tick();
+        bar.set_position(g);
+        // a generation's record is written once the next one starts (or the run ends), so
+        // that the final FID can join the last generation's record
+        if let Some(prev) = pending.take() {
+            emit(&mut records, prev)?;
+        }
         if epoch_end {
+            emit(&mut records, rec)?;
             state.epoch = stream.epochs;
             let k = acc.len() as f64;
             let mean = |j: usize| acc.iter().map(|a| a[j]).sum::<f64>() / k;
-            records.push(json!({
-                "kind": "epoch",
-                "epoch": state.epoch,
-                "generation": g,
-                "train_s": state.train_s,
-                "cpu_s": state.cpu_s,
-                "train_cpu_s": state.train_cpu_s,
-                "real_score": mean(0),
-                "fake_score": mean(1),
-                "loss_d": mean(2),
-                "loss_g": mean(3),
-                "fid": fid_now,
-            }));
+            emit(
+                &mut records,
+                json!({
+                    "kind": "epoch",
+                    "epoch": state.epoch,
+                    "generation": g,
+                    "elapsed_s": elapsed,
+                    "cpu_s": state.cpu_s,
+                    "train_s": state.train_s,
+                    "train_cpu_s": state.train_cpu_s,
+                    "real_score": mean(0),
+                    "fake_score": mean(1),
+                    "loss_d": mean(2),
+                    "loss_g": mean(3),
+                    "fid": fid_now,
+                }),
+            )?;
             acc.clear();
             let grid = grid_image(&model.sample_best(&z_grid)?, range, 8)?;
             fsutil::save_image_atomic(
-                &dir.join("samples")
-                    .join(format!("epoch-{:04}.png", state.epoch)),
+                &rd.sub(dir::SAMPLES, &format!("epoch-{:04}.png", state.epoch)),
                 &grid,
             )?;
             write_plots(&dir, &records)?;
             state.rng = rng.clone();
             save_checkpoint(
-                &dir,
+                rd,
                 model.as_ref(),
                 &[(fixed_names[0], &z_grid), (fixed_names[1], &z_fid)],
                 &state,
-                &records,
             )?;
+        } else {
+            pending = Some(rec);
         }
-    }
+    };
     bar.finish_and_clear();
     // final evaluation, outputs and checkpoint
-    let final_fid = match records.last().and_then(|r| r["fid"].as_f64()) {
+    let last_fid = pending
+        .as_ref()
+        .or(records.last())
+        .and_then(|r| r["fid"].as_f64());
+    let final_fid = match last_fid {
         Some(f) => f,
         None => {
             let f = fid_of(model.as_ref())?;
-            if let Some(last) = records.last_mut() {
-                last["fid"] = json!(f);
-            }
             state.best_fid = Some(state.best_fid.map_or(f, |b: f64| b.min(f)));
+            match pending.as_mut() {
+                Some(p) => p["fid"] = json!(f),
+                None => {
+                    // resumed at the end: the covered records are complete, the FID is new
+                    let mut r = json!({"kind": "final", "generation": state.generation,
+                        "epoch": state.epoch, "elapsed_s": state.train_s, "cpu_s": state.cpu_s,
+                        "train_s": state.train_s, "fid": f});
+                    r["train_cpu_s"] = json!(state.train_cpu_s);
+                    pending = Some(r);
+                }
+            }
             f
         }
     };
+    if let Some(p) = pending.take() {
+        emit(&mut records, p)?;
+    }
     fsutil::save_image_atomic(
-        &dir.join("samples").join("final.png"),
+        &rd.sub(dir::SAMPLES, "final.png"),
         &grid_image(&model.sample_best(&z_grid)?, range, 8)?,
     )?;
     write_plots(&dir, &records)?;
-    let gen_path = dir.join("best-generator.pt");
+    let gen_path = rd.file("best-generator.pt");
     model.export_best(&gen_path)?;
     fsutil::write_json_atomic(
         &gen_path.with_extension("json"),
@@ -1264,11 +1146,10 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     )?;
     state.rng = rng.clone();
     save_checkpoint(
-        &dir,
+        rd,
         model.as_ref(),
         &[(fixed_names[0], &z_grid), (fixed_names[1], &z_fid)],
         &state,
-        &records,
     )?;
     let summary = GanSummary {
         run_dir: dir.clone(),
@@ -1286,14 +1167,15 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         fid_extractor: extractor.features_file.clone(),
         fid_samples: cfg.fid_samples,
         generator: gen_path,
+        stop_reason: stopped_by,
     };
-    fsutil::write_json_atomic(&dir.join("result.json"), &summary)?;
-    cfg.stop = stop;
+    fsutil::write_json_atomic(&rd.result(), &summary)?;
     Ok(summary)
 }
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
     use super::*;
 
     /// Operators that only cross over (mutation switched off).
@@ -1329,38 +1211,6 @@ mod tests {
             assert_eq!(Vec::<i64>::try_from(inherit).unwrap(), [1, 1]);
             assert_eq!(Vec::<f32>::try_from(next.view([-1])).unwrap(), [1.0, 1.0]);
         }
-    }
-
-    #[test]
-    fn per_tensor_crossover_takes_whole_tensors() {
-        let ev = Evolver {
-            ga: ga_config(4, 0.5, Some(1)).unwrap(),
-            ops: crossover_only(Crossover::Uniform),
-            tensor_ranges: Some(vec![(0, 3), (3, 100), (100, 130)]),
-        };
-        // row r is all r
-        let g = Tensor::arange(4, (Kind::Float, Device::Cpu))
-            .view([4, 1])
-            .repeat([1, 130]);
-        let fitness = [0.0, 3.0, 2.0, 1.0];
-        let mut rng = GaRng::seed_from_u64(3);
-        let mut mixed = 0;
-        for _ in 0..20 {
-            let (next, inherit) = ev.step(&g, &fitness, &mut rng).unwrap();
-            assert_eq!(next.size(), vec![4, 130]);
-            assert_eq!(inherit.int64_value(&[0]), 1, "the elite survives first");
-            for r in 1..4 {
-                let row = Vec::<f32>::try_from(next.get(r)).unwrap();
-                for &(s, e) in &[(0usize, 3usize), (3, 100), (100, 130)] {
-                    assert!(row[s..e].iter().all(|&v| v == row[s]), "tensor split");
-                    assert!(row[s] == 1.0 || row[s] == 2.0, "parents are the top 2");
-                }
-                if row[0] != row[3] || row[3] != row[100] {
-                    mixed += 1;
-                }
-            }
-        }
-        assert!(mixed > 10, "{mixed}");
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //! The notebook's bugs, not reproduced: it rebuilt a random population every generation
 //! (nothing was inherited), sorted fitness ascending (kept the worst), and misspelled calls.
 use super::func::{bce_cols, leaf, Adam, Layout};
-use super::{Evolver, GanModel, GenStats, RealStream};
+use super::{GanModel, GenStats, RealStream};
+use crate::ga::Evolver;
 use crate::error::Result;
 use crate::ga::selection::argbest;
 use crate::ga::GaRng;

@@ -1,7 +1,8 @@
 //! Networks: the layer-list notation ([`arch`]), the CNN built from it ([`model`]), training
-//! ([`train`]) and TorchScript export ([`export`]).
+//! ([`train`]) TorchScript export ([`export`]) and loading ([`load`]).
 pub mod arch;
 pub mod export;
+pub mod load;
 pub mod model;
 pub mod precision;
 pub mod train;

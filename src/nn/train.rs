@@ -4,8 +4,6 @@
 use super::Precision;
 use crate::data::{Batches, Split};
 use crate::error::{Error, Result};
-use crate::ga::GaRng;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::nn::{self, ModuleT, OptimizerConfig};
@@ -158,9 +156,7 @@ pub fn train_classifier(
     mut on_epoch: impl FnMut(&EpochReport) -> Result<()>,
 ) -> Result<Vec<EpochReport>> {
     cfg.validate()?;
-    let seed = cfg.seed.wrapping_add(epochs_done as u64);
-    tch::manual_seed(seed as i64);
-    let mut rng = GaRng::seed_from_u64(seed);
+    let mut rng = crate::rng::Streams::new(cfg.seed).epoch(epochs_done as u64);
     let mut opt = match cfg.optimizer {
         Optimizer::Adam => nn::Adam {
             wd: cfg.weight_decay,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Records outputs of the pre-refactor binary for the refactor-equality tests.
+# Records what tests/golden_cli.rs compares against. Run at commit 5416124 (before the run
+# layer) on the CPU; usage: tests/golden/record.sh (writes tests/golden/before-refactor.json).
 set -euo pipefail
 B=${NEUROEVO:-target/release/neuroevo}
 T=$(mktemp -d)

@@ -1,0 +1,65 @@
+//! The options every job shares (one CLI convention) and the flags the user actually typed.
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// Run directory: everything the run writes, starting with its config.json
+    /// (default runs/<job>-<UTC time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Random seed (default: a fresh one, printed and saved in config.json).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Continue the run in this directory from its last checkpoint. Stop criteria and output
+    /// cadences may change; flags that shape the run may not.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The flags given on the command line (`--time-budget`, ...), filled in by the CLI: the
+    /// resume rule checks them. Empty when the library is called directly.
+    #[arg(skip)]
+    pub given: Vec<String>,
+}
+
+impl RunArgs {
+    pub fn device_or_auto(&self) -> String {
+        self.device.clone().unwrap_or_else(|| "auto".into())
+    }
+    /// Whether `flag` (e.g. "--generations") was typed.
+    pub fn was_given(&self, flag: &str) -> bool {
+        self.given.iter().any(|g| g == flag)
+    }
+}
+
+/// The seed to use: the given one, or a fresh one from the clock.
+pub fn seed_or_random(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (t.as_nanos() as u64 ^ (std::process::id() as u64).rotate_left(32)) % 1_000_000_000
+    })
+}
+
+/// The flags typed for the subcommand that runs (descending through nested subcommands), as
+/// `--long-name`; values that come from defaults are not "given".
+pub fn given_flags(cmd: &clap::Command, m: &clap::ArgMatches) -> Vec<String> {
+    if let Some((name, sub)) = m.subcommand() {
+        if let Some(sc) = cmd.find_subcommand(name) {
+            return given_flags(sc, sub);
+        }
+    }
+    cmd.get_arguments()
+        .filter(|a| {
+            m.try_get_raw(a.get_id().as_str()).is_ok()
+                && m.value_source(a.get_id().as_str())
+                    == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect()
+}

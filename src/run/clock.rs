@@ -1,0 +1,115 @@
+//! The two clocks a run is measured and budgeted on: wall seconds and the CPU seconds of this
+//! process (user + system, all threads: the fair clock on a machine shared with other jobs).
+//! Both are summed over the invocations of a resumed run.
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// CPU seconds (user + system, all threads) this process has used, from
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`.
+pub fn process_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes a timespec into the pointer it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Which clock `--time-budget` counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetClock {
+    /// Elapsed seconds.
+    #[default]
+    Wall,
+    /// CPU seconds of this process, all threads.
+    Cpu,
+}
+
+/// Wall and CPU seconds since a run began, over all its invocations.
+#[derive(Clone, Debug)]
+pub struct Clocks {
+    wall0: Instant,
+    cpu0: f64,
+    base_wall: f64,
+    base_cpu: f64,
+}
+
+impl Clocks {
+    /// Starts counting on top of what earlier invocations used.
+    pub fn resume(base_wall: f64, base_cpu: f64) -> Self {
+        Clocks {
+            wall0: Instant::now(),
+            cpu0: process_cpu_s(),
+            base_wall,
+            base_cpu,
+        }
+    }
+    pub fn start() -> Self {
+        Self::resume(0.0, 0.0)
+    }
+    pub fn wall_s(&self) -> f64 {
+        self.base_wall + self.wall0.elapsed().as_secs_f64()
+    }
+    pub fn cpu_s(&self) -> f64 {
+        self.base_cpu + (process_cpu_s() - self.cpu0).max(0.0)
+    }
+    /// Seconds of this invocation alone.
+    pub fn this_invocation_s(&self) -> f64 {
+        self.wall0.elapsed().as_secs_f64()
+    }
+    pub fn read(&self, clock: BudgetClock) -> f64 {
+        match clock {
+            BudgetClock::Wall => self.wall_s(),
+            BudgetClock::Cpu => self.cpu_s(),
+        }
+    }
+}
+
+/// Seconds spent inside a section of work (e.g. training steps, not evaluation), on both
+/// clocks, summed over the sections and the invocations of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SectionTime {
+    pub wall_s: f64,
+    pub cpu_s: f64,
+}
+
+impl SectionTime {
+    /// Runs `f` and adds its wall and CPU seconds.
+    pub fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let (w, c) = (Instant::now(), process_cpu_s());
+        let out = f();
+        self.wall_s += w.elapsed().as_secs_f64();
+        self.cpu_s += (process_cpu_s() - c).max(0.0);
+        out
+    }
+    pub fn read(&self, clock: BudgetClock) -> f64 {
+        match clock {
+            BudgetClock::Wall => self.wall_s,
+            BudgetClock::Cpu => self.cpu_s,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn cpu_clock_counts_work_not_sleep() {
+        let c = Clocks::start();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut x = 0u64;
+        let t = Instant::now();
+        while t.elapsed().as_millis() < 60 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let (wall, cpu) = (c.wall_s(), c.cpu_s());
+        assert!(wall >= 0.11, "{wall}");
+        assert!(cpu >= 0.04 && cpu < wall, "cpu {cpu} wall {wall}");
+    }
+}

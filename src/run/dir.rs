@@ -1,0 +1,237 @@
+//! The run directory and the names of the files in it: one place that says what a run writes.
+//!
+//! | file | what | jobs |
+//! |---|---|---|
+//! | `config.json` | everything the run is made of (with `"job"`); `--resume` reads it | all |
+//! | `log.jsonl` | one record per generation / epoch / evaluation ([`super::log`]) | all |
+//! | `result.json` | what the finished run reports | all |
+//! | `checkpoint.bin` | GA state + population (gari; fool: `class-C/checkpoint.bin`) | gari, fool |
+//! | `checkpoint.json` | loop state (generation, RNG, clocks...) | gan, auto-cnn |
+//! | `checkpoint.pt` | tensors of the populations and fixed latents | gan |
+//! | `checkpoint.ot` + `state.json` | weights and the epochs done | train |
+//! | `cache.json`, `best.ot` | fitness of every genome trained; weights of the best | auto-cnn |
+//!
+//! Outputs: pictures (`best.png`, `compare.png`, `fitness.png`, `grid.png`, `confidence.png`,
+//! `scores.png`, `losses.png`, `fid.png`, `samples/`, `snapshots/`) and models (`model.pt`,
+//! `best.pt`, `best-generator.pt`, each with its `.json`).
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG: &str = "config.json";
+pub const LOG: &str = "log.jsonl";
+pub const RESULT: &str = "result.json";
+pub const CHECKPOINT: &str = "checkpoint.bin";
+pub const STATE: &str = "checkpoint.json";
+pub const TENSORS: &str = "checkpoint.pt";
+pub const WEIGHTS: &str = "checkpoint.ot";
+pub const TRAIN_STATE: &str = "state.json";
+pub const CACHE: &str = "cache.json";
+pub const BEST_WEIGHTS: &str = "best.ot";
+pub const SAMPLES: &str = "samples";
+pub const SNAPSHOTS: &str = "snapshots";
+
+/// The jobs, as named in `config.json` and on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    Gari,
+    Fool,
+    Train,
+    AutoCnn,
+    Gan,
+}
+
+impl Job {
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Gari => "gari",
+            Job::Fool => "fool",
+            Job::Train => "train",
+            Job::AutoCnn => "auto-cnn",
+            Job::Gan => "gan",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Job> {
+        [Job::Gari, Job::Fool, Job::Train, Job::AutoCnn, Job::Gan]
+            .into_iter()
+            .find(|j| j.name() == s)
+    }
+    /// What a run of this job leaves in its directory besides config, log and result.
+    pub fn outputs(self) -> &'static [&'static str] {
+        match self {
+            Job::Gari => &["best.png", "compare.png", "fitness.png", "snapshots/"],
+            Job::Fool => &["grid.png", "class-*.png", "confidence.png"],
+            Job::Train => &["model.pt (+ .features.pt, .json)"],
+            Job::AutoCnn => &["best.pt (+ best.features.pt, best.json)", "fitness.png", "cache.json"],
+            Job::Gan => &[
+                "best-generator.pt (+ .json)",
+                "samples/",
+                "scores.png",
+                "losses.png",
+                "fid.png",
+            ],
+        }
+    }
+    /// The checkpoint file whose presence makes a directory resumable.
+    pub fn checkpoint(self) -> &'static str {
+        match self {
+            Job::Gari => CHECKPOINT,
+            Job::Fool => CONFIG,
+            Job::Train => TRAIN_STATE,
+            Job::AutoCnn => STATE,
+            Job::Gan => STATE,
+        }
+    }
+    /// Guesses the job of a run directory written before `config.json` named its job.
+    fn guess(dir: &RunDir) -> Option<Job> {
+        let has = |f: &str| dir.file(f).exists();
+        if has(CACHE) || has(BEST_WEIGHTS) {
+            Some(Job::AutoCnn)
+        } else if has(TENSORS) {
+            Some(Job::Gan)
+        } else if has(TRAIN_STATE) || has(WEIGHTS) {
+            Some(Job::Train)
+        } else if has(CHECKPOINT) {
+            Some(Job::Gari)
+        } else if std::fs::read_dir(&dir.root)
+            .ok()?
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("class-"))
+        {
+            Some(Job::Fool)
+        } else {
+            None
+        }
+    }
+}
+
+/// A run directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunDir { root: root.into() }
+    }
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+    /// A file (or folder) of the run.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+    pub fn config(&self) -> PathBuf {
+        self.file(CONFIG)
+    }
+    pub fn log(&self) -> PathBuf {
+        self.file(LOG)
+    }
+    pub fn result(&self) -> PathBuf {
+        self.file(RESULT)
+    }
+    /// A file in a sub-folder, e.g. `samples/epoch-0001.png`.
+    pub fn sub(&self, folder: &str, name: &str) -> PathBuf {
+        self.root.join(folder).join(name)
+    }
+
+    /// The job whose run this directory holds (from `config.json`, or guessed from the files
+    /// of a run written before the config named its job).
+    pub fn job(&self) -> Result<Option<Job>> {
+        let cfg: serde_json::Value = crate::fsutil::read_json(&self.config())?;
+        Ok(match cfg.get("job").and_then(|j| j.as_str()) {
+            Some(name) => Job::from_name(name),
+            None => Job::guess(self),
+        })
+    }
+
+    /// Checks that this directory holds a run of `job` that `--resume` can continue.
+    pub fn check_resumable(&self, job: Job, flag: &str) -> Result<()> {
+        let shown = self.root.display();
+        if !self.root.is_dir() {
+            return Err(Error::usage(format!("{flag} {shown}: no such directory")));
+        }
+        if !self.config().is_file() {
+            return Err(Error::usage(format!(
+                "{flag} {shown}: no {CONFIG} there; is it the --out directory of an earlier run?"
+            )));
+        }
+        match self.job()? {
+            Some(j) if j != job => {
+                return Err(Error::usage(format!(
+                    "{flag} {shown}: this is a {} run, not a {} run; use `neuroevo {}`",
+                    j.name(),
+                    job.name(),
+                    j.name()
+                )))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether a run here got as far as a checkpoint or a result (a directory with only the
+    /// `config.json` of a run that failed or was killed early can be started again).
+    pub fn has_progress(&self) -> bool {
+        let has = |f: &str| self.file(f).exists();
+        [CHECKPOINT, STATE, TRAIN_STATE, TENSORS, RESULT, CACHE]
+            .iter()
+            .any(|f| has(f))
+            || std::fs::read_dir(&self.root).is_ok_and(|entries| {
+                entries.flatten().any(|e| {
+                    e.file_name().to_string_lossy().starts_with("class-")
+                        && e.path().join(CHECKPOINT).exists()
+                })
+            })
+    }
+
+    /// Checks that this directory can hold a new run: it may exist only if it holds no run
+    /// with progress (a run that never reached its first checkpoint is started afresh).
+    pub fn prepare_new(&self) -> Result<()> {
+        let shown = self.root.display();
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(Error::usage(format!(
+                "--out {shown}: exists and is not a directory"
+            )));
+        }
+        if self.config().exists() {
+            if self.has_progress() {
+                return Err(Error::usage(format!(
+                    "{shown} already holds a run; use --resume {shown} to continue it, or another --out"
+                )));
+            }
+            // the remains of a run that stopped before its first checkpoint
+            let log = self.log();
+            if log.exists() {
+                std::fs::remove_file(&log).map_err(|e| Error::io(&log, e))?;
+            }
+        }
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))
+    }
+}
+
+/// `runs/<job>-YYYYMMDD-HHMMSS` (UTC).
+pub fn default_run_dir(job: Job) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    PathBuf::from("runs").join(format!(
+        "{}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        job.name(),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
+}

@@ -1,0 +1,309 @@
+//! The generational loop of every GA population ([`Population`]): planning a generation
+//! ([`plan_generation`]), breeding (delegated to the population), the stop criteria, one log
+//! record per generation, atomic checkpoints and the progress bar. `gari` and `fool` run their
+//! populations through it.
+use super::clock::Clocks;
+use super::log::{generation_of, Log};
+use super::progress;
+use super::stop::{Position, StopCriteria, StopReason};
+use crate::error::{Error, Result};
+use crate::ga::plan::{plan_generation, Breeding, Population};
+use crate::ga::selection::{argbest, better};
+use crate::rng::GaRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GaConfig {
+    #[serde(flatten)]
+    pub breeding: Breeding,
+    pub stop: StopCriteria,
+    /// Checkpoint every this many generations (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Write a record every this many generations (the first and last are always written).
+    pub log_every: u64,
+}
+
+impl std::ops::Deref for GaConfig {
+    type Target = Breeding;
+    fn deref(&self) -> &Breeding {
+        &self.breeding
+    }
+}
+
+impl GaConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.breeding.validate()?;
+        if self.stop.is_empty() {
+            return Err(Error::usage("no stop criterion: give --generations, --time-budget, --patience or --target-fitness"));
+        }
+        self.stop.validate()?;
+        if self.log_every == 0 {
+            return Err(Error::usage("--log-every must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// What the engine carries between generations; saved in every checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EngineState {
+    /// The generation the population holds.
+    pub generation: u64,
+    pub rng: GaRng,
+    pub best_fitness: Option<f64>,
+    pub best_generation: u64,
+    /// Wall-clock seconds spent so far, over all resumed runs.
+    pub elapsed_s: f64,
+    /// CPU seconds of the process so far, over all resumed runs.
+    #[serde(default)]
+    pub cpu_s: f64,
+}
+
+impl EngineState {
+    pub fn new(rng: GaRng) -> Self {
+        EngineState {
+            generation: 0,
+            rng,
+            best_fitness: None,
+            best_generation: 0,
+            elapsed_s: 0.0,
+            cpu_s: 0.0,
+        }
+    }
+}
+
+/// One generation's line of `log.jsonl` (`"kind": "generation"`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenRecord {
+    #[serde(default = "generation_kind")]
+    pub kind: String,
+    pub generation: u64,
+    pub best: f64,
+    pub mean: f64,
+    pub worst: f64,
+    pub elapsed_s: f64,
+    #[serde(default)]
+    pub cpu_s: f64,
+    /// Individuals whose fitness was NaN or infinite.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nonfinite: usize,
+    /// Job-specific figures of the best individual (e.g. PSNR).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn generation_kind() -> String {
+    "generation".into()
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Job-specific hooks.
+pub trait Observer<P: Population> {
+    /// Extra figures about the best individual for a record that is about to be written.
+    fn metrics(&mut self, _pop: &P, _best: usize) -> Result<Map<String, Value>> {
+        Ok(Map::new())
+    }
+    /// Called every generation after the record (if any) was written. `last` on the final one.
+    fn on_generation(
+        &mut self,
+        _generation: u64,
+        _pop: &P,
+        _best: usize,
+        _last: bool,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<P: Population> Observer<P> for () {}
+
+const CKPT_MAGIC: &[u8; 16] = b"NEUROEVO-CKPT-1\n";
+
+/// Writes a checkpoint atomically: engine state as JSON, then the population's payload.
+pub fn save_checkpoint<P: Population>(path: &Path, state: &EngineState, pop: &P) -> Result<()> {
+    let json = serde_json::to_vec(state)?;
+    crate::fsutil::write_atomic_with(path, |w| {
+        w.write_all(CKPT_MAGIC)?;
+        w.write_all(&(json.len() as u64).to_le_bytes())?;
+        w.write_all(&json)?;
+        pop.save(w)
+    })
+}
+
+/// Reads a checkpoint into `pop` and returns the engine state.
+pub fn load_checkpoint<P: Population>(path: &Path, pop: &mut P) -> Result<EngineState> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut r = std::io::BufReader::new(file);
+    let mut magic = [0u8; 16];
+    r.read_exact(&mut magic)
+        .map_err(|_| Error::corrupt(path, "not a neuroevo checkpoint (too short)"))?;
+    if &magic != CKPT_MAGIC {
+        return Err(Error::corrupt(path, "not a neuroevo checkpoint (bad magic)"));
+    }
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len)
+        .map_err(|_| Error::corrupt(path, "truncated checkpoint header"))?;
+    let len = u64::from_le_bytes(len);
+    if len > 1 << 30 {
+        return Err(Error::corrupt(path, "checkpoint header length is implausible"));
+    }
+    let mut json = vec![0u8; len as usize];
+    r.read_exact(&mut json)
+        .map_err(|_| Error::corrupt(path, "truncated checkpoint header"))?;
+    let state: EngineState = serde_json::from_slice(&json)
+        .map_err(|e| Error::corrupt(path, format!("checkpoint state: {e}")))?;
+    pop.load(&mut r).map_err(|e| match e {
+        Error::Corrupt { msg, .. } => Error::corrupt(path, msg),
+        other => other,
+    })?;
+    Ok(state)
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub reason: StopReason,
+    pub generation: u64,
+    pub best: usize,
+    pub best_fitness: f64,
+    pub elapsed_s: f64,
+    pub records: Vec<GenRecord>,
+}
+
+/// Drives a population in the run directory `dir` (its `log.jsonl` and `checkpoint.bin`).
+pub struct Engine<'a> {
+    pub cfg: &'a GaConfig,
+    pub dir: super::RunDir,
+    pub progress: bool,
+}
+
+impl Engine<'_> {
+    /// Runs generations from `state` until a stop criterion holds. The population must hold
+    /// evaluated individuals of generation `state.generation`. With `resumed`, records from that
+    /// generation on are dropped from the log first and no checkpoint is written right away.
+    pub fn run<P: Population, O: Observer<P>>(
+        &self,
+        pop: &mut P,
+        state: &mut EngineState,
+        obs: &mut O,
+        resumed: bool,
+    ) -> Result<Outcome> {
+        let cfg = self.cfg;
+        assert_eq!(pop.len(), cfg.population, "population size");
+        let root = self.dir.path();
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let g0 = state.generation;
+        let (mut log, kept) = Log::open(&self.dir.log(), |r| generation_of(r).is_some_and(|g| g < g0))?;
+        let mut records: Vec<GenRecord> = kept
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect();
+        let checkpoint = self.dir.file(super::dir::CHECKPOINT);
+        let bar = progress::bar(!self.progress, cfg.stop.generations, "gen");
+        bar.set_position(g0);
+        bar.reset_eta();
+        let clocks = Clocks::resume(state.elapsed_s, state.cpu_s);
+        let mut last_draw = Instant::now();
+        let mut warned_nonfinite = false;
+        loop {
+            let g = state.generation;
+            state.elapsed_s = clocks.wall_s();
+            state.cpu_s = clocks.cpu_s();
+            if cfg.checkpoint_every > 0
+                && g % cfg.checkpoint_every == 0
+                && (g != g0 || !resumed)
+                && g > 0
+            {
+                save_checkpoint(&checkpoint, state, pop)?;
+            }
+
+            let fitness = pop.fitness();
+            let best = argbest(fitness);
+            let best_fitness = fitness[best];
+            let nonfinite = fitness.iter().filter(|f| !f.is_finite()).count();
+            if nonfinite == fitness.len() {
+                return Err(Error::Other(format!(
+                    "generation {g}: the fitness of every individual is NaN or infinite; the evaluation is broken"
+                )));
+            }
+            if nonfinite > 0 && !warned_nonfinite {
+                warned_nonfinite = true;
+                bar.suspend(|| {
+                    eprintln!("warning: generation {g}: {nonfinite} individual(s) have NaN/infinite fitness; they rank last")
+                });
+            }
+            match state.best_fitness {
+                Some(b) if !better(best_fitness, b) => {}
+                _ => {
+                    state.best_fitness = Some(best_fitness);
+                    state.best_generation = g;
+                }
+            }
+            let position = Position {
+                generation: g,
+                epoch: 0,
+                best_fitness: state.best_fitness,
+                best_generation: state.best_generation,
+                budget_s: clocks.read(cfg.stop.budget_clock),
+            };
+            let stop = cfg.stop.reason(&position);
+            let last = stop.is_some();
+            if g % cfg.log_every == 0 || last {
+                let finite: Vec<f64> = fitness.iter().copied().filter(|f| f.is_finite()).collect();
+                let record = GenRecord {
+                    kind: generation_kind(),
+                    generation: g,
+                    best: best_fitness,
+                    mean: finite.iter().sum::<f64>() / finite.len() as f64,
+                    worst: finite.iter().copied().fold(f64::INFINITY, f64::min),
+                    elapsed_s: state.elapsed_s,
+                    cpu_s: state.cpu_s,
+                    nonfinite,
+                    extra: obs.metrics(pop, best)?,
+                };
+                log.append(&record)?;
+                if last_draw.elapsed().as_millis() >= 100 || last {
+                    bar.set_message(format_message(&record));
+                }
+                records.push(record);
+            }
+            obs.on_generation(g, pop, best, last)?;
+            if last_draw.elapsed().as_millis() >= 100 || last {
+                bar.set_position(g);
+                last_draw = Instant::now();
+            }
+            if let Some(reason) = stop {
+                save_checkpoint(&checkpoint, state, pop)?;
+                bar.finish();
+                return Ok(Outcome {
+                    reason,
+                    generation: g,
+                    best,
+                    best_fitness,
+                    elapsed_s: state.elapsed_s,
+                    records,
+                });
+            }
+            let (survivors, pairs) = plan_generation(&cfg.breeding, pop.fitness(), &mut state.rng);
+            pop.next_generation(&survivors, &pairs, &mut state.rng)?;
+            state.generation += 1;
+        }
+    }
+}
+
+fn format_message(r: &GenRecord) -> String {
+    let mut s = format!("best {:.6}", r.best);
+    for (k, v) in &r.extra {
+        if let Some(x) = v.as_f64() {
+            s.push_str(&format!(" {k} {x:.3}"));
+        }
+    }
+    s
+}

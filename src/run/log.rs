@@ -1,0 +1,177 @@
+//! `log.jsonl`: one JSON record per line, appended, never rewritten while a run goes on. Every
+//! record has the same core keys in every job — `kind` (what the line is: `generation`,
+//! `epoch`, `evaluation`, `init`), `generation` and/or `epoch`, `elapsed_s` and `cpu_s` (the
+//! run's wall and CPU seconds, over all its invocations) — and then the job's own figures.
+//!
+//! Each record goes to the file in one `write` on a file opened for appending, so a killed run
+//! leaves whole lines; on resume, [`Log::open`] keeps the records the checkpoint covers and
+//! drops the rest (and any torn last line), rewriting the file once, atomically.
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// One line of `log.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    pub elapsed_s: f64,
+    #[serde(default)]
+    pub cpu_s: f64,
+    /// The job's own figures.
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+impl Record {
+    pub fn new(kind: &str, elapsed_s: f64, cpu_s: f64) -> Self {
+        Record {
+            kind: kind.into(),
+            generation: None,
+            epoch: None,
+            elapsed_s,
+            cpu_s,
+            fields: Map::new(),
+        }
+    }
+    pub fn generation(mut self, g: u64) -> Self {
+        self.generation = Some(g);
+        self
+    }
+    pub fn epoch(mut self, e: u64) -> Self {
+        self.epoch = Some(e);
+        self
+    }
+    /// Adds the fields of a JSON object (anything else is ignored).
+    pub fn with(mut self, fields: Value) -> Self {
+        if let Value::Object(m) = fields {
+            self.fields.extend(m);
+        }
+        self
+    }
+    pub fn set(&mut self, key: &str, v: impl Serialize) {
+        self.fields
+            .insert(key.into(), serde_json::to_value(v).unwrap_or(Value::Null));
+    }
+    pub fn get_f64(&self, key: &str) -> Option<f64> {
+        self.fields.get(key).and_then(Value::as_f64)
+    }
+}
+
+/// The append-only log of a run.
+pub struct Log {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+/// Reads the whole records of a log (a missing file has none; torn or foreign lines are
+/// skipped).
+pub fn read(path: &Path) -> Result<Vec<Value>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(&line) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+impl Log {
+    /// Opens `path` for appending after keeping the records for which `keep` is true (all of
+    /// them for a new run: pass `|_| true`). Returns the kept records.
+    pub fn open(path: &Path, keep: impl Fn(&Value) -> bool) -> Result<(Log, Vec<Value>)> {
+        let existing = std::fs::read(path).ok();
+        let kept: Vec<Value> = read(path)?.into_iter().filter(|r| keep(r)).collect();
+        if let Some(bytes) = existing {
+            let whole = bytes.iter().filter(|&&b| b == b'\n').count();
+            let torn = !bytes.is_empty() && bytes.last() != Some(&b'\n');
+            if kept.len() != whole || torn {
+                crate::fsutil::write_jsonl_atomic(path, &kept)?;
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok((
+            Log {
+                path: path.to_path_buf(),
+                file,
+            },
+            kept,
+        ))
+    }
+
+    /// Appends one record as one line, in a single write.
+    pub fn append(&mut self, record: &impl Serialize) -> Result<()> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The generation a record belongs to (`None` for records without one).
+pub fn generation_of(r: &Value) -> Option<u64> {
+    r.get("generation").and_then(Value::as_u64)
+}
+
+/// What kind of record `r` is (`kind`, or `type` in logs written before the run layer).
+pub fn kind_of(r: &Value) -> &str {
+    r.get("kind")
+        .or_else(|| r.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn appends_whole_lines_and_drops_torn_and_uncovered_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.jsonl");
+        {
+            let (mut log, kept) = Log::open(&p, |_| true).unwrap();
+            assert!(kept.is_empty());
+            for g in 0..4 {
+                log.append(&Record::new("generation", 1.0, 0.5).generation(g))
+                    .unwrap();
+            }
+        }
+        // a torn last line, as a kill in the middle of a write would leave
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"kind\":\"gen")
+            .unwrap();
+        let (_, kept) = Log::open(&p, |r| generation_of(r).is_some_and(|g| g < 3)).unwrap();
+        assert_eq!(kept.len(), 3);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.ends_with('\n'));
+        let r: Record = serde_json::from_value(kept[2].clone()).unwrap();
+        assert_eq!((r.kind.as_str(), r.generation, r.cpu_s), ("generation", Some(2), 0.5));
+        assert_eq!(kind_of(&json!({"type": "evaluation"})), "evaluation");
+    }
+}

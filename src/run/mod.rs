@@ -1,0 +1,20 @@
+//! The run layer, under every job: what a run directory holds and what its files are called
+//! ([`dir`]), opening a new or resumed run under one resume rule with the common flags resolved
+//! once ([`context`]), the log record every job writes ([`log`]), stop criteria ([`stop`]) on
+//! the wall or CPU clock ([`clock`]), the generational loop that drives a GA population
+//! ([`engine`]), and the one progress-bar style ([`progress`]).
+pub mod args;
+pub mod clock;
+pub mod context;
+pub mod dir;
+pub mod engine;
+pub mod log;
+pub mod progress;
+pub mod stop;
+
+pub use args::RunArgs;
+pub use clock::{BudgetClock, Clocks};
+pub use context::{open, JobConfig, NewRun, Run};
+pub use dir::{Job, RunDir};
+pub use log::{Log, Record};
+pub use stop::{Position, StopCriteria, StopReason};
