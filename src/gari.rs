@@ -17,7 +17,9 @@ use crate::ga::{
 };
 use crate::imageio::{self, FlatImage};
 use crate::plot::{line_plot, Panel, Series};
-use crate::run::engine::{load_checkpoint, Engine, EngineState, GaConfig, GenRecord, Observer, Outcome};
+use crate::run::engine::{
+    load_checkpoint, Engine, EngineState, GaConfig, GenRecord, Observer, Outcome,
+};
 use crate::run::{dir, JobConfig, RunArgs, RunDir, StopCriteria, StopReason};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};

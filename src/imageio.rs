@@ -162,7 +162,6 @@ pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
-
 /// Maps tensor values from the range `from` to the range `to`.
 pub fn rescale(x: &Tensor, from: (f32, f32), to: (f32, f32)) -> Tensor {
     if from == to {
@@ -173,11 +172,17 @@ pub fn rescale(x: &Tensor, from: (f32, f32), to: (f32, f32)) -> Tensor {
 
 /// One image `[C, H, W]` or `[1, C, H, W]` with values in `range` as a picture.
 pub fn tensor_image(img: &Tensor, range: (f32, f32)) -> Result<DynamicImage> {
-    let x = rescale(img, range, (0.0, 1.0)).clamp(0.0, 1.0).to_device(Device::Cpu);
+    let x = rescale(img, range, (0.0, 1.0))
+        .clamp(0.0, 1.0)
+        .to_device(Device::Cpu);
     let x = if x.dim() == 4 { x.squeeze_dim(0) } else { x };
     let s = x.size();
     let (c, h, w) = (s[0], s[1], s[2]);
-    let hwc = x.to_kind(Kind::Float).permute([1, 2, 0]).contiguous().view([-1]);
+    let hwc = x
+        .to_kind(Kind::Float)
+        .permute([1, 2, 0])
+        .contiguous()
+        .view([-1]);
     let data = Vec::<f32>::try_from(hwc).map_err(|e| Error::Other(format!("image tensor: {e}")))?;
     Ok(FlatImage {
         width: w as u32,

@@ -3,13 +3,13 @@
 use crate::data::{load_dataset, DataArgs, DataOptions, DatasetName};
 use crate::device::device_name;
 use crate::error::{Error, Result};
+use crate::fsutil;
 use crate::nn::export::{export_classifier, ModelInfo};
 use crate::nn::model::parameter_count;
 use crate::nn::train::{
     accuracy, train_classifier, EpochReport, Optimizer, Schedule, TrainConfig, EVAL_BATCH,
 };
 use crate::nn::{Arch, LayerNet, Precision};
-use crate::fsutil;
 use crate::run::{dir, JobConfig, NewRun, RunArgs, RunDir};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -197,14 +197,27 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let state_file = rd.file(dir::TRAIN_STATE);
     if resumed && state_file.is_file() {
         vs.load(&weights).map_err(|e| {
-            crate::error::Error::corrupt(&weights, format!("cannot load the weights: {}", e.to_string().lines().next().unwrap_or("")))
+            crate::error::Error::corrupt(
+                &weights,
+                format!(
+                    "cannot load the weights: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
+            )
         })?;
         done = fsutil::read_json::<TrainState>(&state_file)?.epochs_done;
     }
     let (mut log, kept) = crate::run::Log::open(&log_path, |r| {
-        r.get("epoch").and_then(|e| e.as_u64()).is_some_and(|e| e as usize <= done)
+        r.get("epoch")
+            .and_then(|e| e.as_u64())
+            .is_some_and(|e| e as usize <= done)
     })?;
-    let base = |k: &str| kept.last().and_then(|r| r.get(k)).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let base = |k: &str| {
+        kept.last()
+            .and_then(|r| r.get(k))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    };
     let (base_wall, base_cpu) = (base("elapsed_s"), base("cpu_s"));
     let previous: Vec<EpochReport> = kept
         .into_iter()

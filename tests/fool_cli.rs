@@ -1,8 +1,8 @@
 //! `neuroevo fool` end to end with a tiny classifier trained here, batched fitness against a
 //! per-image loop, latent space through a tiny generator, and user mistakes.
 use neuroevo::fool::FoolFitness;
-use neuroevo::nn::load::{Classifier, Generator, GeneratorInfo};
 use neuroevo::ga::flat_tensor::TensorFitness;
+use neuroevo::nn::load::{Classifier, Generator, GeneratorInfo};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tch::{Device, Kind, Tensor};

@@ -9,8 +9,10 @@ use serde_json::Value;
 use std::path::Path;
 
 fn golden() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(repo("tests/golden/before-refactor.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(repo("tests/golden/before-refactor.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 fn run(args: &[&str], out: &Path) {
@@ -40,7 +42,10 @@ fn same(got: &[Vec<f64>], want: &Value, what: &str) {
     let want: Vec<Vec<f64>> = serde_json::from_value(want.clone()).unwrap();
     assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
     for (g, w) in got.iter().zip(&want) {
-        assert!(g.iter().zip(w).all(|(a, b)| close(*a, *b)), "{what}: {got:?} vs {want:?}");
+        assert!(
+            g.iter().zip(w).all(|(a, b)| close(*a, *b)),
+            "{what}: {got:?} vs {want:?}"
+        );
     }
 }
 
@@ -50,36 +55,119 @@ fn gari_and_fool_give_the_bytes_recorded_before_the_refactor() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("gari");
     run(
-        &["gari", "-q", "--seed", "7", "--device", "cpu", "--generations", "3000", "--resize", "40x30", "--log-every", "500"],
+        &[
+            "gari",
+            "-q",
+            "--seed",
+            "7",
+            "--device",
+            "cpu",
+            "--generations",
+            "3000",
+            "--resize",
+            "40x30",
+            "--log-every",
+            "500",
+        ],
         &out,
     );
     assert_eq!(sha256(&out.join("best.png")), g["gari"]["best.png"]);
-    same(&pairs(&log(&out), Some("generation"), &["generation", "best"]), &g["gari"]["best"], "gari");
+    same(
+        &pairs(&log(&out), Some("generation"), &["generation", "best"]),
+        &g["gari"]["best"],
+        "gari",
+    );
 
     let out = tmp.path().join("fool");
     run(
-        &["fool", "-q", "--classifier", "models/mnist-cnn.pt", "--judge", "none", "--class", "3", "--population", "16", "--generations", "8", "--seed", "5", "--device", "cpu"],
+        &[
+            "fool",
+            "-q",
+            "--classifier",
+            "models/mnist-cnn.pt",
+            "--judge",
+            "none",
+            "--class",
+            "3",
+            "--population",
+            "16",
+            "--generations",
+            "8",
+            "--seed",
+            "5",
+            "--device",
+            "cpu",
+        ],
         &out,
     );
     assert_eq!(sha256(&out.join("class-3.png")), g["fool"]["class-3.png"]);
-    same(&pairs(&log(&out), None, &["generation", "best"]), &g["fool"]["best"], "fool");
+    same(
+        &pairs(&log(&out), None, &["generation", "best"]),
+        &g["fool"]["best"],
+        "fool",
+    );
 }
 
 #[test]
 fn gan_and_autocnn_give_the_fitness_recorded_before_the_refactor() {
     let g = golden();
     let tmp = tempfile::tempdir().unwrap();
-    let common = ["gan", "-q", "--device", "cpu", "--seed", "3", "--subset", "256", "--fid-samples", "100", "--fid-model", "models/mnist-cnn.pt"];
+    let common = [
+        "gan",
+        "-q",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
+        "--subset",
+        "256",
+        "--fid-samples",
+        "100",
+        "--fid-model",
+        "models/mnist-cnn.pt",
+    ];
     for (name, extra) in [
-        ("gan-weights", vec!["--mode", "weights", "--population", "6", "--generations", "4"]),
-        ("gan-dcgan", vec!["--mode", "dcgan", "--width", "4", "--population", "3", "--d-population", "2", "--batch-size", "16", "--eval-batch", "16", "--generations", "4"]),
+        (
+            "gan-weights",
+            vec![
+                "--mode",
+                "weights",
+                "--population",
+                "6",
+                "--generations",
+                "4",
+            ],
+        ),
+        (
+            "gan-dcgan",
+            vec![
+                "--mode",
+                "dcgan",
+                "--width",
+                "4",
+                "--population",
+                "3",
+                "--d-population",
+                "2",
+                "--batch-size",
+                "16",
+                "--eval-batch",
+                "16",
+                "--generations",
+                "4",
+            ],
+        ),
     ] {
         let out = tmp.path().join(name);
         let args: Vec<&str> = common.iter().copied().chain(extra).collect();
         run(&args, &out);
         let recs = log(&out);
         same(
-            &pairs(&recs, Some("generation"), &["generation", "best_fitness", "mean_fitness"]),
+            &pairs(
+                &recs,
+                Some("generation"),
+                &["generation", "best_fitness", "mean_fitness"],
+            ),
             &g[name]["fitness"],
             name,
         );
@@ -92,15 +180,41 @@ fn gan_and_autocnn_give_the_fitness_recorded_before_the_refactor() {
     }
     let out = tmp.path().join("ac");
     run(
-        &["auto-cnn", "search", "-q", "--subset", "400", "--population", "3", "--generations", "1", "--epochs", "1", "--filters", "8,16", "--seed", "11", "--device", "cpu", "--precision", "fp32"],
+        &[
+            "auto-cnn",
+            "search",
+            "-q",
+            "--subset",
+            "400",
+            "--population",
+            "3",
+            "--generations",
+            "1",
+            "--epochs",
+            "1",
+            "--filters",
+            "8,16",
+            "--seed",
+            "11",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+        ],
         &out,
     );
     let got: Vec<(String, f64)> = log(&out)
         .iter()
         .filter(|r| r["kind"] == "evaluation")
-        .map(|r| (r["genome"].as_str().unwrap().to_string(), r["fitness"].as_f64().unwrap()))
+        .map(|r| {
+            (
+                r["genome"].as_str().unwrap().to_string(),
+                r["fitness"].as_f64().unwrap(),
+            )
+        })
         .collect();
-    let want: Vec<(String, f64)> = serde_json::from_value(g["auto-cnn"]["evaluations"].clone()).unwrap();
+    let want: Vec<(String, f64)> =
+        serde_json::from_value(g["auto-cnn"]["evaluations"].clone()).unwrap();
     assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
     for (a, b) in got.iter().zip(&want) {
         assert!(a.0 == b.0 && close(a.1, b.1), "{got:?} vs {want:?}");

@@ -8,7 +8,11 @@ use std::path::Path;
 use std::process::Output;
 
 fn run(args: &[&str]) -> Output {
-    neuroevo().current_dir(repo("")).args(args).output().unwrap()
+    neuroevo()
+        .current_dir(repo(""))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(args: &[&str]) {
@@ -21,7 +25,24 @@ fn s(p: &Path) -> &str {
 }
 
 fn train(out: &Path, extra: &[&str]) {
-    let mut args = vec!["train", "-q", "--device", "cpu", "--seed", "4", "--subset", "300", "--arch", "S4-4 P:max", "--epochs", "1", "--batch-size", "32", "--out", s(out)];
+    let mut args = vec![
+        "train",
+        "-q",
+        "--device",
+        "cpu",
+        "--seed",
+        "4",
+        "--subset",
+        "300",
+        "--arch",
+        "S4-4 P:max",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--out",
+        s(out),
+    ];
     args.extend(extra);
     ok(&args);
 }
@@ -29,20 +50,100 @@ fn train(out: &Path, extra: &[&str]) {
 /// One small finished run of every job, in `tmp`.
 fn runs(tmp: &Path) -> Vec<(&'static str, Vec<String>, std::path::PathBuf, &'static str)> {
     let gari = tmp.join("gari");
-    ok(&["gari", "-q", "--device", "cpu", "--seed", "1", "--resize", "12x9", "--generations", "50", "--out", s(&gari)]);
+    ok(&[
+        "gari",
+        "-q",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+        "--resize",
+        "12x9",
+        "--generations",
+        "50",
+        "--out",
+        s(&gari),
+    ]);
     let tr = tmp.join("train");
     train(&tr, &[]);
     let fool = tmp.join("fool");
-    ok(&["fool", "-q", "--device", "cpu", "--seed", "1", "--classifier", "models/mnist-cnn.pt", "--judge", "none", "--class", "1", "--population", "8", "--generations", "2", "--out", s(&fool)]);
+    ok(&[
+        "fool",
+        "-q",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+        "--classifier",
+        "models/mnist-cnn.pt",
+        "--judge",
+        "none",
+        "--class",
+        "1",
+        "--population",
+        "8",
+        "--generations",
+        "2",
+        "--out",
+        s(&fool),
+    ]);
     let ac = tmp.join("ac");
-    ok(&["auto-cnn", "search", "-q", "--device", "cpu", "--seed", "1", "--subset", "200", "--population", "2", "--generations", "0", "--epochs", "1", "--filters", "4,8", "--max-depth", "2", "--out", s(&ac)]);
+    ok(&[
+        "auto-cnn",
+        "search",
+        "-q",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+        "--subset",
+        "200",
+        "--population",
+        "2",
+        "--generations",
+        "0",
+        "--epochs",
+        "1",
+        "--filters",
+        "4,8",
+        "--max-depth",
+        "2",
+        "--out",
+        s(&ac),
+    ]);
     let gan = tmp.join("gan");
-    ok(&["gan", "-q", "--device", "cpu", "--seed", "1", "--mode", "weights", "--subset", "128", "--population", "4", "--generations", "1", "--fid-samples", "20", "--fid-model", "models/mnist-cnn.pt", "--out", s(&gan)]);
+    ok(&[
+        "gan",
+        "-q",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+        "--mode",
+        "weights",
+        "--subset",
+        "128",
+        "--population",
+        "4",
+        "--generations",
+        "1",
+        "--fid-samples",
+        "20",
+        "--fid-model",
+        "models/mnist-cnn.pt",
+        "--out",
+        s(&gan),
+    ]);
     vec![
         ("gari", vec!["gari".into()], gari, "--population"),
         ("train", vec!["train".into()], tr, "--lr"),
         ("fool", vec!["fool".into()], fool, "--population"),
-        ("auto-cnn", vec!["auto-cnn".into(), "search".into()], ac, "--epochs"),
+        (
+            "auto-cnn",
+            vec!["auto-cnn".into(), "search".into()],
+            ac,
+            "--epochs",
+        ),
         ("gan", vec!["gan".into()], gan, "--lr"),
     ]
 }
@@ -57,8 +158,14 @@ fn every_job_refuses_shaping_flags_on_resume_and_names_other_jobs_runs() {
         let o = run(&args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{job}: {err}");
-        assert!(err.starts_with("error: ") && err.lines().count() == 1, "{job}: {err}");
-        assert!(err.contains(shaping) && err.contains("cannot change"), "{job}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.lines().count() == 1,
+            "{job}: {err}"
+        );
+        assert!(
+            err.contains(shaping) && err.contains("cannot change"),
+            "{job}: {err}"
+        );
         // another job's directory
         let (other, _, other_dir, _) = all.iter().find(|r| r.0 != *job).unwrap();
         let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
@@ -66,7 +173,10 @@ fn every_job_refuses_shaping_flags_on_resume_and_names_other_jobs_runs() {
         let o = run(&args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{job} on {other}: {err}");
-        assert!(err.contains(&format!("this is a {other} run")), "{job} on {other}: {err}");
+        assert!(
+            err.contains(&format!("this is a {other} run")),
+            "{job} on {other}: {err}"
+        );
     }
 }
 
@@ -74,29 +184,63 @@ fn every_job_refuses_shaping_flags_on_resume_and_names_other_jobs_runs() {
 fn stop_criteria_given_with_resume_extend_fool_and_train() {
     let tmp = tempfile::tempdir().unwrap();
     let fool = tmp.path().join("fool");
-    let base = ["fool", "-q", "--device", "cpu", "--seed", "2", "--classifier", "models/mnist-cnn.pt", "--judge", "none", "--class", "7", "--population", "8", "--target-confidence", "1"];
+    let base = [
+        "fool",
+        "-q",
+        "--device",
+        "cpu",
+        "--seed",
+        "2",
+        "--classifier",
+        "models/mnist-cnn.pt",
+        "--judge",
+        "none",
+        "--class",
+        "7",
+        "--population",
+        "8",
+        "--target-confidence",
+        "1",
+    ];
     let mut args = base.to_vec();
     args.extend(["--generations", "2", "--out", s(&fool)]);
     ok(&args);
     ok(&["fool", "-q", "--resume", s(&fool), "--generations", "5"]);
-    let gens: Vec<u64> = log(&fool.join("class-7")).iter().map(|r| r["generation"].as_u64().unwrap()).collect();
-    assert_eq!(gens, (0..=5).collect::<Vec<_>>(), "one record per generation, none repeated");
+    let gens: Vec<u64> = log(&fool.join("class-7"))
+        .iter()
+        .map(|r| r["generation"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        gens,
+        (0..=5).collect::<Vec<_>>(),
+        "one record per generation, none repeated"
+    );
     // the uninterrupted run ends on the same best fitness
     let full = tmp.path().join("fool-full");
     let mut args = base.to_vec();
     args.extend(["--generations", "5", "--out", s(&full)]);
     ok(&args);
-    let best = |d: &Path| log(&d.join("class-7")).last().unwrap()["best"].as_f64().unwrap();
+    let best = |d: &Path| {
+        log(&d.join("class-7")).last().unwrap()["best"]
+            .as_f64()
+            .unwrap()
+    };
     assert_eq!(best(&fool), best(&full));
 
     let tr = tmp.path().join("train");
     train(&tr, &[]);
     ok(&["train", "-q", "--resume", s(&tr), "--epochs", "2"]);
-    let epochs: Vec<u64> = log(&tr).iter().map(|r| r["epoch"].as_u64().unwrap()).collect();
+    let epochs: Vec<u64> = log(&tr)
+        .iter()
+        .map(|r| r["epoch"].as_u64().unwrap())
+        .collect();
     assert_eq!(epochs, [1, 2]);
     for r in log(&tr) {
         assert_eq!(r["kind"], "epoch");
-        assert!(r["elapsed_s"].as_f64().unwrap() > 0.0 && r["cpu_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(
+            r["elapsed_s"].as_f64().unwrap() > 0.0 && r["cpu_s"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
     }
 }
 
@@ -106,8 +250,17 @@ fn train_is_reproducible_and_a_copied_run_resumes_into_itself() {
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     train(&a, &[]);
     train(&b, &[]);
-    let losses = |d: &Path| -> Vec<f64> { log(d).iter().map(|r| r["train_loss"].as_f64().unwrap()).collect() };
-    assert_eq!(losses(&a), losses(&b), "the same seed trains the same network");
+    let losses = |d: &Path| -> Vec<f64> {
+        log(d)
+            .iter()
+            .map(|r| r["train_loss"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        losses(&a),
+        losses(&b),
+        "the same seed trains the same network"
+    );
     let acc = |d: &Path| common::config(d).get("job").cloned();
     assert_eq!(acc(&a).unwrap(), "train");
 
@@ -125,7 +278,15 @@ fn train_is_reproducible_and_a_copied_run_resumes_into_itself() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read(a.join("model.pt")).unwrap(), before, "the original is untouched");
+    assert_eq!(
+        std::fs::read(a.join("model.pt")).unwrap(),
+        before,
+        "the original is untouched"
+    );
     assert!(copy.join("model.pt").is_file());
-    assert_ne!(std::fs::read(copy.join("model.pt")).unwrap(), before, "the copy trained on");
+    assert_ne!(
+        std::fs::read(copy.join("model.pt")).unwrap(),
+        before,
+        "the copy trained on"
+    );
 }

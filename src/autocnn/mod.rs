@@ -14,13 +14,18 @@
 //! lists (the package mutates its parents in place), a genome whose pooling would shrink the
 //! feature map below 1x1 is repaired or scored 0 instead of crashing, and the run checkpoints
 //! after every evaluation so `--resume` loses at most the network being trained.
+pub mod cache;
+pub mod config;
+pub mod evaluate;
+pub mod export;
 pub mod genome;
+pub mod report;
 pub mod search;
 
-pub use search::{
-    export_best, run_search, show_run, ExportArgs, FitnessSet, SearchArgs, SearchConfig,
-    SearchSummary, ShowArgs, ShrinkPolicy,
-};
+pub use config::{FitnessSet, SearchArgs, SearchConfig, ShrinkPolicy};
+pub use export::{export_best, ExportArgs};
+pub use report::{show_run, ShowArgs};
+pub use search::{run_search, SearchSummary};
 
 use crate::error::Result;
 

@@ -1,4 +1,4 @@
-//! The search loop of `auto-cnn search`, its checkpoint and fitness cache, and `show`/`export`.
+//! The search loop of `auto-cnn search` and its checkpoint.
 //!
 //! Run directory: `config.json`, `checkpoint.json` (generation, phase, RNG, population,
 //! offspring, counters; rewritten atomically after every evaluation), `cache.json` (fitness of
@@ -6,305 +6,44 @@
 //! `log.jsonl` (one `evaluation` record per network, one `generation` record per generation),
 //! `best.ot` (weights of the best network trained so far), `fitness.png`, and at the end
 //! `best.pt` + `best.features.pt` + `best.json` and `result.json`.
-use super::genome::{self, GenomeSpace};
-use crate::data::{load_dataset, DataArgs, DataOptions, Dataset, DatasetName};
-use crate::device::{device_name, parse_device};
-use crate::ga::plan::environmental_selection;
+use super::cache::*;
+use super::config::*;
+use super::evaluate::*;
+use super::export::*;
+use super::genome;
+use super::report::*;
+use crate::data::Dataset;
+use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::ga::plan::environmental_selection;
 use crate::ga::selection::{argbest, Selection};
 use crate::ga::GaRng;
 use crate::nn::arch::Arch;
-use crate::nn::export::{export_classifier, ModelInfo};
-use crate::nn::model::{parameter_count, LayerNet};
-use crate::nn::train::{accuracy, train_classifier, Optimizer, Schedule, TrainConfig, EVAL_BATCH};
-use crate::nn::Precision;
-use crate::plot::{line_plot, Panel, Series};
-use crate::run::{dir as rdir, Clocks, Job, JobConfig, NewRun, RunArgs, RunDir};
+use crate::run::{dir as rdir, Clocks, Job, RunDir};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
-use tch::{nn::VarStore, Device};
-
-/// Which split the fitness (accuracy after the short training) is measured on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum FitnessSet {
-    /// The validation split held out of the training set (`--val-fraction`).
-    Val,
-    /// The test set, as the `auto-cnn` package does (leaks the test set into the search).
-    Test,
-}
-
-impl std::fmt::Display for FitnessSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            FitnessSet::Val => "val",
-            FitnessSet::Test => "test",
-        })
-    }
-}
-
-/// What happens to a genome whose pooling layers would shrink the feature map below 1x1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum ShrinkPolicy {
-    /// Drop the pooling layers that cannot run, train the rest (the log names the dropped ones).
-    Repair,
-    /// Score the genome 0 without training it.
-    Zero,
-}
-
-/// Options of `auto-cnn search`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct SearchArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Individuals per generation.
-    #[arg(long, default_value_t = 5)]
-    pub population: usize,
-    /// Generations after the initial population [default: 4]; with --resume, extends the run.
-    #[arg(long)]
-    pub generations: Option<usize>,
-    /// Training epochs of every evaluated network.
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
-    /// Probability that two parents are crossed over (else copied).
-    #[arg(long, default_value_t = 0.9)]
-    pub crossover_prob: f64,
-    /// Probability that an offspring is mutated.
-    #[arg(long, default_value_t = 0.2)]
-    pub mutation_prob: f64,
-    /// Weights of the four mutations: add a skip layer, add a pooling layer, remove a layer,
-    /// randomise a layer.
-    #[arg(long, default_value = "0.7,0.1,0.1,0.1")]
-    pub mutation_dist: String,
-    /// Filter counts of the skip layers' convolutions.
-    #[arg(long, default_value = "32,64,128,256,512")]
-    pub filters: String,
-    /// Smallest initial depth (layers).
-    #[arg(long, default_value_t = 1)]
-    pub min_depth: usize,
-    /// Largest initial depth (layers).
-    #[arg(long, default_value_t = 5)]
-    pub max_depth: usize,
-    /// Split the fitness is measured on: val (default) or test (what the package does).
-    #[arg(long, value_enum, default_value_t = FitnessSet::Val)]
-    pub fitness_set: FitnessSet,
-    /// Genomes that pool below 1x1: repair (drop those pooling layers) or zero (score 0).
-    #[arg(long, value_enum, default_value_t = ShrinkPolicy::Repair)]
-    pub on_shrink: ShrinkPolicy,
-    /// Stop after this many seconds (summed over resumes), after the network in training;
-    /// with --resume, replaces the run's budget.
-    #[arg(long)]
-    pub time_budget: Option<f64>,
-    /// Retrain the best genome from scratch on train+val for this many epochs before export
-    /// (default: export the network trained during the search).
-    #[arg(long)]
-    pub final_epochs: Option<usize>,
-    /// Images per training step. Small batches and a cosine decay from a high learning rate
-    /// get the most out of a one-epoch training (measured on mnist-10k, see the README).
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    /// Adam learning rate (the start of the decay with --schedule cosine).
-    #[arg(long, default_value_t = 4e-3)]
-    pub lr: f64,
-    /// Learning-rate schedule of every training: cosine (to 0 over --epochs) or constant.
-    #[arg(long, default_value = "cosine")]
-    pub schedule: String,
-    /// What convolutions compute in while networks train: auto (bf16 on a CPU with AVX512-BF16,
-    /// else fp32), fp32 or bf16 (mixed precision, fp32 weights). The export computes in fp32.
-    #[arg(long, default_value = "auto")]
-    pub precision: String,
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
-/// `config.json` of a search.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SearchConfig {
-    pub dataset: DatasetName,
-    pub data: DataOptions,
-    pub space: GenomeSpace,
-    pub population: usize,
-    pub generations: usize,
-    pub crossover_prob: f64,
-    pub mutation_prob: f64,
-    /// Add skip, add pool, remove, randomise.
-    pub mutation_dist: [f64; 4],
-    pub fitness_set: FitnessSet,
-    pub on_shrink: ShrinkPolicy,
-    pub time_budget_s: Option<f64>,
-    /// How every genome is trained (`epochs` is the search's epochs; the seed is the run's, so a
-    /// genome always gets the same fitness).
-    pub train: TrainConfig,
-    pub final_epochs: Option<usize>,
-    pub device: String,
-    pub seed: u64,
-}
-
-fn parse_list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
-    s.split(',')
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            t.parse()
-                .map_err(|_| Error::usage(format!("{flag} {s}: \"{t}\" is not a number")))
-        })
-        .collect()
-}
-
-impl SearchArgs {
-    pub fn to_config(&self, new: &NewRun) -> Result<SearchConfig> {
-        let seed = new.seed;
-        let (dataset, data) = self.data.resolve(seed)?;
-        let dist: Vec<f64> = parse_list("--mutation-dist", &self.mutation_dist)?;
-        let mutation_dist: [f64; 4] = dist.try_into().map_err(|_| {
-            Error::usage(format!(
-                "--mutation-dist {}: give four weights (add skip, add pool, remove, randomise)",
-                self.mutation_dist
-            ))
-        })?;
-        Ok(SearchConfig {
-            dataset,
-            data,
-            space: GenomeSpace {
-                filters: parse_list("--filters", &self.filters)?,
-                min_depth: self.min_depth,
-                max_depth: self.max_depth,
-                skip_prob: 0.5,
-            },
-            population: self.population,
-            generations: self.generations.unwrap_or(4),
-            crossover_prob: self.crossover_prob,
-            mutation_prob: self.mutation_prob,
-            mutation_dist,
-            fitness_set: self.fitness_set,
-            on_shrink: self.on_shrink,
-            time_budget_s: self.time_budget,
-            train: TrainConfig {
-                epochs: self.epochs,
-                batch_size: self.batch_size,
-                lr: self.lr,
-                optimizer: Optimizer::Adam,
-                schedule: Schedule::parse(&self.schedule)?,
-                weight_decay: 0.0,
-                augment_shift: 0,
-                seed,
-                precision: Precision::parse(&self.precision, new.device)?,
-            },
-            final_epochs: self.final_epochs,
-            device: new.device_name.clone(),
-            seed,
-        })
-    }
-}
-
-impl JobConfig for SearchConfig {
-    const JOB: Job = Job::AutoCnn;
-    const ON_RESUME: &'static [&'static str] = &["--generations", "--time-budget", "--final-epochs"];
-    fn device(&self) -> &str {
-        &self.device
-    }
-    fn seed(&self) -> u64 {
-        self.seed
-    }
-}
-
-impl SearchConfig {
-    pub fn validate(&self) -> Result<()> {
-        if self.population < 2 {
-            return Err(Error::usage(format!(
-                "--population {}: a search needs at least 2 individuals",
-                self.population
-            )));
-        }
-        for (flag, p) in [
-            ("--crossover-prob", self.crossover_prob),
-            ("--mutation-prob", self.mutation_prob),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(Error::usage(format!("{flag} {p}: must be in [0, 1]")));
-            }
-        }
-        let d = &self.mutation_dist;
-        if d.iter().any(|w| !w.is_finite() || *w < 0.0) || d.iter().sum::<f64>() <= 0.0 {
-            return Err(Error::usage(format!(
-                "--mutation-dist {d:?}: weights must be non-negative with a positive sum"
-            )));
-        }
-        if self.time_budget_s.is_some_and(|t| !(t > 0.0)) {
-            return Err(Error::usage(
-                "--time-budget must be a positive number of seconds",
-            ));
-        }
-        if self.final_epochs == Some(0) {
-            return Err(Error::usage("--final-epochs must be at least 1"));
-        }
-        self.space.validate()?;
-        self.train.validate()
-    }
-
-    /// The settings a genome's fitness depends on; a cached fitness is reused only when they
-    /// are equal (the cache key hashes them with the genome).
-    fn fitness_settings(&self) -> String {
-        json!({
-            "dataset": self.dataset.label(), "data": self.data, "train": self.train,
-            "fitness_set": self.fitness_set, "on_shrink": self.on_shrink,
-        })
-        .to_string()
-    }
-}
-
-/// The outcome of training one genome.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Evaluation {
-    /// The genome as bred.
-    pub genome: String,
-    /// The network actually trained (differs after a repair; empty when nothing was trained).
-    pub evaluated: String,
-    pub params: i64,
-    pub fitness: f64,
-    pub val_acc: Option<f64>,
-    /// Only when the fitness is measured on the test set.
-    pub test_acc: Option<f64>,
-    pub seconds: f64,
-    /// Repairs, zero scores and failed trainings, in words.
-    pub note: Option<String>,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-struct Cache {
-    entries: BTreeMap<String, Evaluation>,
-}
-
-fn cache_key(genome: &str, settings: &str) -> String {
-    let digest = Sha256::digest(format!("{genome}\n{settings}").as_bytes());
-    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
-}
+use tch::nn::VarStore;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Individual {
-    genome: String,
+pub(crate) struct Individual {
+    pub(crate) genome: String,
     /// How it was made: random, copy, crossover, + mutation.
-    origin: String,
-    fitness: Option<f64>,
+    pub(crate) origin: String,
+    pub(crate) fitness: Option<f64>,
 }
 
 /// Fitness of each individual; NaN (ranked last) where it is not known.
-fn fitness_of(list: &[Individual]) -> Vec<f64> {
+pub(crate) fn fitness_of(list: &[Individual]) -> Vec<f64> {
     list.iter().map(|p| p.fitness.unwrap_or(f64::NAN)).collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Phase {
+pub(crate) enum Phase {
     /// Train the individuals without fitness (the population in generation 0, else offspring).
     Evaluate,
     /// Breed the next offspring (or finish after the last generation).
@@ -313,22 +52,22 @@ enum Phase {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct SearchState {
-    generation: usize,
-    phase: Phase,
-    rng: GaRng,
-    population: Vec<Individual>,
-    offspring: Vec<Individual>,
-    evaluations: usize,
-    trained: usize,
-    cache_hits: usize,
-    log_lines: usize,
-    elapsed_s: f64,
+pub(crate) struct SearchState {
+    pub(crate) generation: usize,
+    pub(crate) phase: Phase,
+    pub(crate) rng: GaRng,
+    pub(crate) population: Vec<Individual>,
+    pub(crate) offspring: Vec<Individual>,
+    pub(crate) evaluations: usize,
+    pub(crate) trained: usize,
+    pub(crate) cache_hits: usize,
+    pub(crate) log_lines: usize,
+    pub(crate) elapsed_s: f64,
     /// CPU seconds of the search so far, over all invocations.
     #[serde(default)]
-    cpu_s: f64,
-    best: Option<Evaluation>,
-    stop_reason: Option<String>,
+    pub(crate) cpu_s: f64,
+    pub(crate) best: Option<Evaluation>,
+    pub(crate) stop_reason: Option<String>,
 }
 
 /// The best network, as exported.
@@ -365,30 +104,17 @@ pub struct SearchSummary {
     pub table: String,
 }
 
-/// The devices networks are trained on: every CUDA device for `auto`/`cuda` on a machine with
-/// several, else the one named.
-fn worker_devices(name: &str) -> Result<Vec<Device>> {
-    let d = parse_device(name)?;
-    let all = matches!(name.trim().to_ascii_lowercase().as_str(), "auto" | "cuda");
-    Ok(match d {
-        Device::Cuda(_) if all => (0..tch::Cuda::device_count() as usize)
-            .map(Device::Cuda)
-            .collect(),
-        _ => vec![d],
-    })
-}
-
-struct Search {
-    cfg: SearchConfig,
-    dir: PathBuf,
-    state: SearchState,
-    cache: Cache,
-    settings: String,
-    workers: Vec<Dataset>,
-    bars: Option<MultiProgress>,
-    bar: ProgressBar,
-    clocks: Clocks,
-    trained_this_session: usize,
+pub(crate) struct Search {
+    pub(crate) cfg: SearchConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) state: SearchState,
+    pub(crate) cache: Cache,
+    pub(crate) settings: String,
+    pub(crate) workers: Vec<Dataset>,
+    pub(crate) bars: Option<MultiProgress>,
+    pub(crate) bar: ProgressBar,
+    pub(crate) clocks: Clocks,
+    pub(crate) trained_this_session: usize,
 }
 
 impl Search {
@@ -629,7 +355,7 @@ impl Search {
 /// Breeds `population` offspring: parents by binary tournament (two distinct individuals when
 /// there are two), crossed over with `crossover_prob` (else copied), each child mutated with
 /// `mutation_prob`. Parents are left unchanged.
-fn breed(
+pub(crate) fn breed(
     genomes: &[Arch],
     fitness: &[f64],
     cfg: &SearchConfig,
@@ -676,125 +402,8 @@ fn breed(
     out
 }
 
-struct Trained {
-    eval: Evaluation,
-    net: Option<(LayerNet, VarStore)>,
-}
-
-/// Trains `genome` per `cfg` on `data` and scores it. A genome that cannot run (pooling below
-/// 1x1 under [`ShrinkPolicy::Zero`], nothing left after a repair) or whose training fails
-/// (diverged, out of memory) scores 0 with a note instead of stopping the search.
-fn train_genome(
-    genome: &str,
-    cfg: &SearchConfig,
-    data: &mut Dataset,
-    bars: Option<&MultiProgress>,
-    bar: Option<&ProgressBar>,
-) -> Result<Trained> {
-    let t0 = Instant::now();
-    let g = Arch::parse(genome)?;
-    let zero = |note: String, evaluated: String| Trained {
-        eval: Evaluation {
-            genome: genome.to_string(),
-            evaluated,
-            params: 0,
-            fitness: 0.0,
-            val_acc: None,
-            test_acc: None,
-            seconds: t0.elapsed().as_secs_f64(),
-            note: Some(note),
-        },
-        net: None,
-    };
-    let (arch, mut note) = match cfg.on_shrink {
-        ShrinkPolicy::Repair => match genome::repair(&g, data.shape) {
-            (Some(a), dropped) if dropped.is_empty() => (a, None),
-            (Some(a), dropped) => {
-                let n = format!("repaired to \"{a}\": dropped {}", dropped.join(", "));
-                (a, Some(n))
-            }
-            (None, _) => {
-                return Ok(zero(
-                    "scored 0: only pooling layers, none of which can run".into(),
-                    String::new(),
-                ))
-            }
-        },
-        ShrinkPolicy::Zero => match g.output_shape(data.shape) {
-            Ok(_) => (g.clone(), None),
-            Err(e) => return Ok(zero(format!("scored 0: {e}"), String::new())),
-        },
-    };
-    // the initial weights depend on the seed only, not on what was trained before
-    crate::rng::Streams::new(cfg.train.seed).init_libtorch();
-    let vs = VarStore::new(data.device());
-    let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
-    net.set_precision(cfg.train.precision);
-    let params = parameter_count(&vs);
-    let epochs = cfg.train.epochs;
-    let trained = train_classifier(&net, &vs, &data.train, None, &cfg.train, 0, bars, |r| {
-        if let Some(b) = bar {
-            let msg = b.message();
-            let base = msg.split(" [epoch").next().unwrap_or("").to_string();
-            b.set_message(format!("{base} [epoch {}/{epochs} done]", r.epoch));
-        }
-        Ok(())
-    });
-    if let Err(e) = trained {
-        if e.is_user_error() {
-            return Err(e);
-        }
-        let mut t = zero(format!("scored 0: training failed: {e}"), arch.to_string());
-        t.eval.params = params;
-        return Ok(t);
-    }
-    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, EVAL_BATCH));
-    let test_acc =
-        (cfg.fitness_set == FitnessSet::Test).then(|| accuracy(&net, &data.test, EVAL_BATCH));
-    let mut fitness = match cfg.fitness_set {
-        FitnessSet::Val => val_acc,
-        FitnessSet::Test => test_acc,
-    }
-    .unwrap_or(f64::NAN);
-    if !fitness.is_finite() {
-        note = Some(format!("scored 0: fitness was {fitness}"));
-        fitness = 0.0;
-    }
-    Ok(Trained {
-        eval: Evaluation {
-            genome: genome.to_string(),
-            evaluated: arch.to_string(),
-            params,
-            fitness,
-            val_acc,
-            test_acc,
-            seconds: t0.elapsed().as_secs_f64(),
-            note,
-        },
-        net: Some((net, vs)),
-    })
-}
-
-fn load_workers(cfg: &SearchConfig) -> Result<Vec<Dataset>> {
-    let workers = worker_devices(&cfg.device)?
-        .into_iter()
-        .map(|d| load_dataset(&cfg.dataset, &cfg.data, d))
-        .collect::<Result<Vec<_>>>()?;
-    let d = &workers[0];
-    match cfg.fitness_set {
-        FitnessSet::Val if d.val.is_empty() => Err(Error::usage(
-            "the validation split is empty (--val-fraction 0?): the fitness is measured on it",
-        )),
-        FitnessSet::Test if d.test.is_empty() => Err(Error::usage(format!(
-            "{} has no test set to measure the fitness on",
-            d.name
-        ))),
-        _ => Ok(workers),
-    }
-}
-
 /// Reads the config and checkpoint of an existing search directory.
-fn open_run(dir: &Path, what: &str) -> Result<(SearchConfig, SearchState)> {
+pub(crate) fn open_run(dir: &Path, what: &str) -> Result<(SearchConfig, SearchState)> {
     let rd = RunDir::new(dir);
     rd.check_resumable(Job::AutoCnn, what)?;
     if !rd.file(rdir::STATE).is_file() {
@@ -811,7 +420,7 @@ fn open_run(dir: &Path, what: &str) -> Result<(SearchConfig, SearchState)> {
 }
 
 /// The fitness cache of a search directory (empty before the first evaluation).
-fn load_cache(dir: &Path) -> Result<Cache> {
+pub(crate) fn load_cache(dir: &Path) -> Result<Cache> {
     let path = dir.join("cache.json");
     if path.exists() {
         fsutil::read_json(&path)
@@ -977,278 +586,13 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     Ok(summary)
 }
 
-/// Trains (with `final_epochs`, from scratch on train+val) or loads (`best.ot`) the best
-/// network and exports it as TorchScript at `path`, with its test accuracy.
-fn export_model(
-    dir: &Path,
-    path: &Path,
-    cfg: &SearchConfig,
-    best: &Evaluation,
-    final_epochs: Option<usize>,
-    data: &mut Dataset,
-    bars: Option<&MultiProgress>,
-) -> Result<BestModel> {
-    let arch = Arch::parse(&best.evaluated)?;
-    let weights = dir.join("best.ot");
-    let load_best = |vs: &mut VarStore| {
-        vs.load(&weights).map_err(|e| {
-            Error::corrupt(
-                &weights,
-                format!("cannot load the weights of \"{arch}\": {e}"),
-            )
-        })
-    };
-    // the test accuracy of the network the search trained, before any retraining (fp32)
-    let mut search_test_acc = None;
-    if final_epochs.is_some() && weights.exists() && !data.test.is_empty() {
-        let mut vs = VarStore::new(data.device());
-        let net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
-        load_best(&mut vs)?;
-        search_test_acc = Some(accuracy(&net, &data.test, EVAL_BATCH));
-    }
-    let mut vs = VarStore::new(data.device());
-    let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
-    net.set_precision(cfg.train.precision);
-    match final_epochs {
-        Some(n) => {
-            let train = data.train_and_val();
-            let tc = TrainConfig {
-                epochs: n,
-                ..cfg.train.clone()
-            };
-            train_classifier(&net, &vs, &train, None, &tc, 0, bars, |_| Ok(()))?;
-        }
-        None => load_best(&mut vs)?,
-    }
-    // the test accuracy is the exported model's, which computes in fp32
-    net.set_precision(Precision::Fp32);
-    let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, EVAL_BATCH));
-    // without retraining, the exported network is the one the search trained
-    let search_test_acc = if final_epochs.is_some() {
-        search_test_acc
-    } else {
-        test_acc
-    };
-    let params = parameter_count(&vs);
-    let metrics = json!({
-        "search_val_acc": best.val_acc, "search_fitness": best.fitness,
-        "fitness_set": cfg.fitness_set, "test_acc": test_acc, "search_epochs": cfg.train.epochs,
-        "search_test_acc": search_test_acc,
-        "final_epochs": final_epochs, "retrained_on": final_epochs.map(|_| "train+val"),
-        "seed": cfg.seed,
-    });
-    let info = ModelInfo::for_classifier(&net, params, data, metrics);
-    export_classifier(&net, &mut vs, path, info)?;
-    Ok(BestModel {
-        genome: arch.to_string(),
-        params,
-        val_acc: best.val_acc,
-        test_acc,
-        search_test_acc,
-        path: path.to_path_buf(),
-    })
-}
-
-fn read_records(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("log.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// `fitness.png`: best and mean fitness of the population per generation.
-fn plot_fitness(dir: &Path) -> Result<()> {
-    let gens: Vec<serde_json::Value> = read_records(dir)
-        .into_iter()
-        .filter(|r| crate::run::log::kind_of(r) == "generation")
-        .collect();
-    let series = |name: &str, key: &str| Series {
-        name: name.into(),
-        points: gens
-            .iter()
-            .filter_map(|r| Some((r["generation"].as_f64()?, r[key].as_f64()?)))
-            .collect(),
-    };
-    line_plot(
-        &dir.join("fitness.png"),
-        "auto-cnn: fitness (accuracy after the short training) per generation",
-        "generation",
-        &[Panel {
-            y_label: "accuracy".into(),
-            series: vec![
-                series("best", "best_fitness"),
-                series("mean", "mean_fitness"),
-            ],
-        }],
-    )
-}
-
-/// A table of the `top` evaluated genomes, best first.
-fn table(entries: &[Evaluation], top: usize, set: FitnessSet) -> String {
-    let mut e: Vec<&Evaluation> = entries.iter().collect();
-    e.sort_by(|a, b| b.fitness.total_cmp(&a.fitness));
-    let width = e
-        .iter()
-        .take(top)
-        .map(|x| x.genome.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let label = match set {
-        FitnessSet::Val => "val acc",
-        FitnessSet::Test => "test acc",
-    };
-    let mut s = format!("rank  {:<width$}  {:>12}  {label}\n", "genome", "params");
-    for (i, x) in e.iter().take(top).enumerate() {
-        let _ = writeln!(
-            s,
-            "{:>4}  {:<width$}  {:>12}  {:.4}{}",
-            i + 1,
-            x.genome,
-            x.params,
-            x.fitness,
-            if x.note.is_some() { "  *" } else { "" }
-        );
-    }
-    if e.iter().take(top).any(|x| x.note.is_some()) {
-        s.push_str("   * repaired or scored 0: see the notes in log.jsonl\n");
-    }
-    s
-}
-
-/// Options of `auto-cnn show`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct ShowArgs {
-    /// The run directory of a search (finished, running or killed).
-    pub run_dir: PathBuf,
-    /// How many of the best genomes to list.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
-}
-
-/// `auto-cnn show`: what a search has done so far and its best genomes.
-pub fn show_run(dir: &Path, top: usize) -> Result<String> {
-    let (cfg, state) = open_run(dir, "auto-cnn show")?;
-    let cache = load_cache(dir)?;
-    let mut s = format!(
-        "auto-cnn search in {}: {}, population {}, {} generations, {} epochs per network, fitness on {}, seed {}\n",
-        dir.display(),
-        cfg.dataset.label(),
-        cfg.population,
-        cfg.generations,
-        cfg.train.epochs,
-        cfg.fitness_set,
-        cfg.seed
-    );
-    let pending = |v: &Vec<Individual>| v.iter().filter(|i| i.fitness.is_none()).count();
-    let status = match (state.phase, &state.stop_reason) {
-        (Phase::Done, _) => "finished (all generations)".to_string(),
-        (_, Some(r)) => format!("stopped by {r} at generation {}", state.generation),
-        (Phase::Evaluate, None) => {
-            let list = if state.generation == 0 {
-                &state.population
-            } else {
-                &state.offspring
-            };
-            format!(
-                "running or interrupted: generation {} of {}, {} of {} networks of this generation evaluated",
-                state.generation,
-                cfg.generations,
-                list.len() - pending(list),
-                list.len()
-            )
-        }
-        (Phase::Breed, None) => format!(
-            "running or interrupted: generation {} of {} done",
-            state.generation, cfg.generations
-        ),
-    };
-    let _ = writeln!(s, "status: {status}");
-    let _ = writeln!(
-        s,
-        "{} evaluations ({} networks trained, {} from the cache), {:.1} s",
-        state.evaluations, state.trained, state.cache_hits, state.elapsed_s
-    );
-    let entries: Vec<Evaluation> = cache.entries.values().cloned().collect();
-    s.push_str(&table(&entries, top, cfg.fitness_set));
-    let info = dir.join("best.json");
-    if info.exists() {
-        let i: ModelInfo = fsutil::read_json(&info)?;
-        let _ = writeln!(
-            s,
-            "exported: {} = {} ({} parameters), test acc {}",
-            dir.join("best.pt").display(),
-            i.arch,
-            i.parameters,
-            super::fmt_acc(i.metrics["test_acc"].as_f64())
-        );
-    } else if let Some(b) = &state.best {
-        let _ = writeln!(
-            s,
-            "best so far: {} (fitness {:.4}); not exported yet (auto-cnn export {})",
-            b.genome,
-            b.fitness,
-            dir.display()
-        );
-    }
-    Ok(s)
-}
-
-/// Options of `auto-cnn export`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct ExportArgs {
-    /// The run directory of a search (finished or not: its best network so far).
-    pub run_dir: PathBuf,
-    /// Retrain the best genome from scratch on train+val for this many epochs first.
-    #[arg(long)]
-    pub final_epochs: Option<usize>,
-    /// Where to write the TorchScript model (default RUN_DIR/best.pt; also <stem>.features.pt
-    /// and <stem>.json).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// auto (CUDA when available), cpu, cuda or cuda:N (default: the search's).
-    #[arg(long)]
-    pub device: Option<String>,
-    /// No progress bars.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-/// `auto-cnn export`: exports the best network of a search.
-pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
-    let dir = &args.run_dir;
-    let (mut cfg, state) = open_run(dir, "auto-cnn export")?;
-    if let Some(d) = &args.device {
-        cfg.device = d.clone();
-    }
-    if args.final_epochs == Some(0) {
-        return Err(Error::usage("--final-epochs must be at least 1"));
-    }
-    let best = state.best.ok_or_else(|| {
-        Error::usage(format!(
-            "{}: no network has been evaluated yet",
-            dir.display()
-        ))
-    })?;
-    let mut data = load_dataset(&cfg.dataset, &cfg.data, parse_device(&cfg.device)?)?;
-    let bars = (!args.quiet).then(MultiProgress::new);
-    let path = args.out.clone().unwrap_or_else(|| dir.join("best.pt"));
-    export_model(
-        dir,
-        &path,
-        &cfg,
-        &best,
-        args.final_epochs,
-        &mut data,
-        bars.as_ref(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
     use super::*;
+    use crate::data::{load_dataset, DataArgs};
+    use crate::run::{NewRun, RunArgs};
+    use rand::SeedableRng;
+    use tch::Device;
 
     fn cfg(population: usize) -> SearchConfig {
         let args = SearchArgs {

@@ -662,10 +662,10 @@ pub fn read_cifar(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<u8>, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
     use super::*;
     use crate::data::download::{sha256_hex, tests::serve};
     use crate::data::idx::encode_idx;
+    use rand::SeedableRng;
     use std::io::Write;
 
     fn opts(dir: &Path) -> DataOptions {

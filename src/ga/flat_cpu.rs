@@ -7,9 +7,9 @@
 //! So breeding a child costs O(blocks + mutated genes * block) instead of O(genes), which is
 //! what makes GARI-style runs (9 mutated genes of 90,000) fast. Children are bred in parallel
 //! with rayon when that much work is at stake.
-use super::plan::Population;
 use super::flat::{read_flat, write_flat, FlatPopulation};
 use super::ops::{ChildPlan, CrossoverPlan, FlatOps};
+use super::plan::Population;
 use super::GaRng;
 use crate::error::Result;
 use rayon::prelude::*;

@@ -2,9 +2,9 @@
 //! the whole brood with a few tensor ops (gather, where, index_put), and fitness is computed by a
 //! batched function of the children tensor. Works for any fitness (a network's forward pass,
 //! a distance to a target).
-use super::plan::Population;
 use super::flat::{read_flat, write_flat, FlatPopulation};
 use super::ops::{ChildPlan, CrossoverPlan, FlatOps, MutationPlan};
+use super::plan::Population;
 use super::GaRng;
 use crate::error::{Error, Result};
 use std::borrow::Cow;

@@ -9,9 +9,9 @@
 //! `--population 1 --no-evolution` is the plain gradient DCGAN on the same code path.
 use super::func::{bce_cols, gbn, gbn_fixed, gconv, gconv_t, leaf, leaky_relu, Adam, Layout};
 use super::{GanModel, GenStats, RealStream};
-use crate::ga::Evolver;
 use crate::error::{Error, Result};
 use crate::ga::selection::argbest;
+use crate::ga::Evolver;
 use crate::ga::GaRng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -23,9 +23,9 @@
 //! (nothing was inherited), sorted fitness ascending (kept the worst), and misspelled calls.
 use super::func::{bce_cols, leaf, Adam, Layout};
 use super::{GanModel, GenStats, RealStream};
-use crate::ga::Evolver;
 use crate::error::Result;
 use crate::ga::selection::argbest;
+use crate::ga::Evolver;
 use crate::ga::GaRng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -170,6 +170,4 @@ impl FeatureExtractor {
         }
         Ok(Tensor::cat(&outs, 0))
     }
-
 }
-

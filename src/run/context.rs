@@ -135,11 +135,18 @@ mod tests {
     use super::*;
     #[test]
     fn resume_refuses_shaping_flags_by_name() {
-        let given = vec!["--resume".to_string(), "--generations".into(), "--population".into()];
+        let given = vec![
+            "--resume".to_string(),
+            "--generations".into(),
+            "--population".into(),
+        ];
         let e = check_resume_flags(&given, &["--generations"]).unwrap_err();
         assert!(matches!(e, Error::Usage(_)));
         let msg = e.to_string();
-        assert!(msg.contains("--population") && !msg.contains("--generations,"), "{msg}");
+        assert!(
+            msg.contains("--population") && !msg.contains("--generations,"),
+            "{msg}"
+        );
         assert!(check_resume_flags(&given[..2], &["--generations"]).is_ok());
     }
 }

@@ -61,7 +61,11 @@ impl Job {
             Job::Gari => &["best.png", "compare.png", "fitness.png", "snapshots/"],
             Job::Fool => &["grid.png", "class-*.png", "confidence.png"],
             Job::Train => &["model.pt (+ .features.pt, .json)"],
-            Job::AutoCnn => &["best.pt (+ best.features.pt, best.json)", "fitness.png", "cache.json"],
+            Job::AutoCnn => &[
+                "best.pt (+ best.features.pt, best.json)",
+                "fitness.png",
+                "cache.json",
+            ],
             Job::Gan => &[
                 "best-generator.pt (+ .json)",
                 "samples/",

@@ -145,14 +145,20 @@ pub fn load_checkpoint<P: Population>(path: &Path, pop: &mut P) -> Result<Engine
     r.read_exact(&mut magic)
         .map_err(|_| Error::corrupt(path, "not a neuroevo checkpoint (too short)"))?;
     if &magic != CKPT_MAGIC {
-        return Err(Error::corrupt(path, "not a neuroevo checkpoint (bad magic)"));
+        return Err(Error::corrupt(
+            path,
+            "not a neuroevo checkpoint (bad magic)",
+        ));
     }
     let mut len = [0u8; 8];
     r.read_exact(&mut len)
         .map_err(|_| Error::corrupt(path, "truncated checkpoint header"))?;
     let len = u64::from_le_bytes(len);
     if len > 1 << 30 {
-        return Err(Error::corrupt(path, "checkpoint header length is implausible"));
+        return Err(Error::corrupt(
+            path,
+            "checkpoint header length is implausible",
+        ));
     }
     let mut json = vec![0u8; len as usize];
     r.read_exact(&mut json)
@@ -200,7 +206,9 @@ impl Engine<'_> {
         let root = self.dir.path();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let g0 = state.generation;
-        let (mut log, kept) = Log::open(&self.dir.log(), |r| generation_of(r).is_some_and(|g| g < g0))?;
+        let (mut log, kept) = Log::open(&self.dir.log(), |r| {
+            generation_of(r).is_some_and(|g| g < g0)
+        })?;
         let mut records: Vec<GenRecord> = kept
             .into_iter()
             .filter_map(|v| serde_json::from_value(v).ok())

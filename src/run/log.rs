@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(text.lines().count(), 3);
         assert!(text.ends_with('\n'));
         let r: Record = serde_json::from_value(kept[2].clone()).unwrap();
-        assert_eq!((r.kind.as_str(), r.generation, r.cpu_s), ("generation", Some(2), 0.5));
+        assert_eq!(
+            (r.kind.as_str(), r.generation, r.cpu_s),
+            ("generation", Some(2), 0.5)
+        );
         assert_eq!(kind_of(&json!({"type": "evaluation"})), "evaluation");
     }
 }

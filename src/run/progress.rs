@@ -31,15 +31,21 @@ fn style(known_total: bool, unit: &'static str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .expect("a valid progress template")
         .progress_chars("=> ")
-        .with_key("unit", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
-            let _ = w.write_str(unit);
-        })
-        .with_key("rate", move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-            let r = s.per_sec();
-            let _ = if r >= 10.0 {
-                write!(w, "{r:.0} {unit}/s")
-            } else {
-                write!(w, "{:.1} s/{unit}", 1.0 / r.max(1e-9))
-            };
-        })
+        .with_key(
+            "unit",
+            move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(unit);
+            },
+        )
+        .with_key(
+            "rate",
+            move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let r = s.per_sec();
+                let _ = if r >= 10.0 {
+                    write!(w, "{r:.0} {unit}/s")
+                } else {
+                    write!(w, "{:.1} s/{unit}", 1.0 / r.max(1e-9))
+                };
+            },
+        )
 }

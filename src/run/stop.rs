@@ -156,8 +156,11 @@ mod tests {
         p.generation = 10;
         assert_eq!(s.reason(&p), Some(StopReason::Generations));
         assert!(StopCriteria::default().is_empty());
-        assert!(StopCriteria { time_budget_s: Some(f64::INFINITY), ..Default::default() }
-            .validate()
-            .is_err());
+        assert!(StopCriteria {
+            time_budget_s: Some(f64::INFINITY),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
     }
 }

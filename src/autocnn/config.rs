@@ -1,0 +1,241 @@
+//! `auto-cnn search`'s options and `config.json`: the genome space, the GA's rates, how every
+//! network is trained and on which split its fitness is measured.
+use super::genome::GenomeSpace;
+use crate::data::{DataArgs, DataOptions, DatasetName};
+use crate::error::{Error, Result};
+use crate::nn::train::{Optimizer, Schedule, TrainConfig};
+use crate::nn::Precision;
+use crate::run::{Job, JobConfig, NewRun, RunArgs};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Which split the fitness (accuracy after the short training) is measured on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FitnessSet {
+    /// The validation split held out of the training set (`--val-fraction`).
+    Val,
+    /// The test set, as the `auto-cnn` package does (leaks the test set into the search).
+    Test,
+}
+
+impl std::fmt::Display for FitnessSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FitnessSet::Val => "val",
+            FitnessSet::Test => "test",
+        })
+    }
+}
+
+/// What happens to a genome whose pooling layers would shrink the feature map below 1x1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ShrinkPolicy {
+    /// Drop the pooling layers that cannot run, train the rest (the log names the dropped ones).
+    Repair,
+    /// Score the genome 0 without training it.
+    Zero,
+}
+
+/// Options of `auto-cnn search`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Individuals per generation.
+    #[arg(long, default_value_t = 5)]
+    pub population: usize,
+    /// Generations after the initial population [default: 4]; with --resume, extends the run.
+    #[arg(long)]
+    pub generations: Option<usize>,
+    /// Training epochs of every evaluated network.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Probability that two parents are crossed over (else copied).
+    #[arg(long, default_value_t = 0.9)]
+    pub crossover_prob: f64,
+    /// Probability that an offspring is mutated.
+    #[arg(long, default_value_t = 0.2)]
+    pub mutation_prob: f64,
+    /// Weights of the four mutations: add a skip layer, add a pooling layer, remove a layer,
+    /// randomise a layer.
+    #[arg(long, default_value = "0.7,0.1,0.1,0.1")]
+    pub mutation_dist: String,
+    /// Filter counts of the skip layers' convolutions.
+    #[arg(long, default_value = "32,64,128,256,512")]
+    pub filters: String,
+    /// Smallest initial depth (layers).
+    #[arg(long, default_value_t = 1)]
+    pub min_depth: usize,
+    /// Largest initial depth (layers).
+    #[arg(long, default_value_t = 5)]
+    pub max_depth: usize,
+    /// Split the fitness is measured on: val (default) or test (what the package does).
+    #[arg(long, value_enum, default_value_t = FitnessSet::Val)]
+    pub fitness_set: FitnessSet,
+    /// Genomes that pool below 1x1: repair (drop those pooling layers) or zero (score 0).
+    #[arg(long, value_enum, default_value_t = ShrinkPolicy::Repair)]
+    pub on_shrink: ShrinkPolicy,
+    /// Stop after this many seconds (summed over resumes), after the network in training;
+    /// with --resume, replaces the run's budget.
+    #[arg(long)]
+    pub time_budget: Option<f64>,
+    /// Retrain the best genome from scratch on train+val for this many epochs before export
+    /// (default: export the network trained during the search).
+    #[arg(long)]
+    pub final_epochs: Option<usize>,
+    /// Images per training step. Small batches and a cosine decay from a high learning rate
+    /// get the most out of a one-epoch training (measured on mnist-10k, see the README).
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Adam learning rate (the start of the decay with --schedule cosine).
+    #[arg(long, default_value_t = 4e-3)]
+    pub lr: f64,
+    /// Learning-rate schedule of every training: cosine (to 0 over --epochs) or constant.
+    #[arg(long, default_value = "cosine")]
+    pub schedule: String,
+    /// What convolutions compute in while networks train: auto (bf16 on a CPU with AVX512-BF16,
+    /// else fp32), fp32 or bf16 (mixed precision, fp32 weights). The export computes in fp32.
+    #[arg(long, default_value = "auto")]
+    pub precision: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `config.json` of a search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchConfig {
+    pub dataset: DatasetName,
+    pub data: DataOptions,
+    pub space: GenomeSpace,
+    pub population: usize,
+    pub generations: usize,
+    pub crossover_prob: f64,
+    pub mutation_prob: f64,
+    /// Add skip, add pool, remove, randomise.
+    pub mutation_dist: [f64; 4],
+    pub fitness_set: FitnessSet,
+    pub on_shrink: ShrinkPolicy,
+    pub time_budget_s: Option<f64>,
+    /// How every genome is trained (`epochs` is the search's epochs; the seed is the run's, so a
+    /// genome always gets the same fitness).
+    pub train: TrainConfig,
+    pub final_epochs: Option<usize>,
+    pub device: String,
+    pub seed: u64,
+}
+
+pub(crate) fn parse_list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
+    s.split(',')
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse()
+                .map_err(|_| Error::usage(format!("{flag} {s}: \"{t}\" is not a number")))
+        })
+        .collect()
+}
+
+impl SearchArgs {
+    pub fn to_config(&self, new: &NewRun) -> Result<SearchConfig> {
+        let seed = new.seed;
+        let (dataset, data) = self.data.resolve(seed)?;
+        let dist: Vec<f64> = parse_list("--mutation-dist", &self.mutation_dist)?;
+        let mutation_dist: [f64; 4] = dist.try_into().map_err(|_| {
+            Error::usage(format!(
+                "--mutation-dist {}: give four weights (add skip, add pool, remove, randomise)",
+                self.mutation_dist
+            ))
+        })?;
+        Ok(SearchConfig {
+            dataset,
+            data,
+            space: GenomeSpace {
+                filters: parse_list("--filters", &self.filters)?,
+                min_depth: self.min_depth,
+                max_depth: self.max_depth,
+                skip_prob: 0.5,
+            },
+            population: self.population,
+            generations: self.generations.unwrap_or(4),
+            crossover_prob: self.crossover_prob,
+            mutation_prob: self.mutation_prob,
+            mutation_dist,
+            fitness_set: self.fitness_set,
+            on_shrink: self.on_shrink,
+            time_budget_s: self.time_budget,
+            train: TrainConfig {
+                epochs: self.epochs,
+                batch_size: self.batch_size,
+                lr: self.lr,
+                optimizer: Optimizer::Adam,
+                schedule: Schedule::parse(&self.schedule)?,
+                weight_decay: 0.0,
+                augment_shift: 0,
+                seed,
+                precision: Precision::parse(&self.precision, new.device)?,
+            },
+            final_epochs: self.final_epochs,
+            device: new.device_name.clone(),
+            seed,
+        })
+    }
+}
+
+impl JobConfig for SearchConfig {
+    const JOB: Job = Job::AutoCnn;
+    const ON_RESUME: &'static [&'static str] =
+        &["--generations", "--time-budget", "--final-epochs"];
+    fn device(&self) -> &str {
+        &self.device
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+impl SearchConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.population < 2 {
+            return Err(Error::usage(format!(
+                "--population {}: a search needs at least 2 individuals",
+                self.population
+            )));
+        }
+        for (flag, p) in [
+            ("--crossover-prob", self.crossover_prob),
+            ("--mutation-prob", self.mutation_prob),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::usage(format!("{flag} {p}: must be in [0, 1]")));
+            }
+        }
+        let d = &self.mutation_dist;
+        if d.iter().any(|w| !w.is_finite() || *w < 0.0) || d.iter().sum::<f64>() <= 0.0 {
+            return Err(Error::usage(format!(
+                "--mutation-dist {d:?}: weights must be non-negative with a positive sum"
+            )));
+        }
+        if self.time_budget_s.is_some_and(|t| !(t > 0.0)) {
+            return Err(Error::usage(
+                "--time-budget must be a positive number of seconds",
+            ));
+        }
+        if self.final_epochs == Some(0) {
+            return Err(Error::usage("--final-epochs must be at least 1"));
+        }
+        self.space.validate()?;
+        self.train.validate()
+    }
+
+    /// The settings a genome's fitness depends on; a cached fitness is reused only when they
+    /// are equal (the cache key hashes them with the genome).
+    pub(crate) fn fitness_settings(&self) -> String {
+        json!({
+            "dataset": self.dataset.label(), "data": self.data, "train": self.train,
+            "fitness_set": self.fitness_set, "on_shrink": self.on_shrink,
+        })
+        .to_string()
+    }
+}

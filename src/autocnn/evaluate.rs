@@ -1,0 +1,146 @@
+//! Scoring a genome: a function of (genome, the settings its fitness depends on) that trains the
+//! network on a local device and measures its accuracy. The search hands genomes to it; other
+//! evaluation backends can take its place.
+use super::cache::*;
+use super::config::*;
+use super::genome;
+use crate::data::{load_dataset, Dataset};
+use crate::device::parse_device;
+use crate::error::{Error, Result};
+use crate::nn::arch::Arch;
+use crate::nn::model::{parameter_count, LayerNet};
+use crate::nn::train::{accuracy, train_classifier, EVAL_BATCH};
+use indicatif::{MultiProgress, ProgressBar};
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::Device;
+
+pub(crate) struct Trained {
+    pub(crate) eval: Evaluation,
+    pub(crate) net: Option<(LayerNet, VarStore)>,
+}
+
+/// Trains `genome` per `cfg` on `data` and scores it. A genome that cannot run (pooling below
+/// 1x1 under [`ShrinkPolicy::Zero`], nothing left after a repair) or whose training fails
+/// (diverged, out of memory) scores 0 with a note instead of stopping the search.
+pub(crate) fn train_genome(
+    genome: &str,
+    cfg: &SearchConfig,
+    data: &mut Dataset,
+    bars: Option<&MultiProgress>,
+    bar: Option<&ProgressBar>,
+) -> Result<Trained> {
+    let t0 = Instant::now();
+    let g = Arch::parse(genome)?;
+    let zero = |note: String, evaluated: String| Trained {
+        eval: Evaluation {
+            genome: genome.to_string(),
+            evaluated,
+            params: 0,
+            fitness: 0.0,
+            val_acc: None,
+            test_acc: None,
+            seconds: t0.elapsed().as_secs_f64(),
+            note: Some(note),
+        },
+        net: None,
+    };
+    let (arch, mut note) = match cfg.on_shrink {
+        ShrinkPolicy::Repair => match genome::repair(&g, data.shape) {
+            (Some(a), dropped) if dropped.is_empty() => (a, None),
+            (Some(a), dropped) => {
+                let n = format!("repaired to \"{a}\": dropped {}", dropped.join(", "));
+                (a, Some(n))
+            }
+            (None, _) => {
+                return Ok(zero(
+                    "scored 0: only pooling layers, none of which can run".into(),
+                    String::new(),
+                ))
+            }
+        },
+        ShrinkPolicy::Zero => match g.output_shape(data.shape) {
+            Ok(_) => (g.clone(), None),
+            Err(e) => return Ok(zero(format!("scored 0: {e}"), String::new())),
+        },
+    };
+    // the initial weights depend on the seed only, not on what was trained before
+    crate::rng::Streams::new(cfg.train.seed).init_libtorch();
+    let vs = VarStore::new(data.device());
+    let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    net.set_precision(cfg.train.precision);
+    let params = parameter_count(&vs);
+    let epochs = cfg.train.epochs;
+    let trained = train_classifier(&net, &vs, &data.train, None, &cfg.train, 0, bars, |r| {
+        if let Some(b) = bar {
+            let msg = b.message();
+            let base = msg.split(" [epoch").next().unwrap_or("").to_string();
+            b.set_message(format!("{base} [epoch {}/{epochs} done]", r.epoch));
+        }
+        Ok(())
+    });
+    if let Err(e) = trained {
+        if e.is_user_error() {
+            return Err(e);
+        }
+        let mut t = zero(format!("scored 0: training failed: {e}"), arch.to_string());
+        t.eval.params = params;
+        return Ok(t);
+    }
+    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, EVAL_BATCH));
+    let test_acc =
+        (cfg.fitness_set == FitnessSet::Test).then(|| accuracy(&net, &data.test, EVAL_BATCH));
+    let mut fitness = match cfg.fitness_set {
+        FitnessSet::Val => val_acc,
+        FitnessSet::Test => test_acc,
+    }
+    .unwrap_or(f64::NAN);
+    if !fitness.is_finite() {
+        note = Some(format!("scored 0: fitness was {fitness}"));
+        fitness = 0.0;
+    }
+    Ok(Trained {
+        eval: Evaluation {
+            genome: genome.to_string(),
+            evaluated: arch.to_string(),
+            params,
+            fitness,
+            val_acc,
+            test_acc,
+            seconds: t0.elapsed().as_secs_f64(),
+            note,
+        },
+        net: Some((net, vs)),
+    })
+}
+
+pub(crate) fn load_workers(cfg: &SearchConfig) -> Result<Vec<Dataset>> {
+    let workers = worker_devices(&cfg.device)?
+        .into_iter()
+        .map(|d| load_dataset(&cfg.dataset, &cfg.data, d))
+        .collect::<Result<Vec<_>>>()?;
+    let d = &workers[0];
+    match cfg.fitness_set {
+        FitnessSet::Val if d.val.is_empty() => Err(Error::usage(
+            "the validation split is empty (--val-fraction 0?): the fitness is measured on it",
+        )),
+        FitnessSet::Test if d.test.is_empty() => Err(Error::usage(format!(
+            "{} has no test set to measure the fitness on",
+            d.name
+        ))),
+        _ => Ok(workers),
+    }
+}
+
+/// The devices networks are trained on: every CUDA device for `auto`/`cuda` on a machine with
+/// several, else the one named.
+pub(crate) fn worker_devices(name: &str) -> Result<Vec<Device>> {
+    let d = parse_device(name)?;
+    let all = matches!(name.trim().to_ascii_lowercase().as_str(), "auto" | "cuda");
+    Ok(match d {
+        Device::Cuda(_) if all => (0..tch::Cuda::device_count() as usize)
+            .map(Device::Cuda)
+            .collect(),
+        _ => vec![d],
+    })
+}

@@ -1,0 +1,156 @@
+//! What a search shows a person: `fitness.png`, the table of the best genomes, `auto-cnn show`.
+use super::cache::*;
+use super::config::*;
+use super::search::*;
+use crate::error::Result;
+use crate::fsutil;
+use crate::nn::export::ModelInfo;
+use crate::plot::{line_plot, Panel, Series};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub(crate) fn read_records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("log.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// `fitness.png`: best and mean fitness of the population per generation.
+pub(crate) fn plot_fitness(dir: &Path) -> Result<()> {
+    let gens: Vec<serde_json::Value> = read_records(dir)
+        .into_iter()
+        .filter(|r| crate::run::log::kind_of(r) == "generation")
+        .collect();
+    let series = |name: &str, key: &str| Series {
+        name: name.into(),
+        points: gens
+            .iter()
+            .filter_map(|r| Some((r["generation"].as_f64()?, r[key].as_f64()?)))
+            .collect(),
+    };
+    line_plot(
+        &dir.join("fitness.png"),
+        "auto-cnn: fitness (accuracy after the short training) per generation",
+        "generation",
+        &[Panel {
+            y_label: "accuracy".into(),
+            series: vec![
+                series("best", "best_fitness"),
+                series("mean", "mean_fitness"),
+            ],
+        }],
+    )
+}
+
+/// A table of the `top` evaluated genomes, best first.
+pub(crate) fn table(entries: &[Evaluation], top: usize, set: FitnessSet) -> String {
+    let mut e: Vec<&Evaluation> = entries.iter().collect();
+    e.sort_by(|a, b| b.fitness.total_cmp(&a.fitness));
+    let width = e
+        .iter()
+        .take(top)
+        .map(|x| x.genome.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let label = match set {
+        FitnessSet::Val => "val acc",
+        FitnessSet::Test => "test acc",
+    };
+    let mut s = format!("rank  {:<width$}  {:>12}  {label}\n", "genome", "params");
+    for (i, x) in e.iter().take(top).enumerate() {
+        let _ = writeln!(
+            s,
+            "{:>4}  {:<width$}  {:>12}  {:.4}{}",
+            i + 1,
+            x.genome,
+            x.params,
+            x.fitness,
+            if x.note.is_some() { "  *" } else { "" }
+        );
+    }
+    if e.iter().take(top).any(|x| x.note.is_some()) {
+        s.push_str("   * repaired or scored 0: see the notes in log.jsonl\n");
+    }
+    s
+}
+
+/// Options of `auto-cnn show`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The run directory of a search (finished, running or killed).
+    pub run_dir: PathBuf,
+    /// How many of the best genomes to list.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// `auto-cnn show`: what a search has done so far and its best genomes.
+pub fn show_run(dir: &Path, top: usize) -> Result<String> {
+    let (cfg, state) = open_run(dir, "auto-cnn show")?;
+    let cache = load_cache(dir)?;
+    let mut s = format!(
+        "auto-cnn search in {}: {}, population {}, {} generations, {} epochs per network, fitness on {}, seed {}\n",
+        dir.display(),
+        cfg.dataset.label(),
+        cfg.population,
+        cfg.generations,
+        cfg.train.epochs,
+        cfg.fitness_set,
+        cfg.seed
+    );
+    let pending = |v: &Vec<Individual>| v.iter().filter(|i| i.fitness.is_none()).count();
+    let status = match (state.phase, &state.stop_reason) {
+        (Phase::Done, _) => "finished (all generations)".to_string(),
+        (_, Some(r)) => format!("stopped by {r} at generation {}", state.generation),
+        (Phase::Evaluate, None) => {
+            let list = if state.generation == 0 {
+                &state.population
+            } else {
+                &state.offspring
+            };
+            format!(
+                "running or interrupted: generation {} of {}, {} of {} networks of this generation evaluated",
+                state.generation,
+                cfg.generations,
+                list.len() - pending(list),
+                list.len()
+            )
+        }
+        (Phase::Breed, None) => format!(
+            "running or interrupted: generation {} of {} done",
+            state.generation, cfg.generations
+        ),
+    };
+    let _ = writeln!(s, "status: {status}");
+    let _ = writeln!(
+        s,
+        "{} evaluations ({} networks trained, {} from the cache), {:.1} s",
+        state.evaluations, state.trained, state.cache_hits, state.elapsed_s
+    );
+    let entries: Vec<Evaluation> = cache.entries.values().cloned().collect();
+    s.push_str(&table(&entries, top, cfg.fitness_set));
+    let info = dir.join("best.json");
+    if info.exists() {
+        let i: ModelInfo = fsutil::read_json(&info)?;
+        let _ = writeln!(
+            s,
+            "exported: {} = {} ({} parameters), test acc {}",
+            dir.join("best.pt").display(),
+            i.arch,
+            i.parameters,
+            super::fmt_acc(i.metrics["test_acc"].as_f64())
+        );
+    } else if let Some(b) = &state.best {
+        let _ = writeln!(
+            s,
+            "best so far: {} (fitness {:.4}); not exported yet (auto-cnn export {})",
+            b.genome,
+            b.fitness,
+            dir.display()
+        );
+    }
+    Ok(s)
+}

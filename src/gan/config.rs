@@ -1,0 +1,519 @@
+//! `neuroevo gan`'s options and `config.json`: the mode, the data, the populations and their
+//! GA, the networks, the optimiser, the stop criteria and the FID.
+use super::*;
+use crate::data::datasets::{DataOptions, DatasetName};
+use crate::error::{Error, Result};
+use crate::ga::cli::MutationArgs;
+use crate::ga::{
+    Breeding, Crossover, FlatOps, GeneCount, Mutation, Pairing, Replacement, Selection,
+};
+use crate::run::{BudgetClock, JobConfig, NewRun, RunArgs, StopCriteria};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Evolve the flat weight vectors of MLP generators against one trained discriminator.
+    Weights,
+    /// Populations of DCGAN generators and discriminators (GA-GAN thesis).
+    Dcgan,
+}
+
+/// Whose learning rates `--evolve-lr` evolves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LrEvolution {
+    /// Generators' and discriminators'.
+    Both,
+    /// Generators' only; every discriminator keeps --lr.
+    Generators,
+}
+
+/// Options of `neuroevo gan`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct GanArgs {
+    /// weights (evolved MLP generators) or dcgan (populations of DCGANs).
+    #[arg(long, value_enum, default_value = "dcgan")]
+    pub mode: Mode,
+    /// mnist-10k (bundled), mnist, fashion-mnist or folder:PATH.
+    #[arg(long, default_value = "mnist-10k")]
+    pub dataset: String,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Use at most this many training images (a seeded subset).
+    #[arg(long)]
+    pub subset: Option<usize>,
+    /// Side of the images: 28 (default for MNIST-like data), 32 or 64 (default for folders).
+    #[arg(long)]
+    pub image_size: Option<i64>,
+    /// Channels of folder images (1 or 3).
+    #[arg(long, default_value_t = 3)]
+    pub channels: u8,
+    /// Generators (default 50 in weights mode, 8 in dcgan mode).
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// Discriminators in dcgan mode (default: as many as generators).
+    #[arg(long)]
+    pub d_population: Option<usize>,
+    /// Switch evolution off (no selection, crossover or mutation): with --population 1, the
+    /// plain gradient DCGAN baseline.
+    #[arg(long)]
+    pub no_evolution: bool,
+    /// dcgan: every individual gets its own Adam learning rate (starting at --lr), which its
+    /// children inherit multiplied by 0.8 or 1.25 (population-based training's explore):
+    /// `--evolve-lr` or `--evolve-lr both` for generators and discriminators,
+    /// `--evolve-lr generators` for the generators only (the discriminators keep --lr).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "both")]
+    pub evolve_lr: Option<LrEvolution>,
+    /// dcgan: Adam steps per individual and generation (0: a pure GA).
+    #[arg(long, default_value_t = 1)]
+    pub grad_steps: usize,
+    /// Stop after this many generations.
+    #[arg(long)]
+    pub generations: Option<u64>,
+    /// Stop after this many epochs (passes over the training images).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Stop after this many seconds of training (evaluation excluded), on --budget-clock.
+    #[arg(long)]
+    pub time_budget: Option<f64>,
+    /// The clock of --time-budget: wall (elapsed seconds, the default) or cpu (CPU seconds of
+    /// this process in training, all threads: the fair clock on a machine shared with other
+    /// jobs). With --resume: the run's own clock unless given.
+    #[arg(long, value_enum)]
+    pub budget_clock: Option<BudgetClock>,
+    /// Fraction of each population kept as parents (truncation selection).
+    #[arg(long, default_value_t = 0.2)]
+    pub keep_fraction: f64,
+    /// Survivors: the K best (elitism); default: the whole kept fraction (weights mode, as in
+    /// the notebook) or 1 (dcgan mode).
+    #[arg(long)]
+    pub elitism: Option<usize>,
+    /// single-point, two-point, uniform, per-tensor (dcgan: each parameter tensor from either
+    /// parent) or none (default: single-point in weights mode, none in dcgan mode).
+    #[arg(long)]
+    pub crossover: Option<String>,
+    #[arg(long, default_value_t = 1.0)]
+    pub crossover_prob: f64,
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+    /// Latent size (default 100 in weights mode, 128 in dcgan mode).
+    #[arg(long)]
+    pub latent_dim: Option<i64>,
+    /// weights: hidden layer sizes of the generator MLP, comma-separated.
+    #[arg(long, default_value = "100")]
+    pub hidden: String,
+    /// dcgan: base channel width (channels are multiples of it; 64 at 64x64 is the thesis).
+    /// Default 32 at 28/32, 64 at 64.
+    #[arg(long)]
+    pub width: Option<i64>,
+    /// weights: fitness of a generator: logit (mean D logit), prob (mean D(G(z))) or features
+    /// (feature matching on D's penultimate layer).
+    #[arg(long, value_enum, default_value = "logit")]
+    pub fitness: weights::WeightsFitness,
+    /// weights: discriminator Adam steps per training generation.
+    #[arg(long, default_value_t = 1)]
+    pub d_steps: usize,
+    /// weights: train the discriminator every this many generations.
+    #[arg(long, default_value_t = 1)]
+    pub d_every: u64,
+    /// weights: discriminator steps against the initial population before the first
+    /// generation (useful with --fitness features: it then starts on learnt features).
+    #[arg(long, default_value_t = 0)]
+    pub d_warmup: usize,
+    /// weights: real images in each fitness evaluation (default: --eval-batch); more make the
+    /// feature-matching target less noisy.
+    #[arg(long)]
+    pub real_batch: Option<i64>,
+    /// weights: how generators start: glorot (Keras' default, zero biases) or data-mean
+    /// (output biases at the logit of the mean real image).
+    #[arg(long, value_enum, default_value = "glorot")]
+    pub g_init: weights::GeneratorInit,
+    /// weights: strokes added to the output weights of each child (0: off): a mutation that
+    /// changes a line of pixels of one hidden unit's image at once, so that strokes rather than
+    /// speckle accumulate (combine with --mutation-prob 0 to make it the only mutation).
+    #[arg(long, default_value_t = 0)]
+    pub stroke_mutation: usize,
+    /// weights: standard deviation of a stroke's amplitude, in logits.
+    #[arg(long, default_value_t = 3.0)]
+    pub stroke_sigma: f64,
+    /// weights: width of a stroke (the standard deviation of its profile), in pixels.
+    #[arg(long, default_value_t = 1.2)]
+    pub stroke_width: f64,
+    /// weights: the generators' hidden activation: sigmoid (the notebook's: every z mixes all
+    /// hidden units' images) or softmax (each z picks a blend of a few units' images).
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    pub hidden_activation: weights::HiddenActivation,
+    /// weights: temperature of --hidden-activation softmax (default 0.5; lower: each z picks
+    /// fewer units).
+    #[arg(long)]
+    pub softmax_temperature: Option<f64>,
+    /// weights: give the discriminator the minibatch standard deviation of each generator's
+    /// fakes, so that generators whose images ignore z rank low.
+    #[arg(long)]
+    pub minibatch_std: bool,
+    /// Images per gradient step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: i64,
+    /// Fakes per generator (and real images) in each fitness evaluation (default 16 in
+    /// weights mode, 32 in dcgan mode).
+    #[arg(long)]
+    pub eval_batch: Option<i64>,
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.5)]
+    pub beta1: f64,
+    /// Classifier whose penultimate features are the FID extractor (its .features.pt and
+    /// .json beside it).
+    #[arg(long, default_value = "models/mnist-cnn.pt")]
+    pub fid_model: PathBuf,
+    /// Generated (and real) images per FID.
+    #[arg(long, default_value_t = 1000)]
+    pub fid_samples: i64,
+    /// Also compute the FID every this many generations (0: only at epoch ends and the end).
+    #[arg(long, default_value_t = 0)]
+    pub fid_every: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `config.json` of a gan run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GanConfig {
+    pub mode: Mode,
+    pub dataset: DatasetName,
+    pub data: DataOptions,
+    pub image_size: i64,
+    pub population: usize,
+    pub evolution: bool,
+    /// Generators' GA (absent without evolution).
+    pub ga: Option<Breeding>,
+    pub ops: FlatOps,
+    /// dcgan: the discriminators' GA.
+    pub d_ga: Option<Breeding>,
+    pub d_ops: FlatOps,
+    pub per_tensor_crossover: bool,
+    pub weights: Option<weights::WeightsConfig>,
+    pub dcgan: Option<dcgan::DcganConfig>,
+    pub batch_size: i64,
+    pub eval_batch: i64,
+    pub lr: f64,
+    pub beta1: f64,
+    pub stop: StopCriteria,
+    pub fid_model: PathBuf,
+    pub fid_samples: i64,
+    pub fid_every: u64,
+    pub device: String,
+    pub seed: u64,
+}
+
+pub(crate) fn ga_config(p: usize, keep_fraction: f64, elitism: Option<usize>) -> Result<Breeding> {
+    if !(keep_fraction > 0.0 && keep_fraction < 1.0) {
+        return Err(Error::usage(format!(
+            "--keep-fraction {keep_fraction}: must be in (0, 1)"
+        )));
+    }
+    // at least one parent: with P = 2, "the top 20%" is the better one, not both
+    let parents = ((keep_fraction * p as f64).round() as usize).clamp(1, p);
+    let ga = Breeding {
+        population: p,
+        parents,
+        selection: Selection::Truncation,
+        pairing: Pairing::RandomPairs,
+        replacement: match elitism {
+            Some(k) => Replacement::Elitism { k },
+            None => Replacement::KeepParents,
+        },
+    };
+    ga.validate()?;
+    Ok(ga)
+}
+
+impl JobConfig for GanConfig {
+    const JOB: crate::run::Job = crate::run::Job::Gan;
+    const ON_RESUME: &'static [&'static str] = &[
+        "--generations",
+        "--epochs",
+        "--time-budget",
+        "--budget-clock",
+        "--fid-every",
+    ];
+    fn device(&self) -> &str {
+        &self.device
+    }
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+impl GanArgs {
+    /// The stop criteria typed on the command line.
+    pub(crate) fn stop_given(&self) -> StopCriteria {
+        StopCriteria {
+            generations: self.generations,
+            epochs: self.epochs,
+            time_budget_s: self.time_budget,
+            budget_clock: self.budget_clock.unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    /// Stop criteria and cadences given with `--resume` extend the run.
+    pub(crate) fn apply_on_resume(&self, cfg: &mut GanConfig) -> Result<()> {
+        let given = self.stop_given();
+        given.validate()?;
+        cfg.stop.extend_with(&given, self.budget_clock.is_some());
+        if self.run.was_given("--fid-every") {
+            cfg.fid_every = self.fid_every;
+        }
+        Ok(())
+    }
+
+    pub fn to_config(&self, new: &NewRun) -> Result<GanConfig> {
+        let dataset = DatasetName::parse(&self.dataset)?;
+        let folder = matches!(dataset, DatasetName::Folder(_));
+        let image_size = self.image_size.unwrap_or(if folder { 64 } else { 28 });
+        if ![28, 32, 64].contains(&image_size) {
+            return Err(Error::usage(format!(
+                "--image-size {image_size}: expected 28, 32 or 64"
+            )));
+        }
+        if !(self.channels == 1 || self.channels == 3) {
+            return Err(Error::usage(format!(
+                "--channels {}: expected 1 or 3",
+                self.channels
+            )));
+        }
+        let seed = new.seed;
+        let data = DataOptions {
+            data_dir: self.data_dir.clone(),
+            val_fraction: 0.0,
+            seed,
+            subset: self.subset,
+            image_size: image_size as u32,
+            channels: self.channels,
+            download: true,
+        };
+        let weights_mode = self.mode == Mode::Weights;
+        let population = self.population.unwrap_or(if weights_mode { 50 } else { 8 });
+        let d_population = self.d_population.unwrap_or(population);
+        if population == 0 || d_population == 0 {
+            return Err(Error::usage(
+                "--population and --d-population must be at least 1",
+            ));
+        }
+        let evolution = !self.no_evolution;
+        if evolution && population < 2 && (weights_mode || d_population < 2) {
+            return Err(Error::usage(format!(
+                "--population {population}: evolution needs at least 2 individuals; add --no-evolution for the gradient-only baseline"
+            )));
+        }
+        if self.evolve_lr.is_some() && (weights_mode || self.no_evolution) {
+            return Err(Error::usage(
+                "--evolve-lr: only for the dcgan mode with evolution (learning rates evolve with the individuals)",
+            ));
+        }
+        if self.stroke_mutation > 0 {
+            if !weights_mode {
+                return Err(Error::usage(
+                    "--stroke-mutation: only for the weights mode (it mutates an MLP generator's output weights)",
+                ));
+            }
+            if !(self.stroke_sigma.is_finite() && self.stroke_sigma > 0.0) {
+                return Err(Error::usage(format!(
+                    "--stroke-sigma {}: must be a positive number",
+                    self.stroke_sigma
+                )));
+            }
+            if !(self.stroke_width.is_finite() && (0.1..=10.0).contains(&self.stroke_width)) {
+                return Err(Error::usage(format!(
+                    "--stroke-width {}: must be between 0.1 and 10 pixels",
+                    self.stroke_width
+                )));
+            }
+        }
+        if self.hidden_activation != weights::HiddenActivation::Sigmoid && !weights_mode {
+            return Err(Error::usage(
+                "--hidden-activation: only for the weights mode (the MLP generators)",
+            ));
+        }
+        if let Some(t) = self.softmax_temperature {
+            if self.hidden_activation != weights::HiddenActivation::Softmax {
+                return Err(Error::usage(
+                    "--softmax-temperature: only with --hidden-activation softmax",
+                ));
+            }
+            if !(t.is_finite() && (1e-3..=100.0).contains(&t)) {
+                return Err(Error::usage(format!(
+                    "--softmax-temperature {t}: must be between 0.001 and 100"
+                )));
+            }
+        }
+        if weights_mode && self.no_evolution {
+            return Err(Error::usage(
+                "--no-evolution: in weights mode nothing else trains the generators",
+            ));
+        }
+        let eval_batch = self
+            .eval_batch
+            .unwrap_or(if weights_mode { 16 } else { 32 });
+        for (name, v) in [
+            ("--batch-size", self.batch_size),
+            ("--eval-batch", eval_batch),
+        ] {
+            if v < 2 {
+                return Err(Error::usage(format!("{name} {v}: must be at least 2")));
+            }
+        }
+        if let Some(r) = self.real_batch {
+            if r < 2 || (self.minibatch_std && r % eval_batch != 0) {
+                return Err(Error::usage(format!(
+                    "--real-batch {r}: must be at least 2{}",
+                    if self.minibatch_std {
+                        format!(
+                            " and a multiple of --eval-batch {eval_batch} (with --minibatch-std)"
+                        )
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+        }
+        if self.fid_samples < 10 {
+            return Err(Error::usage(format!(
+                "--fid-samples {}: must be at least 10",
+                self.fid_samples
+            )));
+        }
+        let crossover_name = self.crossover.clone().unwrap_or_else(|| {
+            if weights_mode {
+                "single-point"
+            } else {
+                // measured: crossing networks that were trained apart breaks them (README)
+                "none"
+            }
+            .into()
+        });
+        let per_tensor = matches!(
+            crossover_name
+                .trim()
+                .to_ascii_lowercase()
+                .replace('_', "-")
+                .as_str(),
+            "per-tensor" | "tensor"
+        );
+        if per_tensor && weights_mode {
+            return Err(Error::usage("--crossover per-tensor is for the dcgan mode"));
+        }
+        let crossover = if per_tensor {
+            Crossover::Uniform
+        } else {
+            Crossover::parse(&crossover_name)?
+        };
+        let mut ops = FlatOps {
+            crossover,
+            crossover_prob: self.crossover_prob,
+            mutation: if weights_mode {
+                // replacement keeps the weights' distribution where Gaussian steps random-walk
+                // away from it (measured: README)
+                Mutation::Replace {
+                    genes: GeneCount::Probability(0.01),
+                    low: -0.1,
+                    high: 0.1,
+                }
+            } else {
+                Mutation::Gaussian {
+                    genes: GeneCount::Probability(0.05),
+                    sigma: 0.001,
+                    low: -10.0,
+                    high: 10.0,
+                }
+            },
+            mutation_prob: 1.0,
+        };
+        self.mutation.apply(&mut ops)?;
+        ops.validate()?;
+        let elitism = self.elitism.or(if weights_mode { None } else { Some(1) });
+        let ga = if evolution && population >= 2 {
+            Some(ga_config(population, self.keep_fraction, elitism)?)
+        } else {
+            None
+        };
+        let d_ga = if evolution && !weights_mode && d_population >= 2 {
+            Some(ga_config(d_population, self.keep_fraction, elitism)?)
+        } else {
+            None
+        };
+        let hidden: Vec<i64> = self
+            .hidden
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().parse::<i64>().ok().filter(|&v| v > 0))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "--hidden {}: expected sizes like 100 or 256,128",
+                    self.hidden
+                ))
+            })?;
+        let width = self.width.unwrap_or(if image_size == 64 { 64 } else { 32 });
+        if width < 1 {
+            return Err(Error::usage(format!("--width {width}: must be positive")));
+        }
+        let mut stop = self.stop_given();
+        if stop.is_empty() {
+            stop.epochs = Some(5);
+        }
+        stop.validate()?;
+        Ok(GanConfig {
+            mode: self.mode,
+            dataset,
+            data,
+            image_size,
+            population,
+            evolution,
+            ga,
+            d_ops: ops.clone(),
+            ops,
+            d_ga,
+            per_tensor_crossover: per_tensor,
+            weights: weights_mode.then(|| weights::WeightsConfig {
+                latent_dim: self.latent_dim.unwrap_or(100),
+                hidden,
+                fitness: self.fitness,
+                d_steps: self.d_steps,
+                d_every: self.d_every,
+                d_warmup: self.d_warmup,
+                g_init: self.g_init,
+                real_batch: self.real_batch.unwrap_or(0),
+                strokes: weights::StrokeMutation {
+                    count: self.stroke_mutation,
+                    sigma: self.stroke_sigma,
+                    width: self.stroke_width,
+                },
+                d_channels: 64,
+                minibatch_std: self.minibatch_std,
+                hidden_activation: self.hidden_activation,
+                softmax_temperature: self.softmax_temperature.unwrap_or(0.5),
+            }),
+            dcgan: (!weights_mode).then(|| dcgan::DcganConfig {
+                latent_dim: self.latent_dim.unwrap_or(128),
+                width,
+                grad_steps: self.grad_steps,
+                d_population,
+                evolve_lr: self.evolve_lr.is_some(),
+                fixed_d_lr: self.evolve_lr == Some(LrEvolution::Generators),
+            }),
+            batch_size: self.batch_size,
+            eval_batch,
+            lr: self.lr,
+            beta1: self.beta1,
+            stop,
+            fid_model: self.fid_model.clone(),
+            fid_samples: self.fid_samples,
+            fid_every: self.fid_every,
+            device: new.device_name.clone(),
+            seed,
+        })
+    }
+}
