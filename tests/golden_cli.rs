@@ -15,10 +15,12 @@ fn golden() -> Value {
     .unwrap()
 }
 
-fn run(args: &[&str], out: &Path) {
+/// Runs `cmd` (the words of a command of tests/golden/record.sh, without `--out`).
+fn run(cmd: &str, out: &Path) {
+    let args: Vec<&str> = cmd.split_whitespace().collect();
     let o = neuroevo()
         .current_dir(repo(""))
-        .args(args)
+        .args(&args)
         .args(["--out", out.to_str().unwrap()])
         .output()
         .unwrap();
@@ -55,20 +57,7 @@ fn gari_and_fool_give_the_bytes_recorded_before_the_refactor() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("gari");
     run(
-        &[
-            "gari",
-            "-q",
-            "--seed",
-            "7",
-            "--device",
-            "cpu",
-            "--generations",
-            "3000",
-            "--resize",
-            "40x30",
-            "--log-every",
-            "500",
-        ],
+        "gari -q --seed 7 --device cpu --generations 3000 --resize 40x30 --log-every 500",
         &out,
     );
     assert_eq!(sha256(&out.join("best.png")), g["gari"]["best.png"]);
@@ -80,24 +69,7 @@ fn gari_and_fool_give_the_bytes_recorded_before_the_refactor() {
 
     let out = tmp.path().join("fool");
     run(
-        &[
-            "fool",
-            "-q",
-            "--classifier",
-            "models/mnist-cnn.pt",
-            "--judge",
-            "none",
-            "--class",
-            "3",
-            "--population",
-            "16",
-            "--generations",
-            "8",
-            "--seed",
-            "5",
-            "--device",
-            "cpu",
-        ],
+        "fool -q --classifier models/mnist-cnn.pt --judge none --class 3 --population 16 --generations 8 --seed 5 --device cpu",
         &out,
     );
     assert_eq!(sha256(&out.join("class-3.png")), g["fool"]["class-3.png"]);
@@ -112,55 +84,13 @@ fn gari_and_fool_give_the_bytes_recorded_before_the_refactor() {
 fn gan_and_autocnn_give_the_fitness_recorded_before_the_refactor() {
     let g = golden();
     let tmp = tempfile::tempdir().unwrap();
-    let common = [
-        "gan",
-        "-q",
-        "--device",
-        "cpu",
-        "--seed",
-        "3",
-        "--subset",
-        "256",
-        "--fid-samples",
-        "100",
-        "--fid-model",
-        "models/mnist-cnn.pt",
-    ];
+    let common = "gan -q --device cpu --seed 3 --subset 256 --fid-samples 100 --fid-model models/mnist-cnn.pt";
     for (name, extra) in [
-        (
-            "gan-weights",
-            vec![
-                "--mode",
-                "weights",
-                "--population",
-                "6",
-                "--generations",
-                "4",
-            ],
-        ),
-        (
-            "gan-dcgan",
-            vec![
-                "--mode",
-                "dcgan",
-                "--width",
-                "4",
-                "--population",
-                "3",
-                "--d-population",
-                "2",
-                "--batch-size",
-                "16",
-                "--eval-batch",
-                "16",
-                "--generations",
-                "4",
-            ],
-        ),
+        ("gan-weights", "--mode weights --population 6 --generations 4"),
+        ("gan-dcgan", "--mode dcgan --width 4 --population 3 --d-population 2 --batch-size 16 --eval-batch 16 --generations 4"),
     ] {
         let out = tmp.path().join(name);
-        let args: Vec<&str> = common.iter().copied().chain(extra).collect();
-        run(&args, &out);
+        run(&format!("{common} {extra}"), &out);
         let recs = log(&out);
         same(
             &pairs(
@@ -180,27 +110,7 @@ fn gan_and_autocnn_give_the_fitness_recorded_before_the_refactor() {
     }
     let out = tmp.path().join("ac");
     run(
-        &[
-            "auto-cnn",
-            "search",
-            "-q",
-            "--subset",
-            "400",
-            "--population",
-            "3",
-            "--generations",
-            "1",
-            "--epochs",
-            "1",
-            "--filters",
-            "8,16",
-            "--seed",
-            "11",
-            "--device",
-            "cpu",
-            "--precision",
-            "fp32",
-        ],
+        "auto-cnn search -q --subset 400 --population 3 --generations 1 --epochs 1 --filters 8,16 --seed 11 --device cpu --precision fp32",
         &out,
     );
     let got: Vec<(String, f64)> = log(&out)

@@ -107,13 +107,14 @@ impl Evolver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ga::{Crossover, Pairing, Replacement, Selection};
     use rand::SeedableRng;
     use tch::Device;
 
-    fn crossover_only(crossover: Crossover) -> FlatOps {
+    /// Operators that only cross over (mutation switched off).
+    pub(crate) fn crossover_only(crossover: Crossover) -> FlatOps {
         FlatOps {
             crossover,
             crossover_prob: 1.0,

@@ -160,23 +160,9 @@ impl RealStream {
 mod tests {
     use super::config::ga_config;
     use super::*;
-    use crate::ga::{Crossover, Evolver, FlatOps, GeneCount, Mutation};
+    use crate::ga::evolver::tests::crossover_only;
+    use crate::ga::{Crossover, Evolver};
     use rand::SeedableRng;
-
-    /// Operators that only cross over (mutation switched off).
-    fn crossover_only(crossover: Crossover) -> FlatOps {
-        FlatOps {
-            crossover,
-            crossover_prob: 1.0,
-            mutation: Mutation::Gaussian {
-                genes: GeneCount::Count(1),
-                sigma: 1e-9,
-                low: -10.0,
-                high: 10.0,
-            },
-            mutation_prob: 0.0,
-        }
-    }
 
     #[test]
     fn keep_fraction_keeps_at_least_the_best() {

@@ -330,7 +330,10 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let wall_before = state.train_s;
     let stop = cfg.stop.clone();
     let mut acc: Vec<[f64; 4]> = Vec::new();
-    let fixed_names = ["z_grid", "z_fid"];
+    let checkpoint = |state: &mut LoopState, model: &dyn GanModel, rng: &GaRng| {
+        state.rng = rng.clone();
+        save_checkpoint(rd, model, &[("z_grid", &z_grid), ("z_fid", &z_fid)], state)
+    };
     if records.is_empty() {
         model.prepare(&mut stream, &mut rng)?;
         // the starting point of the FID curve
@@ -440,13 +443,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
                 &grid,
             )?;
             write_plots(&dir, &records)?;
-            state.rng = rng.clone();
-            save_checkpoint(
-                rd,
-                model.as_ref(),
-                &[(fixed_names[0], &z_grid), (fixed_names[1], &z_fid)],
-                &state,
-            )?;
+            checkpoint(&mut state, model.as_ref(), &rng)?;
         } else {
             pending = Some(rec);
         }
@@ -495,13 +492,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             output_range: range,
         },
     )?;
-    state.rng = rng.clone();
-    save_checkpoint(
-        rd,
-        model.as_ref(),
-        &[(fixed_names[0], &z_grid), (fixed_names[1], &z_fid)],
-        &state,
-    )?;
+    checkpoint(&mut state, model.as_ref(), &rng)?;
     let summary = GanSummary {
         run_dir: dir.clone(),
         mode: cfg.mode,
