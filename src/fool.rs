@@ -164,7 +164,7 @@ pub struct FoolArgs {
     #[arg(long, default_value_t = 2)]
     pub elitism: usize,
     /// Crossover: uniform, single-point, two-point, none.
-    #[arg(long, default_value = "uniform")]
+    #[arg(long, default_value = "uniform", value_parser = crate::ga::cli::crossover_values())]
     pub crossover: String,
     #[arg(long, default_value_t = 0.5)]
     pub crossover_prob: f64,

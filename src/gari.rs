@@ -186,7 +186,7 @@ pub struct GariArgs {
     #[arg(long)]
     pub selection: Option<String>,
     /// Pairing of the mating pool: ring (PyGAD) or random (GARI's distinct random pairs).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ga::cli::pairing_values())]
     pub pairing: Option<String>,
     /// Keep the whole mating pool in the next generation (GARI).
     #[arg(long, conflicts_with = "elitism")]
@@ -195,7 +195,7 @@ pub struct GariArgs {
     #[arg(long)]
     pub elitism: Option<usize>,
     /// Crossover: half-swap, single-point, two-point, uniform, none.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ga::cli::crossover_values())]
     pub crossover: Option<String>,
     /// Probability that a pair is crossed over.
     #[arg(long)]

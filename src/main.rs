@@ -35,7 +35,9 @@ enum Command {
 
 fn main() {
     neuroevo::device::tune_allocator();
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| neuroevo::run::args::exit_on_clap_error(e));
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let given = neuroevo::run::args::given_flags(&Cli::command(), &matches);
     match &mut cli.command {

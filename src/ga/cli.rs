@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 pub struct MutationArgs {
     /// Mutation: replace (uniform random values), gaussian (add N(0, sigma²)) or polynomial
     /// (Deb's polynomial steps).
-    #[arg(long)]
+    #[arg(long, value_parser = mutation_values())]
     pub mutation: Option<String>,
     /// Percent of the genes each mutated child changes, in (0, 100].
     #[arg(long, conflicts_with_all = ["mutation_genes", "mutation_rate"])]
@@ -122,4 +122,67 @@ impl MutationArgs {
         }
         Ok(())
     }
+}
+
+/// The choices of a closed-set flag, listed by `--help`; each is parsed by its type's `parse`.
+fn choices(values: &[(&'static str, &[&'static str])]) -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(values.iter().map(|(name, aliases)| {
+        clap::builder::PossibleValue::new(*name).aliases(aliases.iter().copied())
+    }))
+}
+
+/// `--crossover` of the flat-genome jobs.
+pub fn crossover_values() -> clap::builder::PossibleValuesParser {
+    choices(&[
+        ("half-swap", &["half", "half_swap"]),
+        ("single-point", &["single", "one-point", "single_point"]),
+        ("two-point", &["two", "two_point"]),
+        ("uniform", &[]),
+        ("none", &[]),
+    ])
+}
+
+/// `--crossover` of `gan`: the flat ones and per-tensor.
+pub fn gan_crossover_values() -> clap::builder::PossibleValuesParser {
+    choices(&[
+        ("single-point", &["single", "one-point", "single_point"]),
+        ("two-point", &["two", "two_point"]),
+        ("uniform", &[]),
+        ("per-tensor", &["tensor", "per_tensor"]),
+        ("none", &[]),
+        ("half-swap", &["half", "half_swap"]),
+    ])
+}
+
+/// `--pairing`.
+pub fn pairing_values() -> clap::builder::PossibleValuesParser {
+    choices(&[("ring", &[]), ("random", &["random-pairs"])])
+}
+
+/// `--mutation`.
+pub fn mutation_values() -> clap::builder::PossibleValuesParser {
+    choices(&[
+        ("replace", &["random"]),
+        ("gaussian", &["normal"]),
+        ("polynomial", &["poly"]),
+    ])
+}
+
+/// `--optimizer`.
+pub fn optimizer_values() -> clap::builder::PossibleValuesParser {
+    choices(&[("adam", &[]), ("sgd", &[])])
+}
+
+/// `--schedule`.
+pub fn schedule_values() -> clap::builder::PossibleValuesParser {
+    choices(&[("constant", &["none"]), ("cosine", &[])])
+}
+
+/// `--precision`.
+pub fn precision_values() -> clap::builder::PossibleValuesParser {
+    choices(&[
+        ("auto", &[]),
+        ("fp32", &["float", "f32"]),
+        ("bf16", &["bfloat16"]),
+    ])
 }

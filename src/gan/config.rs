@@ -91,7 +91,7 @@ pub struct GanArgs {
     pub elitism: Option<usize>,
     /// single-point, two-point, uniform, per-tensor (dcgan: each parameter tensor from either
     /// parent) or none (default: single-point in weights mode, none in dcgan mode).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::ga::cli::gan_crossover_values())]
     pub crossover: Option<String>,
     #[arg(long, default_value_t = 1.0)]
     pub crossover_prob: f64,

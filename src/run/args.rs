@@ -63,3 +63,33 @@ pub fn given_flags(cmd: &clap::Command, m: &clap::ArgMatches) -> Vec<String> {
         .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
         .collect()
 }
+
+/// Prints a command-line mistake as one line (`error: ...`, exit code 2), as every other user
+/// mistake; `--help` and `--version` print as clap does.
+pub fn exit_on_clap_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    let first = first.trim_start_matches("error: ");
+    let hint = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("[possible values: ")
+                .map(|v| format!(" (possible values: {})", v.trim_end_matches(']')))
+        })
+        .unwrap_or_default();
+    eprintln!("error: {first}{hint}");
+    std::process::exit(2)
+}
