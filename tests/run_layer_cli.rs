@@ -290,3 +290,36 @@ fn train_is_reproducible_and_a_copied_run_resumes_into_itself() {
         "the copy trained on"
     );
 }
+
+#[test]
+fn a_gan_run_stopped_at_a_checkpoint_and_resumed_ends_as_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    let base = "gan -q --device cpu --seed 5 --mode weights --subset 256 --population 4 --fid-samples 20 --fid-model models/mnist-cnn.pt";
+    let words = |extra: &str| format!("{base} {extra}");
+    let go = |cmd: String| {
+        let args: Vec<&str> = cmd.split_whitespace().collect();
+        ok(&args);
+    };
+    go(words(&format!("--generations 8 --out {}", s(&full))));
+    // 256 images in batches of 64: an epoch ends (and a checkpoint is written) every 4 generations
+    go(words(&format!("--generations 4 --out {}", s(&cut))));
+    ok(&["gan", "-q", "--resume", s(&cut), "--generations", "8"]);
+    let gens = |d: &Path| -> Vec<(u64, f64, f64)> {
+        log(d)
+            .iter()
+            .filter(|r| r["kind"] == "generation")
+            .map(|r| {
+                let f = |k: &str| r[k].as_f64().unwrap();
+                (
+                    r["generation"].as_u64().unwrap(),
+                    f("best_fitness"),
+                    f("real_score"),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(gens(&full).len(), 8);
+    assert_eq!(gens(&cut), gens(&full), "resumed run = uninterrupted run");
+    assert_eq!(common::config(&cut)["job"], "gan");
+}

@@ -130,6 +130,22 @@ impl RealStream {
         s.shuffle(rng);
         s
     }
+    /// A stream at a checkpointed position: permutation `perm` of `x`'s rows, next at `pos`.
+    pub fn restore(x: Tensor, perm: Tensor, pos: i64, epochs: u64) -> Result<Self> {
+        let n = x.size()[0];
+        if perm.size() != [n] || !(0..=n).contains(&pos) {
+            return Err(Error::Other(format!(
+                "checkpoint: the stream of real images ({:?} at {pos}) does not fit {n} images",
+                perm.size()
+            )));
+        }
+        Ok(RealStream {
+            x,
+            perm,
+            pos,
+            epochs,
+        })
+    }
     fn shuffle(&mut self, rng: &mut GaRng) {
         let n = self.x.size()[0];
         let mut p: Vec<i64> = (0..n).collect();

@@ -35,6 +35,10 @@ pub(crate) struct LoopState {
     /// CPU seconds spent in generations (the cpu budget clock).
     #[serde(default)]
     pub(crate) train_cpu_s: f64,
+    /// Position in the permutation of real images (`stream_perm` in the tensors), so that a
+    /// resumed run draws the batches an uninterrupted one would.
+    #[serde(default)]
+    pub(crate) stream_pos: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -262,7 +266,9 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         best_fid: None,
         cpu_s: 0.0,
         train_cpu_s: 0.0,
+        stream_pos: None,
     };
+    let mut saved_perm = None;
     if resumed {
         let state_file = rd.file(dir::STATE);
         if !state_file.is_file() {
@@ -279,6 +285,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         z_grid = take(&map, "z_grid", &z_grid.size())?.to_device(device);
         z_fid = take(&map, "z_fid", &z_fid.size())?.to_device(device);
         rng = state.rng.clone();
+        saved_perm = map.get("stream_perm").map(|p| p.to_device(device));
         run.streams.resume_libtorch(state.generation);
     }
     // records after the checkpoint are dropped; the run redoes those generations
@@ -287,7 +294,11 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         resumed && generation_of(r).is_some_and(|g| g <= covered)
     })?;
     let mut records: Vec<Value> = kept;
-    let mut stream = RealStream::new(real, state.epoch, &mut rng);
+    let mut stream = match (saved_perm, state.stream_pos) {
+        (Some(perm), Some(pos)) => RealStream::restore(real, perm, pos, state.epoch)?,
+        // a checkpoint written before the stream position was kept
+        _ => RealStream::new(real, state.epoch, &mut rng),
+    };
     let quiet = run.quiet;
     if !quiet {
         eprintln!(
@@ -330,10 +341,21 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let wall_before = state.train_s;
     let stop = cfg.stop.clone();
     let mut acc: Vec<[f64; 4]> = Vec::new();
-    let checkpoint = |state: &mut LoopState, model: &dyn GanModel, rng: &GaRng| {
-        state.rng = rng.clone();
-        save_checkpoint(rd, model, &[("z_grid", &z_grid), ("z_fid", &z_fid)], state)
-    };
+    // libtorch's RNG is reseeded at every checkpoint, so that a run resumed from it draws
+    // what the uninterrupted run draws
+    let checkpoint =
+        |state: &mut LoopState, model: &dyn GanModel, rng: &GaRng, stream: &RealStream| {
+            state.rng = rng.clone();
+            state.stream_pos = Some(stream.pos);
+            let fixed = [
+                ("z_grid", &z_grid),
+                ("z_fid", &z_fid),
+                ("stream_perm", &stream.perm),
+            ];
+            save_checkpoint(rd, model, &fixed, state)?;
+            run.streams.resume_libtorch(state.generation);
+            Ok::<(), Error>(())
+        };
     if records.is_empty() {
         model.prepare(&mut stream, &mut rng)?;
         // the starting point of the FID curve
@@ -443,7 +465,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
                 &grid,
             )?;
             write_plots(&dir, &records)?;
-            checkpoint(&mut state, model.as_ref(), &rng)?;
+            checkpoint(&mut state, model.as_ref(), &rng, &stream)?;
         } else {
             pending = Some(rec);
         }
@@ -492,7 +514,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             output_range: range,
         },
     )?;
-    checkpoint(&mut state, model.as_ref(), &rng)?;
+    checkpoint(&mut state, model.as_ref(), &rng, &stream)?;
     let summary = GanSummary {
         run_dir: dir.clone(),
         mode: cfg.mode,
