@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The FID-over-time comparisons of the README's `neuroevo gan` section, on the CPU: each run
+# The FID-over-time comparisons of docs/results/gan.md, on the CPU: each run
 # gets the same CPU seconds of training (`--budget-clock cpu`, one thread), two runs at a time,
 # and the script prints each run's FID at the epoch ends (training CPU seconds: FID).
 #

@@ -45,7 +45,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
 /// large blocks, no trimming of the heap). libtorch on the CPU allocates and frees activations of
 /// tens of MB every step; with glibc's defaults each of them is a fresh `mmap` whose pages fault
 /// in again, which doubled the time of a CPU training step here (half of it in the kernel; see
-/// the README's AutoCNN figures). Call once, first thing in `main`. Does nothing when the user
+/// docs/results/auto-cnn.md). Call once, first thing in `main`. Does nothing when the user
 /// set glibc's malloc variables themselves, or on other platforms.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -145,7 +145,7 @@ pub struct FoolArgs {
     pub binary: bool,
     /// Pixel space: one gene per B x B square of pixels (B = 1: one gene per pixel). Blocks of 4
     /// (a 7x7 genome on 28x28 images) reach 99.99% for every MNIST class within 50 generations;
-    /// single pixels need several hundred for some (see the README).
+    /// single pixels need several hundred for some (see docs/results/fool.md).
     #[arg(long, default_value_t = 4)]
     pub pixel_block: i64,
     #[arg(long, default_value_t = 48)]

@@ -86,7 +86,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub final_epochs: Option<usize>,
     /// Images per training step. Small batches and a cosine decay from a high learning rate
-    /// get the most out of a one-epoch training (measured on mnist-10k, see the README).
+    /// get the most out of a one-epoch training (measured on mnist-10k, see docs/results/auto-cnn.md).
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Adam learning rate (the start of the decay with --schedule cosine).

@@ -389,7 +389,7 @@ impl GanArgs {
             if weights_mode {
                 "single-point"
             } else {
-                // measured: crossing networks that were trained apart breaks them (README)
+                // measured: crossing networks that were trained apart breaks them (docs/results/gan.md)
                 "none"
             }
             .into()
@@ -415,7 +415,7 @@ impl GanArgs {
             crossover_prob: self.crossover_prob,
             mutation: if weights_mode {
                 // replacement keeps the weights' distribution where Gaussian steps random-walk
-                // away from it (measured: README)
+                // away from it (measured: docs/results/gan.md)
                 Mutation::Replace {
                     genes: GeneCount::Probability(0.01),
                     low: -0.1,

@@ -12,7 +12,7 @@ pub enum Precision {
     Fp32,
     /// Mixed precision: the weights stay 32-bit (the optimiser updates those), convolutions and
     /// batch-norm compute in bfloat16 on channels-last tensors, the classifier in fp32. On a CPU
-    /// with AVX512-BF16 this trains 2-3x faster (see the README's AutoCNN figures).
+    /// with AVX512-BF16 this trains 2-3x faster (see docs/results/auto-cnn.md).
     Bf16,
 }
 
