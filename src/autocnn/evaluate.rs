@@ -15,9 +15,11 @@ use std::time::Instant;
 use tch::nn::VarStore;
 use tch::Device;
 
-pub(crate) struct Trained {
-    pub(crate) eval: Evaluation,
-    pub(crate) net: Option<(LayerNet, VarStore)>,
+/// A scored genome and, when it trained, the network as scored (its weights become `best.ot`
+/// when it is the best so far).
+pub struct Trained {
+    pub eval: Evaluation,
+    pub net: Option<(LayerNet, VarStore)>,
 }
 
 /// Trains `genome` per `cfg` on `data` and scores it. A genome that cannot run (pooling below
@@ -143,4 +145,64 @@ pub(crate) fn worker_devices(name: &str) -> Result<Vec<Device>> {
             .collect(),
         _ => vec![d],
     })
+}
+
+/// An evaluation backend of the search: it scores genomes, each a function of (genome, the
+/// settings its fitness depends on in `cfg`), and hands the evaluations back. The search decides
+/// what to evaluate, caches, logs and checkpoints; a backend only trains and scores.
+pub trait Evaluator {
+    /// How many genomes it trains at once.
+    fn slots(&self) -> usize;
+    /// Scores distinct `genomes`; one result per genome, in their order.
+    fn evaluate(
+        &mut self,
+        genomes: &[String],
+        cfg: &SearchConfig,
+        bars: Option<&MultiProgress>,
+        bar: Option<&ProgressBar>,
+    ) -> Vec<Result<Trained>>;
+}
+
+/// The in-process backend: one network at a time per local device, each in its own thread with
+/// its own copy of the dataset.
+pub struct LocalEvaluator {
+    pub(crate) workers: Vec<Dataset>,
+}
+
+impl LocalEvaluator {
+    /// One worker per device of `cfg.device` (every CUDA device for `auto`/`cuda`).
+    pub fn new(cfg: &SearchConfig) -> Result<Self> {
+        Ok(LocalEvaluator {
+            workers: load_workers(cfg)?,
+        })
+    }
+}
+
+impl Evaluator for LocalEvaluator {
+    fn slots(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn evaluate(
+        &mut self,
+        genomes: &[String],
+        cfg: &SearchConfig,
+        bars: Option<&MultiProgress>,
+        bar: Option<&ProgressBar>,
+    ) -> Vec<Result<Trained>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = genomes
+                .iter()
+                .zip(self.workers.iter_mut())
+                .map(|(g, data)| s.spawn(move || train_genome(g, cfg, data, bars, bar)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Other("training thread panicked".into())))
+                })
+                .collect()
+        })
+    }
 }

@@ -12,7 +12,6 @@ use super::evaluate::*;
 use super::export::*;
 use super::genome;
 use super::report::*;
-use crate::data::Dataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -110,7 +109,7 @@ pub(crate) struct Search {
     pub(crate) state: SearchState,
     pub(crate) cache: Cache,
     pub(crate) settings: String,
-    pub(crate) workers: Vec<Dataset>,
+    pub(crate) evaluator: LocalEvaluator,
     pub(crate) bars: Option<MultiProgress>,
     pub(crate) bar: ProgressBar,
     pub(crate) clocks: Clocks,
@@ -242,32 +241,16 @@ impl Search {
                     continue;
                 }
                 wave.push((i, g));
-                if wave.len() == self.workers.len() {
+                if wave.len() == self.evaluator.slots() {
                     break;
                 }
             }
             let names: Vec<&str> = wave.iter().map(|(_, g)| g.as_str()).collect();
             self.set_message(&format!("training {}", names.join(" | ")));
-            let cfg = &self.cfg;
-            let bars = self.bars.as_ref();
-            let bar = &self.bar;
-            let results: Vec<Result<Trained>> = std::thread::scope(|s| {
-                let handles: Vec<_> = wave
-                    .iter()
-                    .zip(self.workers.iter_mut())
-                    .map(|((_, g), data)| {
-                        s.spawn(move || train_genome(g, cfg, data, bars, Some(bar)))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Other("training thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            });
+            let genomes: Vec<String> = wave.iter().map(|(_, g)| g.clone()).collect();
+            let results =
+                self.evaluator
+                    .evaluate(&genomes, &self.cfg, self.bars.as_ref(), Some(&self.bar));
             for ((i, _), r) in wave.into_iter().zip(results) {
                 let t = r?;
                 self.record(i, t.eval, false, t.net.as_ref().map(|(_, vs)| vs))?;
@@ -486,7 +469,8 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         }
     };
     let cfg = run.cfg;
-    let workers = load_workers(&cfg)?;
+    let evaluator = LocalEvaluator::new(&cfg)?;
+    let workers = &evaluator.workers;
     let settings = cfg.fitness_settings();
     let cache = load_cache(&dir)?;
     // records written after the last checkpoint are dropped; the search redoes them
@@ -540,7 +524,7 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         state,
         cache,
         settings,
-        workers,
+        evaluator,
         bars,
         bar,
         trained_this_session: 0,
@@ -554,7 +538,7 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         .best
         .clone()
         .ok_or_else(|| Error::Other("no network was trained: nothing to export".into()))?;
-    let mut data = search.workers.swap_remove(0);
+    let mut data = search.evaluator.workers.swap_remove(0);
     let best = export_model(
         &search.dir,
         &search.dir.join("best.pt"),
