@@ -323,3 +323,55 @@ fn a_gan_run_stopped_at_a_checkpoint_and_resumed_ends_as_an_uninterrupted_one() 
     assert_eq!(gens(&cut), gens(&full), "resumed run = uninterrupted run");
     assert_eq!(common::config(&cut)["job"], "gan");
 }
+
+#[test]
+fn a_killed_fool_run_resumes_and_ends_as_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    let args = |out: &Path| -> Vec<String> {
+        "fool -q --device cpu --seed 3 --classifier models/mnist-cnn.pt --judge none --class 4 --population 16 --generations 200 --target-confidence 1 --checkpoint-every 5"
+            .split_whitespace()
+            .map(String::from)
+            .chain(["--out".into(), s(out).into()])
+            .collect()
+    };
+    let o = neuroevo()
+        .current_dir(repo(""))
+        .args(args(&full))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = neuroevo()
+        .current_dir(repo(""))
+        .args(args(&cut))
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !cut.join("class-4/checkpoint.bin").exists() && t.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success(), "killed before the end");
+    ok(&["fool", "-q", "--resume", s(&cut)]);
+    let records = |d: &Path| -> Vec<(u64, f64)> {
+        log(&d.join("class-4"))
+            .iter()
+            .map(|r| {
+                (
+                    r["generation"].as_u64().unwrap(),
+                    r["best"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(records(&full).len(), 201);
+    assert_eq!(
+        records(&cut),
+        records(&full),
+        "resumed run = uninterrupted run"
+    );
+    assert_eq!(
+        std::fs::read(cut.join("class-4.png")).unwrap(),
+        std::fs::read(full.join("class-4.png")).unwrap()
+    );
+}
