@@ -22,6 +22,8 @@ pub mod config;
 pub mod dcgan;
 pub mod fid;
 pub mod func;
+pub mod mlp;
+pub mod strokes;
 pub mod trainer;
 pub mod weights;
 
