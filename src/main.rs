@@ -4,6 +4,7 @@ use neuroevo::autocnn::{run_command, AutoCnnCommand};
 use neuroevo::fool::{run_fool, FoolArgs};
 use neuroevo::gan::{run_gan, GanArgs};
 use neuroevo::gari::{run_gari, GariArgs};
+use neuroevo::run::Job;
 use neuroevo::trainjob::{run_train, TrainArgs};
 
 #[derive(clap::Parser)]
@@ -55,10 +56,7 @@ fn main() {
                 s.stop_reason,
                 s.elapsed_s, s.generations_per_s, s.best_fitness, s.psnr_db
             );
-            println!(
-                "wrote {0}/best.png, compare.png, fitness.png, log.jsonl, snapshots/, config.json, result.json",
-                s.run_dir.display()
-            );
+            println!("{}", Job::Gari.wrote(&s.run_dir));
         }),
         Command::Train(args) => run_train(args).map(|s| {
             let pct = |a: Option<f64>| a.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());
@@ -70,7 +68,8 @@ fn main() {
                 pct(s.val_acc),
                 pct(s.test_acc)
             );
-            println!("wrote {} (+ .features.pt, .json) and {}/log.jsonl, result.json", s.export.display(), s.run_dir.display());
+            println!("exported {} (+ .features.pt, .json)", s.export.display());
+            println!("{}", Job::Train.wrote(&s.run_dir));
         }),
         Command::Fool(args) => run_fool(args).map(|s| {
             println!("class  confidence  judge(class)  judge top class");
@@ -86,7 +85,7 @@ fn main() {
                     }
                 );
             }
-            println!("{:.1} s; wrote {}/grid.png, class-*.png, confidence.png, log.jsonl, result.json", s.seconds, s.run_dir.display());
+            println!("{:.1} s; {}", s.seconds, Job::Fool.wrote(&s.run_dir));
         }),
         Command::AutoCnn(cmd) => run_command(cmd),
         Command::Gan(args) => run_gan(args).map(|s| {
@@ -95,10 +94,7 @@ fn main() {
                 s.mode, s.generations, s.epochs, s.train_s, s.train_cpu_s, s.wall_s, s.final_fid, s.best_fid,
                 s.fid_extractor.display(), s.fid_samples
             );
-            println!(
-                "wrote {0}/best-generator.pt (+ .json), samples/, scores.png, losses.png, fid.png, log.jsonl, checkpoint.*, result.json",
-                s.run_dir.display()
-            );
+            println!("{}", Job::Gan.wrote(&s.run_dir));
         }),
     };
     if let Err(e) = result {

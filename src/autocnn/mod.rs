@@ -66,10 +66,7 @@ pub fn run_command(cmd: &AutoCnnCommand) -> Result<()> {
                 fmt_acc(s.best.val_acc),
                 fmt_acc(s.best.test_acc)
             );
-            println!(
-                "wrote {0}/best.pt (+ best.features.pt, best.json), fitness.png, log.jsonl, cache.json, config.json",
-                s.run_dir.display()
-            );
+            println!("{}", crate::run::Job::AutoCnn.wrote(&s.run_dir));
             Ok(())
         }
         AutoCnnCommand::Show(args) => {

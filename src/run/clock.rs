@@ -58,39 +58,10 @@ impl Clocks {
     pub fn cpu_s(&self) -> f64 {
         self.base_cpu + (process_cpu_s() - self.cpu0).max(0.0)
     }
-    /// Seconds of this invocation alone.
-    pub fn this_invocation_s(&self) -> f64 {
-        self.wall0.elapsed().as_secs_f64()
-    }
     pub fn read(&self, clock: BudgetClock) -> f64 {
         match clock {
             BudgetClock::Wall => self.wall_s(),
             BudgetClock::Cpu => self.cpu_s(),
-        }
-    }
-}
-
-/// Seconds spent inside a section of work (e.g. training steps, not evaluation), on both
-/// clocks, summed over the sections and the invocations of a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SectionTime {
-    pub wall_s: f64,
-    pub cpu_s: f64,
-}
-
-impl SectionTime {
-    /// Runs `f` and adds its wall and CPU seconds.
-    pub fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        let (w, c) = (Instant::now(), process_cpu_s());
-        let out = f();
-        self.wall_s += w.elapsed().as_secs_f64();
-        self.cpu_s += (process_cpu_s() - c).max(0.0);
-        out
-    }
-    pub fn read(&self, clock: BudgetClock) -> f64 {
-        match clock {
-            BudgetClock::Wall => self.wall_s,
-            BudgetClock::Cpu => self.cpu_s,
         }
     }
 }

@@ -75,15 +75,11 @@ impl Job {
             ],
         }
     }
-    /// The checkpoint file whose presence makes a directory resumable.
-    pub fn checkpoint(self) -> &'static str {
-        match self {
-            Job::Gari => CHECKPOINT,
-            Job::Fool => CONFIG,
-            Job::Train => TRAIN_STATE,
-            Job::AutoCnn => STATE,
-            Job::Gan => STATE,
-        }
+    /// The line that tells a user what a finished run of this job wrote in `dir`.
+    pub fn wrote(self, dir: &Path) -> String {
+        let mut files: Vec<&str> = self.outputs().to_vec();
+        files.extend([LOG, CONFIG, RESULT]);
+        format!("wrote {}/: {}", dir.display(), files.join(", "))
     }
     /// Guesses the job of a run directory written before `config.json` named its job.
     fn guess(dir: &RunDir) -> Option<Job> {

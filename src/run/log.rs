@@ -54,13 +54,6 @@ impl Record {
         }
         self
     }
-    pub fn set(&mut self, key: &str, v: impl Serialize) {
-        self.fields
-            .insert(key.into(), serde_json::to_value(v).unwrap_or(Value::Null));
-    }
-    pub fn get_f64(&self, key: &str) -> Option<f64> {
-        self.fields.get(key).and_then(Value::as_f64)
-    }
 }
 
 /// The append-only log of a run.
@@ -121,10 +114,6 @@ impl Log {
         self.file
             .write_all(&line)
             .map_err(|e| Error::io(&self.path, e))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
