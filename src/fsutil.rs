@@ -66,37 +66,6 @@ pub fn write_jsonl_atomic<T: serde::Serialize>(path: &Path, items: &[T]) -> Resu
     })
 }
 
-/// Appends `item` as one JSON line to `path` (created if missing), in a single write.
-pub fn append_jsonl<T: serde::Serialize>(path: &Path, item: &T) -> Result<()> {
-    let mut line = serde_json::to_vec(item)?;
-    line.push(b'\n');
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(&line))
-        .map_err(|e| Error::io(path, e))
-}
-
-/// Keeps the first `n` lines of a JSON-lines file (rewritten atomically); a missing file stays
-/// missing. Returns the kept lines.
-pub fn truncate_lines(path: &Path, n: usize) -> Result<Vec<String>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let kept: Vec<String> = text.lines().take(n).map(str::to_string).collect();
-    write_atomic_with(path, |w| {
-        for l in &kept {
-            w.write_all(l.as_bytes())?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
-    Ok(kept)
-}
-
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, format!("invalid JSON: {e}")))

@@ -89,12 +89,8 @@ impl TrainRunConfig {
         if self.export.is_absolute() {
             return self.export.clone();
         }
-        match self.export.strip_prefix(dir.path()) {
-            Ok(rest) if dir.path().is_relative() && !dir.path().as_os_str().is_empty() => {
-                dir.path().join(rest)
-            }
-            _ => dir.path().join(&self.export),
-        }
+        let inside = self.export.strip_prefix(dir.path()).unwrap_or(&self.export);
+        dir.path().join(inside)
     }
 }
 
@@ -207,7 +203,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         })?;
         done = fsutil::read_json::<TrainState>(&state_file)?.epochs_done;
     }
-    let (mut log, kept) = crate::run::Log::open(&log_path, |r| {
+    let (mut log, kept) = crate::run::Log::open(&log_path, |_, r| {
         r.get("epoch")
             .and_then(|e| e.as_u64())
             .is_some_and(|e| e as usize <= done)

@@ -113,6 +113,7 @@ pub(crate) struct Search {
     pub(crate) bars: Option<MultiProgress>,
     pub(crate) bar: ProgressBar,
     pub(crate) clocks: Clocks,
+    pub(crate) log: crate::run::Log,
     pub(crate) trained_this_session: usize,
 }
 
@@ -128,7 +129,7 @@ impl Search {
     }
 
     fn log(&mut self, record: serde_json::Value) -> Result<()> {
-        fsutil::append_jsonl(&self.dir.join("log.jsonl"), &record)?;
+        self.log.append(&record)?;
         self.state.log_lines += 1;
         Ok(())
     }
@@ -474,7 +475,8 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     let settings = cfg.fitness_settings();
     let cache = load_cache(&dir)?;
     // records written after the last checkpoint are dropped; the search redoes them
-    fsutil::truncate_lines(&dir.join("log.jsonl"), state.log_lines)?;
+    let covered = state.log_lines;
+    let (log, _) = crate::run::Log::open(&run.dir.log(), |i, _| i < covered)?;
     let quiet = run.quiet;
     let bars = (!quiet).then(MultiProgress::new);
     let total = (cfg.population * (cfg.generations + 1)).max(state.evaluations) as u64;
@@ -528,6 +530,7 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         bars,
         bar,
         trained_this_session: 0,
+        log,
     };
     search.save()?;
     search.run()?;

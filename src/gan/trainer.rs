@@ -290,7 +290,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     }
     // records after the checkpoint are dropped; the run redoes those generations
     let covered = state.generation;
-    let (mut log, kept) = Log::open(&rd.log(), |r| {
+    let (mut log, kept) = Log::open(&rd.log(), |_, r| {
         resumed && generation_of(r).is_some_and(|g| g <= covered)
     })?;
     let mut records: Vec<Value> = kept;

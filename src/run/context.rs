@@ -72,7 +72,7 @@ pub fn open<C: JobConfig>(
     new: impl FnOnce(&NewRun) -> Result<C>,
     on_resume: impl FnOnce(&mut C) -> Result<()>,
 ) -> Result<Run<C>> {
-    let (cfg, dir, resumed) = match &args.resume {
+    let (cfg, dir, device) = match &args.resume {
         Some(path) => {
             let dir = RunDir::new(path);
             dir.check_resumable(C::JOB, "--resume")?;
@@ -92,7 +92,8 @@ pub fn open<C: JobConfig>(
                 other => other,
             })?;
             on_resume(&mut cfg)?;
-            (cfg, dir, true)
+            let device = parse_device(cfg.device())?;
+            (cfg, dir, device)
         }
         None => {
             let device_name = args.device_or_auto();
@@ -105,16 +106,15 @@ pub fn open<C: JobConfig>(
             })?;
             let dir = RunDir::new(args.out.clone().unwrap_or_else(|| default_run_dir(C::JOB)));
             dir.prepare_new()?;
-            (cfg, dir, false)
+            (cfg, dir, device)
         }
     };
-    let device = parse_device(cfg.device())?;
     write_config(&dir, &cfg)?;
     Ok(Run {
         streams: Streams::new(cfg.seed()),
         cfg,
         dir,
-        resumed,
+        resumed: args.resume.is_some(),
         quiet: args.quiet,
         device,
     })

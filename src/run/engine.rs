@@ -206,7 +206,7 @@ impl Engine<'_> {
         let root = self.dir.path();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let g0 = state.generation;
-        let (mut log, kept) = Log::open(&self.dir.log(), |r| {
+        let (mut log, kept) = Log::open(&self.dir.log(), |_, r| {
             generation_of(r).is_some_and(|g| g < g0)
         })?;
         let mut records: Vec<GenRecord> = kept

@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// One line of `log.jsonl`.
@@ -62,30 +62,46 @@ pub struct Log {
     file: std::fs::File,
 }
 
+/// The bytes of a log (none for a missing file).
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The whole records in `bytes` (torn or foreign lines are skipped).
+fn parse(bytes: &[u8]) -> Vec<Value> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|line| match serde_json::from_slice::<Value>(line) {
+            Ok(v @ Value::Object(_)) => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Reads the whole records of a log (a missing file has none; torn or foreign lines are
 /// skipped).
 pub fn read(path: &Path) -> Result<Vec<Value>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let mut out = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.map_err(|e| Error::io(path, e))?;
-        if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(&line) {
-            out.push(v);
-        }
-    }
-    Ok(out)
+    Ok(read_bytes(path)?.map(|b| parse(&b)).unwrap_or_default())
 }
 
 impl Log {
-    /// Opens `path` for appending after keeping the records for which `keep` is true (all of
-    /// them for a new run: pass `|_| true`). Returns the kept records.
-    pub fn open(path: &Path, keep: impl Fn(&Value) -> bool) -> Result<(Log, Vec<Value>)> {
-        let existing = std::fs::read(path).ok();
-        let kept: Vec<Value> = read(path)?.into_iter().filter(|r| keep(r)).collect();
+    /// Opens `path` for appending after keeping the records for which `keep(index, record)` is
+    /// true (all of them: pass `|_, _| true`). Returns the kept records.
+    pub fn open(path: &Path, keep: impl Fn(usize, &Value) -> bool) -> Result<(Log, Vec<Value>)> {
+        let existing = read_bytes(path)?;
+        let kept: Vec<Value> = existing
+            .as_deref()
+            .map(parse)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, r)| keep(*i, r))
+            .map(|(_, r)| r)
+            .collect();
         if let Some(bytes) = existing {
             let whole = bytes.iter().filter(|&&b| b == b'\n').count();
             let torn = !bytes.is_empty() && bytes.last() != Some(&b'\n');
@@ -140,7 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log.jsonl");
         {
-            let (mut log, kept) = Log::open(&p, |_| true).unwrap();
+            let (mut log, kept) = Log::open(&p, |_, _| true).unwrap();
             assert!(kept.is_empty());
             for g in 0..4 {
                 log.append(&Record::new("generation", 1.0, 0.5).generation(g))
@@ -154,7 +170,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"kind\":\"gen")
             .unwrap();
-        let (_, kept) = Log::open(&p, |r| generation_of(r).is_some_and(|g| g < 3)).unwrap();
+        let (_, kept) = Log::open(&p, |_, r| generation_of(r).is_some_and(|g| g < 3)).unwrap();
         assert_eq!(kept.len(), 3);
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 3);
