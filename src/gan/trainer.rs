@@ -10,7 +10,7 @@ use crate::ga::{Breeding, Evolver, FlatOps, GaRng};
 use crate::imageio::grid_image;
 use crate::nn::load::{FeatureExtractor, GeneratorInfo};
 use crate::plot::{line_plot, Panel, Series};
-use crate::run::clock::process_cpu_s;
+use crate::run::clock::{process_cpu_s, Clocks};
 use crate::run::log::{generation_of, Log};
 use crate::run::{dir, BudgetClock, Position};
 use rand::seq::SliceRandom;
@@ -26,6 +26,9 @@ pub(crate) struct LoopState {
     pub(crate) generation: u64,
     pub(crate) epoch: u64,
     pub(crate) train_s: f64,
+    /// Wall seconds since the run began, over all its invocations.
+    #[serde(default)]
+    pub(crate) elapsed_s: f64,
     pub(crate) rng: GaRng,
     pub(crate) best_fid: Option<f64>,
     /// CPU seconds of the process since the run began (all threads, evaluation included):
@@ -262,6 +265,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         generation: 0,
         epoch: 0,
         train_s: 0.0,
+        elapsed_s: 0.0,
         rng: rng.clone(),
         best_fid: None,
         cpu_s: 0.0,
@@ -336,10 +340,18 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         records.push(r);
         Ok(())
     };
-    let cpu0 = process_cpu_s();
-    let cpu_before = state.cpu_s;
-    let wall_before = state.train_s;
+    let clocks = Clocks::resume(state.elapsed_s, state.cpu_s);
     let stop = cfg.stop.clone();
+    let position = |state: &LoopState| Position {
+        generation: state.generation,
+        epoch: state.epoch,
+        best_fitness: None,
+        best_generation: 0,
+        budget_s: match stop.budget_clock {
+            BudgetClock::Wall => state.train_s,
+            BudgetClock::Cpu => state.train_cpu_s,
+        },
+    };
     let mut acc: Vec<[f64; 4]> = Vec::new();
     // libtorch's RNG is reseeded at every checkpoint, so that a run resumed from it draws
     // what the uninterrupted run draws
@@ -366,19 +378,8 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
                    "train_s": 0.0, "fid": f}),
         )?;
     }
-    let mut pending: Option<Value> = None;
     let stopped_by = loop {
-        let position = Position {
-            generation: state.generation,
-            epoch: state.epoch,
-            best_fitness: None,
-            best_generation: 0,
-            budget_s: match stop.budget_clock {
-                BudgetClock::Wall => state.train_s,
-                BudgetClock::Cpu => state.train_cpu_s,
-            },
-        };
-        if let Some(reason) = stop.reason(&position) {
+        if let Some(reason) = stop.reason(&position(&state)) {
             break reason;
         }
         let t0 = std::time::Instant::now();
@@ -387,9 +388,10 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         state.train_s += t0.elapsed().as_secs_f64();
         state.train_cpu_s += (process_cpu_s() - c0).max(0.0);
         state.generation += 1;
-        state.cpu_s = cpu_before + (process_cpu_s() - cpu0).max(0.0);
+        state.elapsed_s = clocks.wall_s();
+        state.cpu_s = clocks.cpu_s();
         let g = state.generation;
-        let elapsed = wall_before + wall.elapsed().as_secs_f64();
+        let elapsed = state.elapsed_s;
         acc.push([s.real_score, s.fake_score, s.loss_d, s.loss_g]);
         let mut rec = json!({
             "kind": "generation",
@@ -411,8 +413,15 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             rec[k] = v.clone();
         }
         let epoch_end = stream.epochs > state.epoch;
+        // the last generation always gets its FID (the run's final one)
+        let last = stop
+            .reason(&position(&LoopState {
+                epoch: stream.epochs,
+                ..state.clone()
+            }))
+            .is_some();
         let mut fid_now = None;
-        if epoch_end || (cfg.fid_every > 0 && g % cfg.fid_every == 0) {
+        if epoch_end || last || (cfg.fid_every > 0 && g % cfg.fid_every == 0) {
             let f = fid_of(model.as_ref())?;
             rec["fid"] = json!(f);
             state.best_fid = Some(state.best_fid.map_or(f, |b: f64| b.min(f)));
@@ -431,13 +440,8 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
                 .unwrap_or_default()
         ));
         bar.set_position(g);
-        // a generation's record is written once the next one starts (or the run ends), so
-        // that the final FID can join the last generation's record
-        if let Some(prev) = pending.take() {
-            emit(&mut records, prev)?;
-        }
+        emit(&mut records, rec)?;
         if epoch_end {
-            emit(&mut records, rec)?;
             state.epoch = stream.epochs;
             let k = acc.len() as f64;
             let mean = |j: usize| acc.iter().map(|a| a[j]).sum::<f64>() / k;
@@ -466,38 +470,23 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             )?;
             write_plots(&dir, &records)?;
             checkpoint(&mut state, model.as_ref(), &rng, &stream)?;
-        } else {
-            pending = Some(rec);
         }
     };
     bar.finish_and_clear();
     // final evaluation, outputs and checkpoint
-    let last_fid = pending
-        .as_ref()
-        .or(records.last())
-        .and_then(|r| r["fid"].as_f64());
-    let final_fid = match last_fid {
+    let final_fid = match records.last().and_then(|r| r["fid"].as_f64()) {
         Some(f) => f,
         None => {
+            // no generation ran (e.g. resumed at the end of a run that has no FID at its end)
             let f = fid_of(model.as_ref())?;
             state.best_fid = Some(state.best_fid.map_or(f, |b: f64| b.min(f)));
-            match pending.as_mut() {
-                Some(p) => p["fid"] = json!(f),
-                None => {
-                    // resumed at the end: the covered records are complete, the FID is new
-                    let mut r = json!({"kind": "final", "generation": state.generation,
-                        "epoch": state.epoch, "elapsed_s": state.train_s, "cpu_s": state.cpu_s,
-                        "train_s": state.train_s, "fid": f});
-                    r["train_cpu_s"] = json!(state.train_cpu_s);
-                    pending = Some(r);
-                }
-            }
+            let r = json!({"kind": "final", "generation": state.generation,
+                "epoch": state.epoch, "elapsed_s": clocks.wall_s(), "cpu_s": clocks.cpu_s(),
+                "train_s": state.train_s, "train_cpu_s": state.train_cpu_s, "fid": f});
+            emit(&mut records, r)?;
             f
         }
     };
-    if let Some(p) = pending.take() {
-        emit(&mut records, p)?;
-    }
     fsutil::save_image_atomic(
         &rd.sub(dir::SAMPLES, "final.png"),
         &grid_image(&model.sample_best(&z_grid)?, range, 8)?,
@@ -514,6 +503,8 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             output_range: range,
         },
     )?;
+    state.elapsed_s = clocks.wall_s();
+    state.cpu_s = clocks.cpu_s();
     checkpoint(&mut state, model.as_ref(), &rng, &stream)?;
     let summary = GanSummary {
         run_dir: dir.clone(),
