@@ -274,7 +274,8 @@ impl FoolArgs {
             Some(p) => Some(PathBuf::from(p)),
             None => {
                 let d = self.classifier.with_file_name("mnist-judge.pt");
-                (d.is_file() && d != self.classifier).then_some(d)
+                let exists = crate::nn::bundled::resolve(&d).is_ok_and(|p| p.is_file());
+                (exists && d != self.classifier).then_some(d)
             }
         };
         let target_fitness = self.target_fitness()?;
@@ -415,6 +416,13 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         Some(g) => g.info.latent_dim as usize,
         None => FoolFitness::pixel_genes([c, h, w], cfg.pixel_block),
     };
+    // genes as f32 (parents and children) and one image of each for the classifier
+    let p = cfg.ga.population as f64;
+    crate::run::memory::check(
+        &format!("--population {}", cfg.ga.population),
+        "the population and its images",
+        p * (n as f64 * 8.0 + (c * h * w) as f64 * 4.0),
+    )?;
     if !run.quiet {
         eprintln!(
             "fool: {} ({} classes), {:?} space ({n} genes), population {}, up to {} generations per class, judge {}, {} , seed {}",
@@ -519,6 +527,10 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
             judge_top_confidence: jtc,
             image: image_path,
         });
+        if outcome.reason == crate::run::StopReason::Interrupted {
+            // the classes after this one start when the run is resumed
+            break;
+        }
     }
     write_outputs(&dir, &results, &all_records, &grid)?;
     let summary = FoolSummary {
@@ -555,7 +567,14 @@ fn write_outputs(
     fsutil::write_jsonl_atomic(&dir.join("log.jsonl"), records)?;
     // grid of the best image of every class
     if !grid.is_empty() {
-        fsutil::save_image_atomic(&dir.join("grid.png"), &imageio::side_by_side(grid, 8))?;
+        let captions: Vec<String> = results
+            .iter()
+            .map(|r| format!("{}: {:.3}", r.label, r.confidence))
+            .collect();
+        fsutil::save_image_atomic(
+            &dir.join("grid.png"),
+            &crate::plot::captioned_row(grid, &captions, 8)?,
+        )?;
     }
     let series: Vec<Series> = results
         .iter()
@@ -573,6 +592,7 @@ fn write_outputs(
         "fool: best confidence of the target class per generation",
         "generation",
         &[Panel {
+            log_y: false,
             y_label: "softmax confidence".into(),
             series,
         }],

@@ -45,6 +45,35 @@ pub fn replace_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
     result
 }
 
+/// Writes `path` atomically with what a libtorch saver that takes a stream (`VarStore`,
+/// `Tensor::save_multi_to_stream`) writes. libtorch aborts the process when its own file
+/// writes fail (a full disk); in memory they cannot, and Rust I/O writes the bytes, so a full
+/// disk is an error naming `path`.
+pub fn write_torch(path: &Path, save: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+    let mut bytes = Vec::new();
+    save(&mut bytes)?;
+    write_atomic(path, &bytes)
+}
+
+/// As [`write_torch`] for libtorch savers that only take a path (`CModule::save`): they write
+/// a scratch file in a memory-backed directory (`/dev/shm` where there is one), whose bytes Rust
+/// I/O then writes to `path`.
+pub fn write_torch_file(path: &Path, save: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = dir.join(format!("neuroevo-{}-{n}.tmp", std::process::id()));
+    let bytes =
+        save(&scratch).and_then(|()| std::fs::read(&scratch).map_err(|e| Error::io(&scratch, e)));
+    let _ = std::fs::remove_file(&scratch);
+    write_atomic(path, &bytes?)
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }

@@ -182,9 +182,9 @@ pub struct GariArgs {
     /// Size of the mating pool (GARI's "number of parents mating").
     #[arg(long, alias = "num-parents")]
     pub parents: Option<usize>,
-    /// Parent selection: truncation, tournament[:K], roulette, rank.
-    #[arg(long)]
-    pub selection: Option<String>,
+    /// Parent selection: truncation, tournament (binary), tournament:K, roulette or rank.
+    #[arg(long, value_parser = crate::ga::cli::selection)]
+    pub selection: Option<Selection>,
     /// Pairing of the mating pool: ring (PyGAD) or random (GARI's distinct random pairs).
     #[arg(long, value_parser = crate::ga::cli::pairing_values())]
     pub pairing: Option<String>,
@@ -272,8 +272,8 @@ impl GariArgs {
         } else if self.population.is_some() {
             b.parents = (b.population / 2).max(1);
         }
-        if let Some(s) = &self.selection {
-            b.selection = Selection::parse(s)?;
+        if let Some(s) = self.selection.clone() {
+            b.selection = s;
         }
         if let Some(p) = &self.pairing {
             b.pairing = Pairing::parse(p)?;
@@ -468,6 +468,10 @@ impl<P: FlatPopulation> Observer<P> for GariObserver<'_> {
         let g = pop.genome(best);
         let mut m = Map::new();
         m.insert("psnr".into(), json!(imageio::psnr(&g, &self.target.data)));
+        m.insert(
+            "mae".into(),
+            json!(imageio::mae_levels(&g, &self.target.data)),
+        );
         Ok(m)
     }
     fn on_generation(&mut self, generation: u64, pop: &P, best: usize, last: bool) -> Result<()> {
@@ -532,6 +536,12 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
 
     let n = target.len();
     let p = cfg.ga.population;
+    // genes as f32, parents and children
+    crate::run::memory::check(
+        &format!("--population {p}"),
+        &format!("the population ({n} genes each)"),
+        p as f64 * n as f64 * 4.0 * 2.0,
+    )?;
     let mut rng = run.streams.ga();
     let genes = init_uniform(p, n, cfg.init_range.0, cfg.init_range.1, &mut rng);
     let engine = Engine {
@@ -635,21 +645,18 @@ fn write_outputs(dir: &RunDir, target: &FlatImage, best: &[f32], outcome: &Outco
             .filter_map(|r| f(r).map(|y| (r.generation as f64, y)))
             .collect()
     };
+    // the fitness is a large constant minus the error: what a user reads is the error
     let panels = [
         Panel {
-            y_label: "fitness".into(),
-            series: vec![
-                Series {
-                    name: "best".into(),
-                    points: pts(&|r| Some(r.best)),
-                },
-                Series {
-                    name: "mean".into(),
-                    points: pts(&|r| Some(r.mean)),
-                },
-            ],
+            log_y: true,
+            y_label: "mean abs. error (levels)".into(),
+            series: vec![Series {
+                name: "best".into(),
+                points: pts(&|r| r.extra.get("mae").and_then(|v| v.as_f64())),
+            }],
         },
         Panel {
+            log_y: false,
             y_label: "PSNR of best (dB)".into(),
             series: vec![Series {
                 name: "psnr".into(),
@@ -659,7 +666,7 @@ fn write_outputs(dir: &RunDir, target: &FlatImage, best: &[f32], outcome: &Outco
     ];
     line_plot(
         &dir.file("fitness.png"),
-        "gari: best fitness and PSNR per generation",
+        "gari: the best image's error (0-255 levels, log scale) and PSNR per generation",
         "generation",
         &panels,
     )

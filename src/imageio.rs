@@ -83,15 +83,27 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
             path.display()
         )));
     }
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
-    if reader.format().is_none() {
-        return Err(Error::corrupt(
-            path,
-            "not an image format that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM)",
-        ));
+    match reader.format() {
+        None => {
+            return Err(Error::corrupt(
+                path,
+                "not an image format that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM)",
+            ))
+        }
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(&bytes) => {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "truncated JPEG: its {} bytes end before the end-of-image marker (a cut-short download or copy?); its missing part would be evolved as grey",
+                    bytes.len()
+                ),
+            ))
+        }
+        Some(_) => {}
     }
     let img = reader.decode().map_err(|e| Error::Image {
         path: path.to_path_buf(),
@@ -103,14 +115,36 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     Ok(img)
 }
 
+/// Whether a JPEG's last scan is followed by its end-of-image marker. The JPEG decoder fills a
+/// cut-short scan with grey silently; neither marker can occur inside entropy-coded data (0xFF
+/// is stuffed there), so an EOI (FF D9) after the last start-of-scan (FF DA) means the file is
+/// whole.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
+}
+
+/// The largest side `--resize` accepts.
+pub const MAX_SIDE: u32 = 16384;
+
 /// Parses `WxH` (e.g. `100x75`).
 pub fn parse_size(s: &str) -> Result<(u32, u32)> {
     let bad = || Error::usage(format!("--resize {s}: expected WIDTHxHEIGHT, e.g. 100x75"));
     let (w, h) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
     let w: u32 = w.trim().parse().map_err(|_| bad())?;
     let h: u32 = h.trim().parse().map_err(|_| bad())?;
-    if w == 0 || h == 0 || w > 16384 || h > 16384 {
-        return Err(bad());
+    if w == 0 || h == 0 {
+        return Err(Error::usage(format!(
+            "--resize {s}: width and height must be at least 1"
+        )));
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(Error::usage(format!(
+            "--resize {s}: at most {MAX_SIDE} pixels a side"
+        )));
     }
     Ok((w, h))
 }
@@ -160,6 +194,16 @@ pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
     } else {
         -10.0 * mse.log10()
     }
+}
+
+/// Mean absolute error of genes `a` (clamped to [0, 1]) against `b`, in 8-bit levels (0-255).
+pub fn mae_levels(a: &[f32], b: &[f32]) -> f64 {
+    let sum: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x.clamp(0.0, 1.0) - y).abs() as f64)
+        .sum();
+    255.0 * sum / a.len().max(1) as f64
 }
 
 /// Maps tensor values from the range `from` to the range `to`.
@@ -267,6 +311,26 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_jpeg_is_refused() {
+        let bytes =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fruit.jpg")).unwrap();
+        assert!(jpeg_is_complete(&bytes));
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole.jpg");
+        std::fs::write(&whole, &bytes).unwrap();
+        assert!(load_image(&whole).is_ok());
+        let cut = dir.path().join("cut.jpg");
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let e = load_image(&cut).unwrap_err();
+        assert!(e.is_user_error());
+        let msg = e.to_string();
+        assert!(
+            msg.contains("cut.jpg") && msg.contains("truncated JPEG"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn psnr_matches_definition() {
         let a = vec![0.5f32; 100];
         let b = vec![0.6f32; 100];
@@ -279,5 +343,7 @@ mod tests {
         assert_eq!(parse_size("100x75").unwrap(), (100, 75));
         assert!(parse_size("0x5").is_err());
         assert!(parse_size("abc").is_err());
+        let e = parse_size("20000x20000").unwrap_err().to_string();
+        assert!(e.contains("at most 16384 pixels"), "{e}");
     }
 }

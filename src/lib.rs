@@ -9,7 +9,7 @@
 //! - [`ga`] (breeding), [`nn`] (networks, training, TorchScript export and loading) and
 //!   [`data`] (datasets);
 //! - the base: [`error`], [`fsutil`], [`device`], [`rng`] (the seed's named streams),
-//!   [`imageio`], [`plot`].
+//!   [`interrupt`] (Ctrl-C and SIGTERM), [`imageio`], [`plot`].
 pub mod autocnn;
 pub mod data;
 pub mod device;
@@ -20,6 +20,7 @@ pub mod ga;
 pub mod gan;
 pub mod gari;
 pub mod imageio;
+pub mod interrupt;
 pub mod nn;
 pub mod plot;
 pub mod rng;

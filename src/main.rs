@@ -36,6 +36,7 @@ enum Command {
 
 fn main() {
     neuroevo::device::tune_allocator();
+    neuroevo::interrupt::install();
     let matches = Cli::command()
         .try_get_matches()
         .unwrap_or_else(|e| neuroevo::run::args::exit_on_clap_error(e));
@@ -57,6 +58,7 @@ fn main() {
                 s.elapsed_s, s.generations_per_s, s.best_fitness, s.psnr_db
             );
             println!("{}", Job::Gari.wrote(&s.run_dir));
+            Some(s.run_dir)
         }),
         Command::Train(args) => run_train(args).map(|s| {
             let pct = |a: Option<f64>| a.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());
@@ -70,6 +72,7 @@ fn main() {
             );
             println!("exported {} (+ .features.pt, .json)", s.export.display());
             println!("{}", Job::Train.wrote(&s.run_dir));
+            Some(s.run_dir)
         }),
         Command::Fool(args) => run_fool(args).map(|s| {
             println!("class  confidence  judge(class)  judge top class");
@@ -86,6 +89,7 @@ fn main() {
                 );
             }
             println!("{:.1} s; {}", s.seconds, Job::Fool.wrote(&s.run_dir));
+            Some(s.run_dir)
         }),
         Command::AutoCnn(cmd) => run_command(cmd),
         Command::Gan(args) => run_gan(args).map(|s| {
@@ -95,10 +99,18 @@ fn main() {
                 s.fid_extractor.display(), s.fid_samples
             );
             println!("{}", Job::Gan.wrote(&s.run_dir));
+            Some(s.run_dir)
         }),
     };
-    if let Err(e) = result {
-        eprintln!("error: {e}");
-        std::process::exit(if e.is_user_error() { 2 } else { 1 });
+    match result {
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(if e.is_user_error() { 2 } else { 1 });
+        }
+        Ok(Some(dir)) if neuroevo::interrupt::requested() => {
+            eprintln!("{}", neuroevo::interrupt::message(&dir));
+            std::process::exit(neuroevo::interrupt::EXIT_CODE);
+        }
+        Ok(_) => {}
     }
 }

@@ -14,12 +14,46 @@ fn ensure_font() {
     });
 }
 
+/// Images side by side (as [`crate::imageio::side_by_side`]) with a caption under each.
+pub fn captioned_row(
+    images: &[image::DynamicImage],
+    captions: &[String],
+    gap: u32,
+) -> Result<image::DynamicImage> {
+    ensure_font();
+    let row = crate::imageio::side_by_side(images, gap).to_rgb8();
+    let caption_h = 24;
+    let (w, h) = (row.width(), row.height() + caption_h);
+    let mut canvas = image::RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    image::imageops::overlay(&mut canvas, &row, 0, 0);
+    let mut buf = canvas.into_raw();
+    (|| -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let mut x = gap;
+        for (img, caption) in images.iter().zip(captions) {
+            root.draw(&Text::new(
+                caption.clone(),
+                (x as i32, row.height() as i32 - (gap as i32) / 2),
+                ("sans-serif", 16).into_font().color(&BLACK),
+            ))?;
+            x += img.width() + gap;
+        }
+        root.present()?;
+        Ok(())
+    })()
+    .map_err(|e| Error::Plot(format!("captions: {e}")))?;
+    let img = image::RgbImage::from_raw(w, h, buf).expect("caption buffer");
+    Ok(image::DynamicImage::ImageRgb8(img))
+}
+
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
 }
 
 pub struct Panel {
+    /// A logarithmic y axis (positive values only; tick labels in the values' units).
+    pub log_y: bool,
     pub y_label: String,
     pub series: Vec<Series>,
 }
@@ -101,6 +135,16 @@ fn draw(
     let root = root.titled(title, ("sans-serif", 22))?;
     let areas = root.split_evenly((panels.len().max(1), 1));
     for (panel, area) in panels.iter().zip(areas.iter()) {
+        // a log axis plots log10 of the values and labels its ticks with the values
+        let to_y = |y: f64| {
+            if !panel.log_y {
+                y
+            } else if y > 0.0 {
+                y.log10()
+            } else {
+                f64::NAN
+            }
+        };
         let xs = panel
             .series
             .iter()
@@ -108,11 +152,18 @@ fn draw(
         let ys = panel
             .series
             .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1));
+            .flat_map(|s| s.points.iter().map(|p| to_y(p.1)));
         let (Some((x0, x1)), Some((y0, y1))) = (finite_range(xs), finite_range(ys)) else {
             continue;
         };
-        let y_fmt = |v: &f64| tick(*v, y1 - y0);
+        let y_fmt = |v: &f64| {
+            if panel.log_y {
+                let value = 10f64.powf(*v);
+                tick(value, value * 10.0)
+            } else {
+                tick(*v, y1 - y0)
+            }
+        };
         let x_fmt = |v: &f64| tick(*v, x1 - x0);
         let widest = [y0, y1].iter().map(|v| y_fmt(v).len()).max().unwrap_or(4) as u32;
         let mut chart = ChartBuilder::on(area)
@@ -134,7 +185,7 @@ fn draw(
             let pts = s
                 .points
                 .iter()
-                .copied()
+                .map(|&(x, y)| (x, to_y(y)))
                 .filter(|p| p.0.is_finite() && p.1.is_finite());
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
@@ -174,6 +225,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("plot.png");
         let panel = Panel {
+            log_y: false,
             y_label: "y".into(),
             series: vec![
                 Series {
@@ -187,6 +239,15 @@ mod tests {
             ],
         };
         line_plot(&p, "test", "x", &[panel]).unwrap();
+        let log = Panel {
+            log_y: true,
+            y_label: "y".into(),
+            series: vec![Series {
+                name: "decay".into(),
+                points: (1..50).map(|i| (i as f64, 100.0 / i as f64)).collect(),
+            }],
+        };
+        line_plot(&dir.path().join("log.png"), "test", "x", &[log]).unwrap();
         let img = image::open(&p).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (900, 340));
         let blue = img.pixels().filter(|px| px.0 == [31, 119, 180]).count();

@@ -66,8 +66,9 @@ impl Streams {
         tch::manual_seed(self.seed as i64);
     }
 
-    /// `gan`: seeds libtorch's global RNG when a run resumes at `generation`.
-    pub fn resume_libtorch(&self, generation: u64) {
+    /// `gan`: seeds libtorch's global RNG for the generation after `generation`, so that what
+    /// it draws does not depend on where the run was checkpointed or resumed.
+    pub fn generation_libtorch(&self, generation: u64) {
         tch::manual_seed((self.seed ^ generation.wrapping_mul(0x9E37_79B9)) as i64);
     }
 }

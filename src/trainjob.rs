@@ -271,13 +271,15 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                     .with(fields);
                 log.append(&record)?;
                 // checkpoint: weights, then the epoch count (each written atomically)
-                fsutil::replace_atomic(&weights, |tmp| Ok(vs.save(tmp)?))?;
+                fsutil::write_torch(&weights, |buf| Ok(vs.save_to_stream(buf)?))?;
                 fsutil::write_json_atomic(
                     &state_file,
                     &TrainState {
                         epochs_done: r.epoch,
                     },
-                )
+                )?;
+                // Ctrl-C/SIGTERM: the model as trained so far is exported; --resume goes on
+                Ok(!crate::interrupt::requested())
             },
         )?;
         epochs.extend(reports);

@@ -36,6 +36,7 @@ fn exported_model_matches_in_python_and_rust() {
 
     let model = dir.path().join("m.pt");
     let info = ModelInfo {
+        kind: "classifier".into(),
         format: "test".into(),
         arch: arch.to_string(),
         input_shape: [1, 28, 28],

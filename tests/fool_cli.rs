@@ -163,6 +163,7 @@ fn latent_space_goes_through_a_generator() {
     })
     .unwrap();
     let info = GeneratorInfo {
+        kind: "generator".into(),
         latent_dim: 8,
         latent_shape: vec![8],
         output_shape: [1, 28, 28],

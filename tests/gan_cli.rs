@@ -116,11 +116,11 @@ fn weights_mode_feature_matching_fitness() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let cfg = config(&out);
-    let strokes = &cfg["weights"]["strokes"];
+    let strokes = &cfg["model"]["strokes"];
     assert_eq!(strokes["count"], 2, "{cfg}");
     assert_eq!(strokes["width"], 1.2, "{cfg}");
-    assert_eq!(cfg["weights"]["hidden_activation"], "softmax", "{cfg}");
-    assert_eq!(cfg["weights"]["softmax_temperature"], 0.25, "{cfg}");
+    assert_eq!(cfg["model"]["hidden_activation"], "softmax", "{cfg}");
+    assert_eq!(cfg["model"]["softmax_temperature"], 0.25, "{cfg}");
     // the exported generator applies the same activation (images in [0, 1], z-independent batch)
     check_generator(&out, &[100], (0.0, 1.0));
     let recs = log(&out);
@@ -380,7 +380,7 @@ fn dcgan_evolved_learning_rates_survive_resume() {
     assert!(moved, "some best individual has an explored rate");
     // `--evolve-lr generators`: the discriminators keep --lr, through the resume too
     let (gens, cfg) = evolved_lr_run(&tmp.path().join("pbt-g"), &["generators"]);
-    assert_eq!(cfg["dcgan"]["fixed_d_lr"], true, "{cfg}");
+    assert_eq!(cfg["model"]["fixed_d_lr"], true, "{cfg}");
     assert!(gens.iter().all(|r| lr_steps(r, "d_lr_best") == 0.0));
     assert!(gens.iter().any(|r| lr_steps(r, "g_lr_best") != 0.0));
 }

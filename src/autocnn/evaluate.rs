@@ -79,7 +79,8 @@ pub(crate) fn train_genome(
             let base = msg.split(" [epoch").next().unwrap_or("").to_string();
             b.set_message(format!("{base} [epoch {}/{epochs} done]", r.epoch));
         }
-        Ok(())
+        // a network always trains all its epochs: its fitness is that of --epochs
+        Ok(true)
     });
     if let Err(e) = trained {
         if e.is_user_error() {

@@ -55,7 +55,7 @@ pub(crate) fn export_model(
                 epochs: n,
                 ..cfg.train.clone()
             };
-            train_classifier(&net, &vs, &train, None, &tc, 0, bars, |_| Ok(()))?;
+            train_classifier(&net, &vs, &train, None, &tc, 0, bars, |_| Ok(true))?;
         }
         None => load_best(&mut vs)?,
     }

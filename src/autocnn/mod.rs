@@ -49,8 +49,8 @@ impl AutoCnnCommand {
     }
 }
 
-/// Runs one `auto-cnn` command and prints its summary.
-pub fn run_command(cmd: &AutoCnnCommand) -> Result<()> {
+/// Runs one `auto-cnn` command and prints its summary; the run directory of a search.
+pub fn run_command(cmd: &AutoCnnCommand) -> Result<Option<std::path::PathBuf>> {
     match cmd {
         AutoCnnCommand::Search(args) => {
             let s = run_search(args)?;
@@ -67,11 +67,11 @@ pub fn run_command(cmd: &AutoCnnCommand) -> Result<()> {
                 fmt_acc(s.best.test_acc)
             );
             println!("{}", crate::run::Job::AutoCnn.wrote(&s.run_dir));
-            Ok(())
+            Ok(Some(s.run_dir))
         }
         AutoCnnCommand::Show(args) => {
             print!("{}", show_run(&args.run_dir, args.top)?);
-            Ok(())
+            Ok(None)
         }
         AutoCnnCommand::Export(args) => {
             let b = export_best(args)?;
@@ -83,7 +83,7 @@ pub fn run_command(cmd: &AutoCnnCommand) -> Result<()> {
                 fmt_acc(b.val_acc),
                 fmt_acc(b.test_acc)
             );
-            Ok(())
+            Ok(None)
         }
     }
 }

@@ -35,6 +35,7 @@ pub(crate) fn plot_fitness(dir: &Path) -> Result<()> {
         "auto-cnn: fitness (accuracy after the short training) per generation",
         "generation",
         &[Panel {
+            log_y: false,
             y_label: "accuracy".into(),
             series: vec![
                 series("best", "best_fitness"),
@@ -104,6 +105,9 @@ pub fn show_run(dir: &Path, top: usize) -> Result<String> {
     let pending = |v: &Vec<Individual>| v.iter().filter(|i| i.fitness.is_none()).count();
     let status = match (state.phase, &state.stop_reason) {
         (Phase::Done, _) => "finished (all generations)".to_string(),
+        (_, Some(r)) if r == "generations" => {
+            format!("finished ({} generations)", state.generation)
+        }
         (_, Some(r)) => format!("stopped by {r} at generation {}", state.generation),
         (Phase::Evaluate, None) => {
             let list = if state.generation == 0 {

@@ -19,8 +19,11 @@ use crate::ga::plan::environmental_selection;
 use crate::ga::selection::{argbest, Selection};
 use crate::ga::GaRng;
 use crate::nn::arch::Arch;
-use crate::run::{dir as rdir, Clocks, Job, RunDir};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use crate::run::{
+    dir as rdir, drive, progress, Clocks, Ctx, Driver, Job, Position, RunDir, Step, StopCriteria,
+    StopReason,
+};
+use indicatif::{MultiProgress, ProgressBar};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -45,8 +48,9 @@ pub(crate) fn fitness_of(list: &[Individual]) -> Vec<f64> {
 pub(crate) enum Phase {
     /// Train the individuals without fitness (the population in generation 0, else offspring).
     Evaluate,
-    /// Breed the next offspring (or finish after the last generation).
+    /// The generation is complete: breed the next offspring (or stop).
     Breed,
+    /// Written by earlier versions after the last generation; read as `Breed`.
     Done,
 }
 
@@ -103,6 +107,9 @@ pub struct SearchSummary {
     pub table: String,
 }
 
+/// The architecture search as the run layer's [`Step`]: a generation is breeding offspring,
+/// evaluating them (cache first) and the environmental (mu+lambda) selection; the state is
+/// checkpointed after every evaluation, so a resume never retrains a network it already scored.
 pub(crate) struct Search {
     pub(crate) cfg: SearchConfig,
     pub(crate) dir: PathBuf,
@@ -111,31 +118,20 @@ pub(crate) struct Search {
     pub(crate) settings: String,
     pub(crate) evaluator: LocalEvaluator,
     pub(crate) bars: Option<MultiProgress>,
-    pub(crate) bar: ProgressBar,
-    pub(crate) clocks: Clocks,
-    pub(crate) log: crate::run::Log,
     pub(crate) trained_this_session: usize,
 }
 
 impl Search {
-    fn elapsed(&self) -> f64 {
-        self.clocks.wall_s()
+    fn save(&mut self, clocks: &Clocks) -> Result<()> {
+        self.state.elapsed_s = clocks.wall_s();
+        self.state.cpu_s = clocks.cpu_s();
+        fsutil::write_json_atomic(&self.dir.join(rdir::STATE), &self.state)
     }
 
-    fn save(&mut self) -> Result<()> {
-        self.state.elapsed_s = self.elapsed();
-        self.state.cpu_s = self.clocks.cpu_s();
-        fsutil::write_json_atomic(&self.dir.join("checkpoint.json"), &self.state)
-    }
-
-    fn log(&mut self, record: serde_json::Value) -> Result<()> {
-        self.log.append(&record)?;
+    fn log(&mut self, ctx: &mut Ctx, record: serde_json::Value) -> Result<()> {
+        ctx.emit(&record)?;
         self.state.log_lines += 1;
         Ok(())
-    }
-
-    fn over_budget(&self) -> bool {
-        self.cfg.time_budget_s.is_some_and(|b| self.elapsed() >= b)
     }
 
     fn current(&mut self) -> &mut Vec<Individual> {
@@ -150,20 +146,21 @@ impl Search {
         self.state.best.as_ref().map(|b| b.fitness)
     }
 
-    fn set_message(&self, what: &str) {
+    fn set_message(&self, ctx: &Ctx, what: &str) {
         let best = self
             .state
             .best
             .as_ref()
             .map(|b| format!(" | best {:.4} {}", b.fitness, b.genome))
             .unwrap_or_default();
-        self.bar
+        ctx.bar
             .set_message(format!("gen {}: {what}{best}", self.state.generation));
     }
 
     /// Records an evaluation of individual `i` of the current list: cache, best, log, checkpoint.
     fn record(
         &mut self,
+        ctx: &mut Ctx,
         i: usize,
         e: Evaluation,
         cached: bool,
@@ -172,7 +169,9 @@ impl Search {
         let better = self.best_fitness().is_none_or(|b| e.fitness > b);
         if better {
             if let Some(vs) = weights {
-                fsutil::replace_atomic(&self.dir.join("best.ot"), |tmp| Ok(vs.save(tmp)?))?;
+                fsutil::write_torch(&self.dir.join(rdir::BEST_WEIGHTS), |buf| {
+                    Ok(vs.save_to_stream(buf)?)
+                })?;
             }
             if weights.is_some() || cached {
                 self.state.best = Some(e.clone());
@@ -181,7 +180,7 @@ impl Search {
         if !cached {
             let key = cache_key(&e.genome, &self.settings);
             self.cache.entries.insert(key, e.clone());
-            fsutil::write_json_atomic(&self.dir.join("cache.json"), &self.cache)?;
+            fsutil::write_json_atomic(&self.dir.join(rdir::CACHE), &self.cache)?;
             self.state.trained += 1;
             self.trained_this_session += 1;
         } else {
@@ -192,34 +191,34 @@ impl Search {
         let origin = self.current()[i].origin.clone();
         self.current()[i].fitness = Some(e.fitness);
         if let Some(note) = &e.note {
-            self.bar
-                .println(format!("note: {} (gen {generation}): {note}", e.genome));
+            ctx.note(format!("note: {} (gen {generation}): {note}", e.genome));
         }
-        self.log(json!({
+        let record = json!({
             "kind": "evaluation", "generation": generation, "index": i,
-            "elapsed_s": self.clocks.wall_s(), "cpu_s": self.clocks.cpu_s(),
+            "elapsed_s": ctx.clocks.wall_s(), "cpu_s": ctx.clocks.cpu_s(),
             "evaluation": self.state.evaluations, "origin": origin, "cached": cached,
             "genome": e.genome, "evaluated": e.evaluated, "params": e.params,
             "fitness": e.fitness, "val_acc": e.val_acc, "test_acc": e.test_acc,
             "seconds": e.seconds, "note": e.note,
-        }))?;
-        self.save()?;
-        self.bar.set_position(self.state.evaluations as u64);
+        });
+        self.log(ctx, record)?;
+        self.save(ctx.clocks)?;
+        ctx.bar.set_position(self.state.evaluations as u64);
         Ok(())
     }
 
-    /// Trains every individual of the current list that has no fitness yet. Returns false when
-    /// the time budget ran out first.
-    fn evaluate_pending(&mut self) -> Result<bool> {
+    /// Trains every individual of the current list that has no fitness yet. `Some` when the
+    /// time budget ran out or Ctrl-C came first.
+    fn evaluate_pending(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
         loop {
             let pending: Vec<usize> = (0..self.current().len())
                 .filter(|&i| self.current()[i].fitness.is_none())
                 .collect();
             if pending.is_empty() {
-                return Ok(true);
+                return Ok(None);
             }
-            if self.over_budget() {
-                return Ok(false);
+            if let Some(reason) = ctx.stop_now() {
+                return Ok(Some(reason));
             }
             // cached genomes first: no training
             let first = pending[0];
@@ -230,7 +229,7 @@ impl Search {
                 .get(&cache_key(&genome, &self.settings))
                 .cloned()
             {
-                self.record(first, e, true, None)?;
+                self.record(ctx, first, e, true, None)?;
                 continue;
             }
             // one network per device; genomes trained in this wave are distinct
@@ -247,32 +246,47 @@ impl Search {
                 }
             }
             let names: Vec<&str> = wave.iter().map(|(_, g)| g.as_str()).collect();
-            self.set_message(&format!("training {}", names.join(" | ")));
+            self.set_message(ctx, &format!("training {}", names.join(" | ")));
             let genomes: Vec<String> = wave.iter().map(|(_, g)| g.clone()).collect();
             let results =
                 self.evaluator
-                    .evaluate(&genomes, &self.cfg, self.bars.as_ref(), Some(&self.bar));
+                    .evaluate(&genomes, &self.cfg, self.bars.as_ref(), Some(ctx.bar));
             for ((i, _), r) in wave.into_iter().zip(results) {
                 let t = r?;
-                self.record(i, t.eval, false, t.net.as_ref().map(|(_, vs)| vs))?;
+                self.record(ctx, i, t.eval, false, t.net.as_ref().map(|(_, vs)| vs))?;
             }
         }
     }
 
-    fn generation_record(&mut self) -> Result<()> {
+    /// Evaluates the current list, selects the next population (after generation 0) and logs
+    /// the generation; the checkpoint then says the generation is complete.
+    fn complete_generation(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
+        if let Some(reason) = self.evaluate_pending(ctx)? {
+            return Ok(Some(reason));
+        }
+        if self.state.generation > 0 {
+            self.select();
+        }
+        self.generation_record(ctx)?;
+        self.state.phase = Phase::Breed;
+        self.save(ctx.clocks)?;
+        Ok(None)
+    }
+
+    fn generation_record(&mut self, ctx: &mut Ctx) -> Result<()> {
         let fit = fitness_of(&self.state.population);
         let b = argbest(&fit);
         let mean = fit.iter().sum::<f64>() / fit.len() as f64;
         let record = json!({
             "kind": "generation", "generation": self.state.generation,
-            "cpu_s": self.clocks.cpu_s(),
+            "cpu_s": ctx.clocks.cpu_s(),
             "best_fitness": fit[b], "mean_fitness": mean,
             "best_genome": self.state.population[b].genome,
             "population": self.state.population.iter().map(|p| &p.genome).collect::<Vec<_>>(),
             "fitness": fit, "evaluations": self.state.evaluations,
-            "elapsed_s": self.elapsed(),
+            "elapsed_s": ctx.clocks.wall_s(),
         });
-        self.log(record)
+        self.log(ctx, record)
     }
 
     /// Environmental selection: binary tournaments with replacement over parents + offspring
@@ -299,40 +313,43 @@ impl Search {
             .collect();
         self.state.offspring = breed(&genomes, &fit, &self.cfg, &mut self.state.rng);
     }
+}
 
-    fn run(&mut self) -> Result<()> {
-        loop {
-            match self.state.phase {
-                Phase::Evaluate => {
-                    if !self.evaluate_pending()? {
-                        self.state.stop_reason = Some("time_budget".into());
-                        return self.save();
-                    }
-                    if self.state.generation > 0 {
-                        self.select();
-                    }
-                    self.generation_record()?;
-                    self.state.phase = Phase::Breed;
-                    self.save()?;
-                }
-                Phase::Breed => {
-                    if self.state.generation >= self.cfg.generations {
-                        self.state.phase = Phase::Done;
-                        self.state.stop_reason = Some("generations".into());
-                        return self.save();
-                    }
-                    if self.over_budget() {
-                        self.state.stop_reason = Some("time_budget".into());
-                        return self.save();
-                    }
-                    self.breed();
-                    self.state.generation += 1;
-                    self.state.phase = Phase::Evaluate;
-                    self.save()?;
-                }
-                Phase::Done => return Ok(()),
-            }
+impl Step for Search {
+    /// A new search evaluates its first population; a resumed one finishes the generation its
+    /// checkpoint was taken in.
+    fn start(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
+        match self.state.phase {
+            Phase::Evaluate => self.complete_generation(ctx),
+            Phase::Breed | Phase::Done => Ok(None),
         }
+    }
+
+    fn position(&mut self, ctx: &mut Ctx) -> Result<Position> {
+        Ok(Position {
+            generation: self.state.generation as u64,
+            epoch: 0,
+            best_fitness: self.best_fitness(),
+            best_generation: 0,
+            budget_s: ctx.clocks.read(ctx.stop.budget_clock),
+        })
+    }
+
+    /// A generation's record is written when it completes (it is part of the checkpoint).
+    fn report(&mut self, _: &mut Ctx, _: bool) -> Result<()> {
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, ctx: &mut Ctx) -> Result<()> {
+        self.save(ctx.clocks)
+    }
+
+    fn advance(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
+        self.breed();
+        self.state.generation += 1;
+        self.state.phase = Phase::Evaluate;
+        self.save(ctx.clocks)?;
+        self.complete_generation(ctx)
     }
 }
 
@@ -398,8 +415,8 @@ pub(crate) fn open_run(dir: &Path, what: &str) -> Result<(SearchConfig, SearchSt
         )));
     }
     Ok((
-        fsutil::read_json(&dir.join("config.json"))?,
-        fsutil::read_json(&dir.join("checkpoint.json"))?,
+        crate::run::context::read_config(&rd)?,
+        fsutil::read_json(&rd.file(rdir::STATE))?,
     ))
 }
 
@@ -439,9 +456,6 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     let dir = run.dir.path().to_path_buf();
     let state = if run.resumed {
         let (_, mut state) = open_run(&dir, "--resume")?;
-        if state.phase == Phase::Done && state.generation < run.cfg.generations {
-            state.phase = Phase::Breed;
-        }
         state.stop_reason = None;
         state
     } else {
@@ -481,20 +495,10 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     let bars = (!quiet).then(MultiProgress::new);
     let total = (cfg.population * (cfg.generations + 1)).max(state.evaluations) as u64;
     let bar = match &bars {
-        Some(mp) => {
-            let b = mp.add(ProgressBar::new(total));
-            b.set_style(
-                ProgressStyle::with_template(
-                    "[{bar:25}] {pos}/{len} networks {elapsed_precise} {wide_msg}",
-                )
-                .unwrap()
-                .progress_chars("=> "),
-            );
-            b.set_position(state.evaluations as u64);
-            b
-        }
+        Some(mp) => progress::add_to(mp, Some(total), "networks"),
         None => ProgressBar::hidden(),
     };
+    bar.set_position(state.evaluations as u64);
     if !quiet {
         let d = &workers[0];
         bar.println(format!(
@@ -519,8 +523,18 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         ));
     }
     let resumed_at = state.evaluations;
-    let mut search = Search {
+    let mut driver = Driver {
+        stop: StopCriteria {
+            generations: Some(cfg.generations as u64),
+            time_budget_s: cfg.time_budget_s,
+            ..Default::default()
+        },
+        log,
         clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
+        bar,
+        resumed: run.resumed,
+    };
+    let mut search = Search {
         cfg,
         dir,
         state,
@@ -528,13 +542,13 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         settings,
         evaluator,
         bars,
-        bar,
         trained_this_session: 0,
-        log,
     };
-    search.save()?;
-    search.run()?;
-    search.bar.finish_and_clear();
+    search.save(&driver.clocks)?;
+    let reason = drive(&mut search, &mut driver)?;
+    search.state.stop_reason = Some(reason.as_str().into());
+    search.save(&driver.clocks)?;
+    driver.bar.finish_and_clear();
     plot_fitness(&search.dir)?;
     let best_eval = search
         .state
@@ -670,6 +684,22 @@ mod tests {
         assert_eq!(
             cache_key("S32-32", &sa),
             cache_key("S32-32", &a.fitness_settings())
+        );
+    }
+
+    #[test]
+    fn a_network_that_diverges_scores_zero_with_a_note() {
+        let mut c = cfg(3);
+        c.data.subset = Some(200);
+        c.train.batch_size = 50;
+        c.train.lr = 1e12;
+        let mut data = load_dataset(&c.dataset, &c.data, Device::Cpu).unwrap();
+        let t = train_genome("S8-8", &c, &mut data, None, None).unwrap();
+        assert_eq!(t.eval.fitness, 0.0);
+        let note = t.eval.note.unwrap();
+        assert!(
+            note.starts_with("scored 0") && note.contains("lower --lr"),
+            "{note}"
         );
     }
 

@@ -124,6 +124,11 @@ impl MutationArgs {
     }
 }
 
+/// `--selection`: truncation, tournament, tournament:K, roulette or rank.
+pub fn selection(s: &str) -> std::result::Result<crate::ga::Selection, String> {
+    crate::ga::Selection::parse(s).map_err(|e| e.to_string())
+}
+
 /// The choices of a closed-set flag, listed by `--help`; each is parsed by its type's `parse`.
 fn choices(values: &[(&'static str, &[&'static str])]) -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(values.iter().map(|(name, aliases)| {

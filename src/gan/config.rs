@@ -101,8 +101,8 @@ pub struct GanArgs {
     #[arg(long)]
     pub latent_dim: Option<i64>,
     /// weights: hidden layer sizes of the generator MLP, comma-separated.
-    #[arg(long, default_value = "100")]
-    pub hidden: String,
+    #[arg(long, default_value = "100", value_delimiter = ',', value_parser = clap::value_parser!(i64).range(1..))]
+    pub hidden: Vec<i64>,
     /// dcgan: base channel width (channels are multiples of it; 64 at 64x64 is the thesis).
     /// Default 32 at 28/32, 64 at 64.
     #[arg(long)]
@@ -177,10 +177,28 @@ pub struct GanArgs {
     pub run: RunArgs,
 }
 
+/// The networks of a run, per mode.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ModelConfig {
+    Weights(weights::WeightsConfig),
+    Dcgan(dcgan::DcganConfig),
+}
+
+impl ModelConfig {
+    pub fn mode(&self) -> Mode {
+        match self {
+            ModelConfig::Weights(_) => Mode::Weights,
+            ModelConfig::Dcgan(_) => Mode::Dcgan,
+        }
+    }
+}
+
 /// `config.json` of a gan run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GanConfig {
-    pub mode: Mode,
+    /// The mode and its networks.
+    pub model: ModelConfig,
     pub dataset: DatasetName,
     pub data: DataOptions,
     pub image_size: i64,
@@ -193,8 +211,6 @@ pub struct GanConfig {
     pub d_ga: Option<Breeding>,
     pub d_ops: FlatOps,
     pub per_tensor_crossover: bool,
-    pub weights: Option<weights::WeightsConfig>,
-    pub dcgan: Option<dcgan::DcganConfig>,
     pub batch_size: i64,
     pub eval_batch: i64,
     pub lr: f64,
@@ -244,6 +260,24 @@ impl JobConfig for GanConfig {
     fn seed(&self) -> u64 {
         self.seed
     }
+    /// Runs made before the mode's settings were one section: `"mode"` beside optional
+    /// `"weights"` and `"dcgan"` sections.
+    fn upgrade(v: &mut serde_json::Value) {
+        let Some(m) = v.as_object_mut() else { return };
+        if m.contains_key("model") {
+            return;
+        }
+        let (Some(mode), weights, dcgan) =
+            (m.remove("mode"), m.remove("weights"), m.remove("dcgan"))
+        else {
+            return;
+        };
+        let section = if mode == "weights" { weights } else { dcgan };
+        if let Some(serde_json::Value::Object(mut section)) = section {
+            section.insert("mode".into(), mode);
+            m.insert("model".into(), section.into());
+        }
+    }
 }
 
 impl GanArgs {
@@ -282,6 +316,18 @@ impl GanArgs {
             return Err(Error::usage(format!(
                 "--channels {}: expected 1 or 3",
                 self.channels
+            )));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(Error::usage(format!(
+                "--lr {}: an Adam learning rate must be a number in (0, 1] (GANs train at about 2e-4)",
+                self.lr
+            )));
+        }
+        if !(self.beta1.is_finite() && (0.0..1.0).contains(&self.beta1)) {
+            return Err(Error::usage(format!(
+                "--beta1 {}: must be in [0, 1)",
+                self.beta1
             )));
         }
         let seed = new.seed;
@@ -444,18 +490,7 @@ impl GanArgs {
         } else {
             None
         };
-        let hidden: Vec<i64> = self
-            .hidden
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| s.trim().parse::<i64>().ok().filter(|&v| v > 0))
-            .collect::<Option<_>>()
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "--hidden {}: expected sizes like 100 or 256,128",
-                    self.hidden
-                ))
-            })?;
+        let hidden = self.hidden.clone();
         let width = self.width.unwrap_or(if image_size == 64 { 64 } else { 32 });
         if width < 1 {
             return Err(Error::usage(format!("--width {width}: must be positive")));
@@ -465,19 +500,8 @@ impl GanArgs {
             stop.epochs = Some(5);
         }
         stop.validate()?;
-        Ok(GanConfig {
-            mode: self.mode,
-            dataset,
-            data,
-            image_size,
-            population,
-            evolution,
-            ga,
-            d_ops: ops.clone(),
-            ops,
-            d_ga,
-            per_tensor_crossover: per_tensor,
-            weights: weights_mode.then(|| weights::WeightsConfig {
+        let model = if weights_mode {
+            ModelConfig::Weights(weights::WeightsConfig {
                 latent_dim: self.latent_dim.unwrap_or(100),
                 hidden,
                 fitness: self.fitness,
@@ -495,15 +519,29 @@ impl GanArgs {
                 minibatch_std: self.minibatch_std,
                 hidden_activation: self.hidden_activation,
                 softmax_temperature: self.softmax_temperature.unwrap_or(0.5),
-            }),
-            dcgan: (!weights_mode).then(|| dcgan::DcganConfig {
+            })
+        } else {
+            ModelConfig::Dcgan(dcgan::DcganConfig {
                 latent_dim: self.latent_dim.unwrap_or(128),
                 width,
                 grad_steps: self.grad_steps,
                 d_population,
                 evolve_lr: self.evolve_lr.is_some(),
                 fixed_d_lr: self.evolve_lr == Some(LrEvolution::Generators),
-            }),
+            })
+        };
+        Ok(GanConfig {
+            model,
+            dataset,
+            data,
+            image_size,
+            population,
+            evolution,
+            ga,
+            d_ops: ops.clone(),
+            ops,
+            d_ga,
+            per_tensor_crossover: per_tensor,
             batch_size: self.batch_size,
             eval_batch,
             lr: self.lr,

@@ -28,26 +28,49 @@ impl FeatureStats {
     }
 }
 
-/// Square root of a symmetric positive semi-definite matrix by eigen-decomposition.
-fn sqrt_psd(a: &Tensor) -> Tensor {
-    let a = (a + a.tr()) / 2.0;
-    let (e, v) = a.linalg_eigh("L");
-    let s = e.clamp_min(0.0).sqrt();
-    (&v * s.unsqueeze(0)).mm(&v.tr())
+impl FeatureStats {
+    /// Whether every mean and covariance entry is finite (generated images of a diverged
+    /// network give NaN features).
+    pub fn is_finite(&self) -> bool {
+        let finite = |t: &Tensor| t.isfinite().all().int64_value(&[]) != 0;
+        finite(&self.mean) && finite(&self.cov)
+    }
 }
 
-pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> f64 {
+/// Square root of a symmetric positive semi-definite matrix by eigen-decomposition.
+fn sqrt_psd(a: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
+    let a = (a + a.tr()) / 2.0;
+    let (e, v) = a.f_linalg_eigh("L")?;
+    let s = e.clamp_min(0.0).sqrt();
+    Ok((&v * s.unsqueeze(0)).mm(&v.tr()))
+}
+
+/// An error when either set of features is not finite (a diverged generator) or the eigen
+/// decomposition fails; never a panic.
+pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> Result<f64> {
+    if !(a.is_finite() && b.is_finite()) {
+        return Err(Error::Other(
+            "the FID's features are NaN or infinite: the generator's images are not finite".into(),
+        ));
+    }
+    let fail = |e: tch::TchError| {
+        Error::Other(format!(
+            "the FID's eigen decomposition failed: {}",
+            e.to_string().lines().next().unwrap_or("")
+        ))
+    };
     let d = &a.mean - &b.mean;
-    let s1 = sqrt_psd(&a.cov);
+    let s1 = sqrt_psd(&a.cov).map_err(fail)?;
     let m = s1.mm(&b.cov).mm(&s1);
     let m = (&m + m.tr()) / 2.0;
     let tr_sqrt = m
-        .linalg_eigvalsh("L")
+        .f_linalg_eigvalsh("L")
+        .map_err(fail)?
         .clamp_min(0.0)
         .sqrt()
         .sum(Kind::Double);
     let v = d.dot(&d) + a.cov.trace() + b.cov.trace() - tr_sqrt * 2.0;
-    v.double_value(&[]).max(0.0)
+    Ok(v.double_value(&[]).max(0.0))
 }
 
 /// Feature statistics of images `[N, C, H, W]` whose values lie in `range`.
@@ -76,11 +99,22 @@ mod tests {
         tch::manual_seed(1);
         let x = Tensor::randn([500, 16], (Kind::Float, Device::Cpu));
         let s = FeatureStats::of(&x);
-        assert!(frechet_distance(&s, &s) < 1e-6);
+        assert!(frechet_distance(&s, &s).unwrap() < 1e-6);
         let y = Tensor::randn([500, 16], (Kind::Float, Device::Cpu)) + 1.0;
-        let fy = frechet_distance(&s, &FeatureStats::of(&y));
+        let fy = frechet_distance(&s, &FeatureStats::of(&y)).unwrap();
         // the means differ by 1 in each of 16 dimensions
         assert!((fy - 16.0).abs() < 3.0, "{fy}");
+    }
+
+    #[test]
+    fn fid_of_nan_features_is_an_error_not_a_panic() {
+        let x = Tensor::randn([50, 8], (Kind::Float, Device::Cpu));
+        let s = FeatureStats::of(&x);
+        let bad = FeatureStats::of(&(x.shallow_clone() * f64::NAN));
+        let e = frechet_distance(&s, &bad).unwrap_err().to_string();
+        assert!(e.contains("NaN"), "{e}");
+        let inf = FeatureStats::of(&(x * f64::INFINITY));
+        assert!(frechet_distance(&inf, &s).is_err());
     }
 
     #[test]
@@ -95,14 +129,14 @@ mod tests {
             cov: Tensor::from_slice(&[4.0f64, 0.0, 0.0, 9.0]).view([2, 2]),
         };
         // 1 + (1 + 4) + (4 + 9) - 2 (sqrt(4) + sqrt(36)) = 3
-        assert!((frechet_distance(&a, &b) - 3.0).abs() < 1e-9);
+        assert!((frechet_distance(&a, &b).unwrap() - 3.0).abs() < 1e-9);
         // a rotated covariance: same distance when both are rotated alike
         let r = Tensor::from_slice(&[0.6f64, -0.8, 0.8, 0.6]).view([2, 2]);
         let rot = |s: &FeatureStats| FeatureStats {
             mean: r.mv(&s.mean),
             cov: r.mm(&s.cov).mm(&r.tr()),
         };
-        assert!((frechet_distance(&rot(&a), &rot(&b)) - 3.0).abs() < 1e-9);
+        assert!((frechet_distance(&rot(&a), &rot(&b)).unwrap() - 3.0).abs() < 1e-9);
         let _ = opts;
     }
 }

@@ -12,7 +12,7 @@ use crate::nn::load::{FeatureExtractor, GeneratorInfo};
 use crate::plot::{line_plot, Panel, Series};
 use crate::run::clock::{process_cpu_s, Clocks};
 use crate::run::log::{generation_of, Log};
-use crate::run::{dir, BudgetClock, Position};
+use crate::run::{dir, drive, BudgetClock, Ctx, Driver, Position, Step, StopReason};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -90,12 +90,9 @@ pub(crate) fn build_model(
             tensor_ranges: ranges,
         })
     };
-    Ok(match cfg.mode {
-        Mode::Weights => {
-            let w = cfg
-                .weights
-                .clone()
-                .ok_or_else(|| Error::Other("config: no weights section".into()))?;
+    Ok(match &cfg.model {
+        ModelConfig::Weights(w) => {
+            let w = w.clone();
             Box::new(weights::WeightsModel::new(
                 w,
                 shape,
@@ -108,11 +105,8 @@ pub(crate) fn build_model(
                 device,
             ))
         }
-        Mode::Dcgan => {
-            let d = cfg
-                .dcgan
-                .clone()
-                .ok_or_else(|| Error::Other("config: no dcgan section".into()))?;
+        ModelConfig::Dcgan(d) => {
+            let d = d.clone();
             let [c, h, _] = shape;
             let gl = dcgan::layout(&dcgan::generator_specs(h, c, d.width, d.latent_dim)?, true);
             let dl = dcgan::layout(&dcgan::discriminator_specs(h, c, d.width)?, false);
@@ -135,6 +129,25 @@ pub(crate) fn build_model(
     })
 }
 
+/// Bytes the populations need: each weight as f32, with its gradient, two Adam moments and a
+/// child's copy (5 floats per weight).
+pub(crate) fn estimate_bytes(cfg: &GanConfig, shape: [i64; 3]) -> Result<f64> {
+    let [c, h, w] = shape;
+    let (g, d, d_pop) = match &cfg.model {
+        ModelConfig::Weights(m) => (
+            super::mlp::generator_layout(m.latent_dim, &m.hidden, c * h * w).n,
+            super::mlp::d_layout(shape, m.d_channels, m.minibatch_std).n,
+            1,
+        ),
+        ModelConfig::Dcgan(m) => (
+            dcgan::layout(&dcgan::generator_specs(h, c, m.width, m.latent_dim)?, true).n,
+            dcgan::layout(&dcgan::discriminator_specs(h, c, m.width)?, false).n,
+            m.d_population,
+        ),
+    };
+    Ok(5.0 * 4.0 * (cfg.population as f64 * g as f64 + d_pop as f64 * d as f64))
+}
+
 pub(crate) fn save_checkpoint(
     dir: &crate::run::RunDir,
     model: &dyn GanModel,
@@ -149,8 +162,8 @@ pub(crate) fn save_checkpoint(
         .into_iter()
         .map(|(n, t)| (n, t.to_device(Device::Cpu)))
         .collect();
-    fsutil::replace_atomic(&dir.file(dir::TENSORS), |tmp| {
-        Tensor::save_multi(&cpu, tmp).map_err(Error::from)
+    fsutil::write_torch(&dir.file(dir::TENSORS), |buf| {
+        Tensor::save_multi_to_stream(&cpu, buf).map_err(Error::from)
     })?;
     fsutil::write_json_atomic(&dir.file(dir::STATE), state)
 }
@@ -173,6 +186,7 @@ pub(crate) fn write_plots(dir: &Path, records: &[Value]) -> Result<()> {
         &title("D(x) and D(G(z))"),
         "epoch",
         &[Panel {
+            log_y: false,
             y_label: "score".into(),
             series: vec![
                 epoch_series(records, "real_score"),
@@ -185,6 +199,7 @@ pub(crate) fn write_plots(dir: &Path, records: &[Value]) -> Result<()> {
         &title("losses"),
         "epoch",
         &[Panel {
+            log_y: false,
             y_label: "BCE".into(),
             series: vec![
                 epoch_series(records, "loss_d"),
@@ -197,6 +212,7 @@ pub(crate) fn write_plots(dir: &Path, records: &[Value]) -> Result<()> {
         "gan: FID of the best generator",
         "training seconds",
         &[Panel {
+            log_y: false,
             y_label: "FID".into(),
             series: vec![Series {
                 name: "fid".into(),
@@ -208,6 +224,245 @@ pub(crate) fn write_plots(dir: &Path, records: &[Value]) -> Result<()> {
             }],
         }],
     )
+}
+
+/// A GAN population as the run layer's [`Step`]: a generation is the model's
+/// [`GanModel::generation`]; its record, the FID at epoch ends (and every `--fid-every`
+/// generations, and at the last), the epoch record, the sample grid and the plots are its
+/// report; a checkpoint is due at every epoch end.
+struct GanStep<'a> {
+    cfg: &'a GanConfig,
+    rd: &'a crate::run::RunDir,
+    streams: &'a crate::rng::Streams,
+    extractor: &'a FeatureExtractor,
+    real_stats: fid::FeatureStats,
+    range: (f32, f32),
+    model: Box<dyn GanModel>,
+    stream: RealStream,
+    rng: GaRng,
+    state: LoopState,
+    z_grid: Tensor,
+    z_fid: Tensor,
+    /// Every record of the run (for the plots).
+    records: Vec<Value>,
+    /// D(x), D(G(z)), loss_d, loss_g of each generation of the current epoch.
+    acc: Vec<[f64; 4]>,
+    /// The statistics of the generation just trained and whether it ended an epoch, until
+    /// they are reported.
+    pending: Option<(GenStats, bool)>,
+    due: bool,
+}
+
+impl GanStep<'_> {
+    fn fid(&self) -> Result<f64> {
+        let mut imgs = Vec::new();
+        let n = self.z_fid.size()[0];
+        let mut i = 0;
+        while i < n {
+            let len = 250.min(n - i);
+            imgs.push(self.model.sample_best(&self.z_fid.narrow(0, i, len))?);
+            i += len;
+        }
+        let s = fid::stats(self.extractor, &Tensor::cat(&imgs, 0), self.range)?;
+        fid::frechet_distance(&self.real_stats, &s)
+            .map_err(|e| diverged(self.state.generation, &e.to_string()))
+    }
+
+    fn emit(&mut self, ctx: &mut Ctx, r: Value) -> Result<()> {
+        ctx.emit(&r)?;
+        self.records.push(r);
+        Ok(())
+    }
+
+    fn new_fid(&mut self) -> Result<f64> {
+        let f = self.fid()?;
+        self.state.best_fid = Some(self.state.best_fid.map_or(f, |b: f64| b.min(f)));
+        Ok(f)
+    }
+}
+
+impl Step for GanStep<'_> {
+    fn start(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
+        if self.records.is_empty() {
+            self.model.prepare(&mut self.stream, &mut self.rng)?;
+            // the starting point of the FID curve
+            let f = self.fid()?;
+            self.emit(
+                ctx,
+                json!({"kind": "init", "generation": 0, "epoch": 0, "elapsed_s": 0.0,
+                       "cpu_s": 0.0, "train_s": 0.0, "fid": f}),
+            )?;
+        }
+        Ok(None)
+    }
+
+    fn position(&mut self, ctx: &mut Ctx) -> Result<Position> {
+        let s = &self.state;
+        Ok(Position {
+            generation: s.generation,
+            epoch: s.epoch,
+            best_fitness: None,
+            best_generation: 0,
+            budget_s: match ctx.stop.budget_clock {
+                BudgetClock::Wall => s.train_s,
+                BudgetClock::Cpu => s.train_cpu_s,
+            },
+        })
+    }
+
+    fn report(&mut self, ctx: &mut Ctx, last: bool) -> Result<()> {
+        self.due = false;
+        let Some((s, epoch_end)) = self.pending.take() else {
+            // nothing trained since the checkpoint: a run resumed at its end gets its final
+            // FID unless its last record has one
+            if last
+                && self
+                    .records
+                    .last()
+                    .is_none_or(|r| r["fid"].as_f64().is_none())
+            {
+                let f = self.new_fid()?;
+                let st = &self.state;
+                let r = json!({"kind": "final", "generation": st.generation,
+                    "epoch": st.epoch, "elapsed_s": ctx.clocks.wall_s(), "cpu_s": ctx.clocks.cpu_s(),
+                    "train_s": st.train_s, "train_cpu_s": st.train_cpu_s, "fid": f});
+                self.emit(ctx, r)?;
+            }
+            return Ok(());
+        };
+        let st = &self.state;
+        let g = st.generation;
+        let mut rec = json!({
+            "kind": "generation",
+            "generation": g,
+            "epoch": st.epoch,
+            "elapsed_s": st.elapsed_s,
+            "cpu_s": st.cpu_s,
+            "train_s": st.train_s,
+            "train_cpu_s": st.train_cpu_s,
+            "real_score": s.real_score,
+            "fake_score": s.fake_score,
+            "loss_d": s.loss_d,
+            "loss_g": s.loss_g,
+            "best_fitness": s.best_fitness,
+            "mean_fitness": s.mean_fitness,
+            "fitness_std": s.fitness_std,
+        });
+        for (k, v) in &s.extra {
+            rec[k] = v.clone();
+        }
+        // the last generation always gets its FID (the run's final one)
+        let mut fid_now = None;
+        if epoch_end || last || (self.cfg.fid_every > 0 && g % self.cfg.fid_every == 0) {
+            let f = self.new_fid()?;
+            rec["fid"] = json!(f);
+            fid_now = Some(f);
+        }
+        ctx.bar.set_message(format!(
+            "epoch {} train {:.0}s D(x) {:.3} D(G(z)) {:.3} best fitness {:.4}{}",
+            self.state.epoch,
+            self.state.train_s,
+            s.real_score,
+            s.fake_score,
+            s.best_fitness,
+            self.state
+                .best_fid
+                .map(|f| format!(" FID {f:.2}"))
+                .unwrap_or_default()
+        ));
+        ctx.bar.set_position(g);
+        self.emit(ctx, rec)?;
+        if epoch_end {
+            let k = self.acc.len() as f64;
+            let mean = |j: usize| self.acc.iter().map(|a| a[j]).sum::<f64>() / k;
+            let st = &self.state;
+            let r = json!({
+                "kind": "epoch",
+                "epoch": st.epoch,
+                "generation": g,
+                "elapsed_s": st.elapsed_s,
+                "cpu_s": st.cpu_s,
+                "train_s": st.train_s,
+                "train_cpu_s": st.train_cpu_s,
+                "real_score": mean(0),
+                "fake_score": mean(1),
+                "loss_d": mean(2),
+                "loss_g": mean(3),
+                "fid": fid_now,
+            });
+            self.emit(ctx, r)?;
+            self.acc.clear();
+            let grid = grid_image(&self.model.sample_best(&self.z_grid)?, self.range, 8)?;
+            fsutil::save_image_atomic(
+                &self
+                    .rd
+                    .sub(dir::SAMPLES, &format!("epoch-{:04}.png", self.state.epoch)),
+                &grid,
+            )?;
+            write_plots(self.rd.path(), &self.records)?;
+            self.due = true;
+        }
+        Ok(())
+    }
+
+    /// At every epoch end, and after the first generation (an epoch can take long).
+    fn checkpoint_due(&self, _: &Ctx) -> bool {
+        self.due || self.state.generation == 1
+    }
+
+    fn checkpoint(&mut self, ctx: &mut Ctx) -> Result<()> {
+        self.state.elapsed_s = ctx.clocks.wall_s();
+        self.state.cpu_s = ctx.clocks.cpu_s();
+        self.state.rng = self.rng.clone();
+        self.state.stream_pos = Some(self.stream.pos);
+        let fixed = [
+            ("z_grid", &self.z_grid),
+            ("z_fid", &self.z_fid),
+            ("stream_perm", &self.stream.perm),
+        ];
+        save_checkpoint(self.rd, self.model.as_ref(), &fixed, &self.state)
+    }
+
+    fn advance(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
+        // libtorch's RNG is seeded per generation: a resumed run draws what the uninterrupted
+        // one draws, wherever it was checkpointed
+        self.streams.generation_libtorch(self.state.generation);
+        let t0 = std::time::Instant::now();
+        let c0 = process_cpu_s();
+        let s = self
+            .model
+            .generation(&mut self.stream, &mut self.rng, self.state.generation)?;
+        let losses = [s.real_score, s.fake_score, s.loss_d, s.loss_g];
+        if losses.iter().any(|x| !x.is_finite()) {
+            return Err(diverged(
+                self.state.generation + 1,
+                &format!(
+                    "the losses are not finite (D(x) {}, D(G(z)) {}, loss_d {}, loss_g {})",
+                    s.real_score, s.fake_score, s.loss_d, s.loss_g
+                ),
+            ));
+        }
+        let st = &mut self.state;
+        st.train_s += t0.elapsed().as_secs_f64();
+        st.train_cpu_s += (process_cpu_s() - c0).max(0.0);
+        st.generation += 1;
+        st.elapsed_s = ctx.clocks.wall_s();
+        st.cpu_s = ctx.clocks.cpu_s();
+        self.acc
+            .push([s.real_score, s.fake_score, s.loss_d, s.loss_g]);
+        let epoch_end = self.stream.epochs > st.epoch;
+        st.epoch = self.stream.epochs;
+        self.pending = Some((s, epoch_end));
+        Ok(None)
+    }
+}
+
+/// The error of a run whose networks diverged: it names the generation and keeps the last
+/// checkpoint (nothing is written after it).
+fn diverged(generation: u64, what: &str) -> Error {
+    Error::Other(format!(
+        "generation {generation}: the training diverged: {what}; the checkpoint before it is kept; start again with a lower --lr"
+    ))
 }
 
 pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
@@ -238,6 +493,11 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let size = cfg.image_size;
     let c = data.shape[0];
     let shape = [c, size, size];
+    crate::run::memory::check(
+        &format!("--population {}", cfg.population),
+        "the generators and discriminators",
+        estimate_bytes(cfg, shape)?,
+    )?;
     let mut model = build_model(cfg, shape, device)?;
     let range = model.output_range();
     let real = real_images(&data.train_and_val().x, data.value_range, range, size);
@@ -283,22 +543,30 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             )));
         }
         state = fsutil::read_json(&state_file)?;
-        let named = Tensor::load_multi(rd.file(dir::TENSORS))?;
+        let tensors = rd.file(dir::TENSORS);
+        let named = Tensor::load_multi(&tensors).map_err(|e| {
+            Error::corrupt(
+                &tensors,
+                format!(
+                    "cannot read the checkpoint's tensors: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
+            )
+        })?;
         let map: HashMap<String, Tensor> = named.into_iter().collect();
         model.load_tensors(&map)?;
         z_grid = take(&map, "z_grid", &z_grid.size())?.to_device(device);
         z_fid = take(&map, "z_fid", &z_fid.size())?.to_device(device);
         rng = state.rng.clone();
         saved_perm = map.get("stream_perm").map(|p| p.to_device(device));
-        run.streams.resume_libtorch(state.generation);
     }
     // records after the checkpoint are dropped; the run redoes those generations
     let covered = state.generation;
-    let (mut log, kept) = Log::open(&rd.log(), |_, r| {
+    let (log, kept) = Log::open(&rd.log(), |_, r| {
         resumed && generation_of(r).is_some_and(|g| g <= covered)
     })?;
-    let mut records: Vec<Value> = kept;
-    let mut stream = match (saved_perm, state.stream_pos) {
+    let records: Vec<Value> = kept;
+    let stream = match (saved_perm, state.stream_pos) {
         (Some(perm), Some(pos)) => RealStream::restore(real, perm, pos, state.epoch)?,
         // a checkpoint written before the stream position was kept
         _ => RealStream::new(real, state.epoch, &mut rng),
@@ -307,7 +575,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     if !quiet {
         eprintln!(
             "gan: {:?} mode, {} {}x{}x{} ({} images), population {}{}, {}, seed {}; FID on {} ({} samples)",
-            cfg.mode,
+            cfg.model.mode(),
             cfg.dataset.label(),
             c,
             size,
@@ -323,170 +591,44 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     }
     let bar = crate::run::progress::bar(quiet, cfg.stop.generations, "gen");
     bar.set_position(state.generation);
-    let fid_of = |model: &dyn GanModel| -> Result<f64> {
-        let mut imgs = Vec::new();
-        let n = z_fid.size()[0];
-        let mut i = 0;
-        while i < n {
-            let len = 250.min(n - i);
-            imgs.push(model.sample_best(&z_fid.narrow(0, i, len))?);
-            i += len;
-        }
-        let s = fid::stats(&extractor, &Tensor::cat(&imgs, 0), range)?;
-        Ok(fid::frechet_distance(&real_stats, &s))
+    let mut driver = Driver {
+        stop: cfg.stop.clone(),
+        log,
+        clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
+        bar,
+        resumed,
     };
-    let mut emit = |records: &mut Vec<Value>, r: Value| -> Result<()> {
-        log.append(&r)?;
-        records.push(r);
-        Ok(())
+    let mut step = GanStep {
+        cfg,
+        rd,
+        streams: &run.streams,
+        extractor: &extractor,
+        real_stats,
+        range,
+        model,
+        stream,
+        rng,
+        state,
+        z_grid,
+        z_fid,
+        records,
+        acc: Vec::new(),
+        pending: None,
+        due: false,
     };
-    let clocks = Clocks::resume(state.elapsed_s, state.cpu_s);
-    let stop = cfg.stop.clone();
-    let position = |state: &LoopState| Position {
-        generation: state.generation,
-        epoch: state.epoch,
-        best_fitness: None,
-        best_generation: 0,
-        budget_s: match stop.budget_clock {
-            BudgetClock::Wall => state.train_s,
-            BudgetClock::Cpu => state.train_cpu_s,
-        },
-    };
-    let mut acc: Vec<[f64; 4]> = Vec::new();
-    // libtorch's RNG is reseeded at every checkpoint, so that a run resumed from it draws
-    // what the uninterrupted run draws
-    let checkpoint =
-        |state: &mut LoopState, model: &dyn GanModel, rng: &GaRng, stream: &RealStream| {
-            state.rng = rng.clone();
-            state.stream_pos = Some(stream.pos);
-            let fixed = [
-                ("z_grid", &z_grid),
-                ("z_fid", &z_fid),
-                ("stream_perm", &stream.perm),
-            ];
-            save_checkpoint(rd, model, &fixed, state)?;
-            run.streams.resume_libtorch(state.generation);
-            Ok::<(), Error>(())
-        };
-    if records.is_empty() {
-        model.prepare(&mut stream, &mut rng)?;
-        // the starting point of the FID curve
-        let f = fid_of(model.as_ref())?;
-        emit(
-            &mut records,
-            json!({"kind": "init", "generation": 0, "epoch": 0, "elapsed_s": 0.0, "cpu_s": 0.0,
-                   "train_s": 0.0, "fid": f}),
-        )?;
-    }
-    let stopped_by = loop {
-        if let Some(reason) = stop.reason(&position(&state)) {
-            break reason;
-        }
-        let t0 = std::time::Instant::now();
-        let c0 = process_cpu_s();
-        let s = model.generation(&mut stream, &mut rng, state.generation)?;
-        state.train_s += t0.elapsed().as_secs_f64();
-        state.train_cpu_s += (process_cpu_s() - c0).max(0.0);
-        state.generation += 1;
-        state.elapsed_s = clocks.wall_s();
-        state.cpu_s = clocks.cpu_s();
-        let g = state.generation;
-        let elapsed = state.elapsed_s;
-        acc.push([s.real_score, s.fake_score, s.loss_d, s.loss_g]);
-        let mut rec = json!({
-            "kind": "generation",
-            "generation": g,
-            "epoch": stream.epochs,
-            "elapsed_s": elapsed,
-            "cpu_s": state.cpu_s,
-            "train_s": state.train_s,
-            "train_cpu_s": state.train_cpu_s,
-            "real_score": s.real_score,
-            "fake_score": s.fake_score,
-            "loss_d": s.loss_d,
-            "loss_g": s.loss_g,
-            "best_fitness": s.best_fitness,
-            "mean_fitness": s.mean_fitness,
-            "fitness_std": s.fitness_std,
-        });
-        for (k, v) in &s.extra {
-            rec[k] = v.clone();
-        }
-        let epoch_end = stream.epochs > state.epoch;
-        // the last generation always gets its FID (the run's final one)
-        let last = stop
-            .reason(&position(&LoopState {
-                epoch: stream.epochs,
-                ..state.clone()
-            }))
-            .is_some();
-        let mut fid_now = None;
-        if epoch_end || last || (cfg.fid_every > 0 && g % cfg.fid_every == 0) {
-            let f = fid_of(model.as_ref())?;
-            rec["fid"] = json!(f);
-            state.best_fid = Some(state.best_fid.map_or(f, |b: f64| b.min(f)));
-            fid_now = Some(f);
-        }
-        bar.set_message(format!(
-            "epoch {} train {:.0}s D(x) {:.3} D(G(z)) {:.3} best fitness {:.4}{}",
-            stream.epochs,
-            state.train_s,
-            s.real_score,
-            s.fake_score,
-            s.best_fitness,
-            state
-                .best_fid
-                .map(|f| format!(" FID {f:.2}"))
-                .unwrap_or_default()
-        ));
-        bar.set_position(g);
-        emit(&mut records, rec)?;
-        if epoch_end {
-            state.epoch = stream.epochs;
-            let k = acc.len() as f64;
-            let mean = |j: usize| acc.iter().map(|a| a[j]).sum::<f64>() / k;
-            emit(
-                &mut records,
-                json!({
-                    "kind": "epoch",
-                    "epoch": state.epoch,
-                    "generation": g,
-                    "elapsed_s": elapsed,
-                    "cpu_s": state.cpu_s,
-                    "train_s": state.train_s,
-                    "train_cpu_s": state.train_cpu_s,
-                    "real_score": mean(0),
-                    "fake_score": mean(1),
-                    "loss_d": mean(2),
-                    "loss_g": mean(3),
-                    "fid": fid_now,
-                }),
-            )?;
-            acc.clear();
-            let grid = grid_image(&model.sample_best(&z_grid)?, range, 8)?;
-            fsutil::save_image_atomic(
-                &rd.sub(dir::SAMPLES, &format!("epoch-{:04}.png", state.epoch)),
-                &grid,
-            )?;
-            write_plots(&dir, &records)?;
-            checkpoint(&mut state, model.as_ref(), &rng, &stream)?;
-        }
-    };
-    bar.finish_and_clear();
-    // final evaluation, outputs and checkpoint
-    let final_fid = match records.last().and_then(|r| r["fid"].as_f64()) {
-        Some(f) => f,
-        None => {
-            // no generation ran (e.g. resumed at the end of a run that has no FID at its end)
-            let f = fid_of(model.as_ref())?;
-            state.best_fid = Some(state.best_fid.map_or(f, |b: f64| b.min(f)));
-            let r = json!({"kind": "final", "generation": state.generation,
-                "epoch": state.epoch, "elapsed_s": clocks.wall_s(), "cpu_s": clocks.cpu_s(),
-                "train_s": state.train_s, "train_cpu_s": state.train_cpu_s, "fid": f});
-            emit(&mut records, r)?;
-            f
-        }
-    };
+    let stopped_by = drive(&mut step, &mut driver)?;
+    driver.bar.finish_and_clear();
+    let GanStep {
+        model,
+        z_grid,
+        records,
+        mut state,
+        ..
+    } = step;
+    let final_fid = records
+        .last()
+        .and_then(|r| r["fid"].as_f64())
+        .expect("the last record of a run has its FID");
     fsutil::save_image_atomic(
         &rd.sub(dir::SAMPLES, "final.png"),
         &grid_image(&model.sample_best(&z_grid)?, range, 8)?,
@@ -497,18 +639,17 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     fsutil::write_json_atomic(
         &gen_path.with_extension("json"),
         &GeneratorInfo {
+            kind: crate::nn::load::generator_kind(),
             latent_dim: latent,
             latent_shape: model.latent_shape(),
             output_shape: shape,
             output_range: range,
         },
     )?;
-    state.elapsed_s = clocks.wall_s();
-    state.cpu_s = clocks.cpu_s();
-    checkpoint(&mut state, model.as_ref(), &rng, &stream)?;
+    state.cpu_s = driver.clocks.cpu_s();
     let summary = GanSummary {
         run_dir: dir.clone(),
-        mode: cfg.mode,
+        mode: cfg.model.mode(),
         device: device_name(device),
         seed: cfg.seed,
         generations: state.generation,

@@ -24,7 +24,7 @@ pub fn export_traced(
         let mut closure = |inputs: &[Tensor]| vec![f(&inputs[0])];
         let module =
             CModule::create_by_tracing("NeuroevoModel", "forward", &[example], &mut closure)?;
-        crate::fsutil::replace_atomic(path, |tmp| {
+        crate::fsutil::write_torch_file(path, |tmp| {
             module.save(tmp).map_err(|e| {
                 Error::Other(format!("{}: cannot write TorchScript: {e}", path.display()))
             })
@@ -38,6 +38,9 @@ pub fn export_traced(
 /// What a user needs to feed an exported classifier; written as `<model>.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// `classifier` (the `.features.pt` beside it is its features module).
+    #[serde(default = "classifier_kind")]
+    pub kind: String,
     pub format: String,
     pub arch: String,
     /// `[C, H, W]`; inputs are `[N, C, H, W]` float32.
@@ -56,6 +59,10 @@ pub struct ModelInfo {
     pub metrics: serde_json::Value,
 }
 
+fn classifier_kind() -> String {
+    "classifier".into()
+}
+
 impl ModelInfo {
     /// The description of a classifier trained on `data` (`metrics`: accuracies and settings).
     pub fn for_classifier(
@@ -65,6 +72,7 @@ impl ModelInfo {
         metrics: serde_json::Value,
     ) -> Self {
         ModelInfo {
+            kind: classifier_kind(),
             format: "TorchScript (traced, eval mode, CPU)".into(),
             arch: net.arch.to_string(),
             input_shape: data.shape,

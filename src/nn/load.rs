@@ -18,6 +18,64 @@ pub fn load_module(path: &Path, device: Device) -> Result<CModule> {
     Ok(module)
 }
 
+/// Reads a model's `.json`; one that describes another kind of model (a generator given as a
+/// classifier, say) is a usage error that says which.
+fn read_info<T: serde::de::DeserializeOwned>(json: &Path, want: &str) -> Result<T> {
+    let v: serde_json::Value = fsutil::read_json(json)?;
+    let kind = v
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .map(str::to_string)
+        .or_else(|| {
+            // descriptions written before they named their kind
+            if v.get("latent_dim").is_some() {
+                Some("generator".into())
+            } else if v.get("format").is_some() {
+                Some("classifier".into())
+            } else {
+                None
+            }
+        });
+    match kind.as_deref() {
+        Some(k) if k != want => Err(Error::usage(format!(
+            "{}: describes a {k}, not a {want}",
+            json.display()
+        ))),
+        _ => serde_json::from_value(v)
+            .map_err(|e| Error::corrupt(json, format!("not the description of a {want}: {e}"))),
+    }
+}
+
+/// Runs `module` once on a zero input `[1, C, H, W]` and checks that it gives `[1, outputs]`
+/// (`what` names the outputs: "classes", "features").
+fn probe(
+    module: &CModule,
+    device: Device,
+    path: &Path,
+    shape: [i64; 3],
+    outputs: i64,
+    what: &str,
+) -> Result<()> {
+    let _g = tch::no_grad_guard();
+    let [c, h, w] = shape;
+    let x = Tensor::zeros([1, c, h, w], (Kind::Float, device));
+    let y = module.forward_ts(&[x]).map_err(|e| {
+        Error::usage(format!(
+            "{}: does not run on the input its .json describes ([N, {c}, {h}, {w}]): {}",
+            path.display(),
+            e.to_string().lines().next().unwrap_or("")
+        ))
+    })?;
+    if y.size() != [1, outputs] {
+        return Err(Error::usage(format!(
+            "{}: gives outputs of shape {:?} for one image; its .json says {outputs} {what}",
+            path.display(),
+            &y.size()[1..]
+        )));
+    }
+    Ok(())
+}
+
 /// A TorchScript classifier with the JSON written beside it by `neuroevo train`.
 pub struct Classifier {
     pub module: CModule,
@@ -27,6 +85,7 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn load(path: &Path, device: Device) -> Result<Self> {
+        let path = &super::bundled::resolve(path)?;
         if !path.is_file() {
             return Err(Error::usage(format!(
                 "{}: no such model file",
@@ -34,7 +93,7 @@ impl Classifier {
             )));
         }
         let json = crate::nn::export::info_path(path);
-        let info: ModelInfo = fsutil::read_json(&json).map_err(|e| match e {
+        let info: ModelInfo = read_info(&json, "classifier").map_err(|e| match e {
             Error::Io { .. } => Error::usage(format!(
                 "{}: missing; it describes the model's input (neuroevo train writes it beside the .pt)",
                 json.display()
@@ -42,6 +101,14 @@ impl Classifier {
             other => other,
         })?;
         let module = load_module(path, device)?;
+        probe(
+            &module,
+            device,
+            path,
+            info.input_shape,
+            info.classes.len() as i64,
+            "classes",
+        )?;
         Ok(Classifier {
             module,
             info,
@@ -70,12 +137,18 @@ impl Classifier {
 /// `output_range`), as exported by `neuroevo gan`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GeneratorInfo {
+    #[serde(default = "generator_kind")]
+    pub kind: String,
     pub latent_dim: i64,
     /// Shape of the latent input after the batch dimension, e.g. `[100]` or `[128, 1, 1]`.
     pub latent_shape: Vec<i64>,
     /// `[C, H, W]`
     pub output_shape: [i64; 3],
     pub output_range: (f32, f32),
+}
+
+pub fn generator_kind() -> String {
+    "generator".into()
 }
 
 pub struct Generator {
@@ -91,7 +164,7 @@ impl Generator {
                 path.display()
             )));
         }
-        let info: GeneratorInfo = fsutil::read_json(&path.with_extension("json"))?;
+        let info: GeneratorInfo = read_info(&path.with_extension("json"), "generator")?;
         let module = load_module(path, device)?;
         Ok(Generator { module, info })
     }
@@ -108,8 +181,9 @@ impl FeatureExtractor {
     /// `model` is a classifier exported by `neuroevo train`; its `.features.pt` and `.json`
     /// must be beside it.
     pub fn load(model: &Path, device: Device) -> Result<Self> {
+        let model = &super::bundled::resolve(model)?;
         let json = info_path(model);
-        let info: ModelInfo = crate::fsutil::read_json(&json).map_err(|e| match e {
+        let info: ModelInfo = read_info(&json, "classifier").map_err(|e| match e {
             Error::Io { .. } => Error::usage(format!(
                 "no {} beside it (neuroevo train writes it)",
                 json.display()
@@ -127,6 +201,14 @@ impl FeatureExtractor {
             )));
         }
         let module = load_module(&features_file, device)?;
+        probe(
+            &module,
+            device,
+            &features_file,
+            info.input_shape,
+            info.feature_dim,
+            "features",
+        )?;
         Ok(FeatureExtractor {
             module,
             info,

@@ -1,6 +1,8 @@
 //! Networks: the layer-list notation ([`arch`]), the CNN built from it ([`model`]), training
-//! ([`train`]) TorchScript export ([`export`]) and loading ([`load`]).
+//! ([`train`]) TorchScript export ([`export`]) and loading ([`load`]), the shipped models
+//! ([`bundled`]).
 pub mod arch;
+pub mod bundled;
 pub mod export;
 pub mod load;
 pub mod model;

@@ -78,7 +78,10 @@ impl TrainConfig {
             return Err(Error::usage("--batch-size must be at least 1"));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::usage(format!("--lr {}: must be positive", self.lr)));
+            return Err(Error::usage(format!(
+                "--lr {}: must be a positive, finite number",
+                self.lr
+            )));
         }
         if let Optimizer::Sgd { momentum } = self.optimizer {
             if !(0.0..1.0).contains(&momentum) {
@@ -142,7 +145,8 @@ pub fn accuracy(net: &impl ModuleT, split: &Split, bs: usize) -> f64 {
 }
 
 /// Trains `net` (whose variables are in `vs`) on `train`, reporting validation accuracy on `val`
-/// after every epoch through `on_epoch`. `epochs_done` epochs of `cfg.epochs` have already been
+/// after every epoch through `on_epoch`, which says whether to go on (false: training ends after
+/// this epoch). `epochs_done` epochs of `cfg.epochs` have already been
 /// run (a resumed run): epoch numbers, the learning-rate schedule and the seeds continue from
 /// there. With `progress`, a bar over each epoch's batches joins that group of bars.
 pub fn train_classifier(
@@ -153,7 +157,7 @@ pub fn train_classifier(
     cfg: &TrainConfig,
     epochs_done: usize,
     progress: Option<&indicatif::MultiProgress>,
-    mut on_epoch: impl FnMut(&EpochReport) -> Result<()>,
+    mut on_epoch: impl FnMut(&EpochReport) -> Result<bool>,
 ) -> Result<Vec<EpochReport>> {
     cfg.validate()?;
     let mut rng = crate::rng::Streams::new(cfg.seed).epoch(epochs_done as u64);
@@ -234,8 +238,11 @@ pub fn train_classifier(
             seconds,
             samples_per_s: n / seconds,
         };
-        on_epoch(&r)?;
+        let go_on = on_epoch(&r)?;
         reports.push(r);
+        if !go_on {
+            break;
+        }
     }
     Ok(reports)
 }

@@ -25,6 +25,8 @@ pub trait JobConfig: Serialize + DeserializeOwned {
     /// The device as recorded (`auto`, `cpu`, `cuda:N`).
     fn device(&self) -> &str;
     fn seed(&self) -> u64;
+    /// Rewrites a `config.json` written by an earlier version into the current schema.
+    fn upgrade(_config: &mut serde_json::Value) {}
 }
 
 /// What a new run's config is made from: the common flags, resolved.
@@ -38,6 +40,8 @@ pub struct NewRun {
 pub struct Run<C> {
     pub cfg: C,
     pub dir: RunDir,
+    /// Held until the run ends.
+    pub lock: super::dir::RunLock,
     pub resumed: bool,
     pub quiet: bool,
     pub device: Device,
@@ -72,7 +76,7 @@ pub fn open<C: JobConfig>(
     new: impl FnOnce(&NewRun) -> Result<C>,
     on_resume: impl FnOnce(&mut C) -> Result<()>,
 ) -> Result<Run<C>> {
-    let (cfg, dir, device) = match &args.resume {
+    let (cfg, dir, device, lock) = match &args.resume {
         Some(path) => {
             let dir = RunDir::new(path);
             dir.check_resumable(C::JOB, "--resume")?;
@@ -84,16 +88,11 @@ pub fn open<C: JobConfig>(
                 }
             }
             check_resume_flags(&args.given, C::ON_RESUME)?;
-            let mut cfg: C = crate::fsutil::read_json(&dir.config()).map_err(|e| match e {
-                Error::Corrupt { msg, .. } => Error::corrupt(
-                    dir.config(),
-                    format!("not the config of a {} run: {msg}", C::JOB.name()),
-                ),
-                other => other,
-            })?;
+            let lock = dir.lock()?;
+            let mut cfg: C = read_config(&dir)?;
             on_resume(&mut cfg)?;
             let device = parse_device(cfg.device())?;
-            (cfg, dir, device)
+            (cfg, dir, device, lock)
         }
         None => {
             let device_name = args.device_or_auto();
@@ -105,18 +104,32 @@ pub fn open<C: JobConfig>(
                 device,
             })?;
             let dir = RunDir::new(args.out.clone().unwrap_or_else(|| default_run_dir(C::JOB)));
+            let lock = dir.create_locked()?;
             dir.prepare_new()?;
-            (cfg, dir, device)
+            (cfg, dir, device, lock)
         }
     };
     write_config(&dir, &cfg)?;
     Ok(Run {
+        lock,
         streams: Streams::new(cfg.seed()),
         cfg,
         dir,
         resumed: args.resume.is_some(),
         quiet: args.quiet,
         device,
+    })
+}
+
+/// Reads a run's `config.json` (upgraded from an earlier version's schema where needed).
+pub fn read_config<C: JobConfig>(dir: &RunDir) -> Result<C> {
+    let mut v: serde_json::Value = crate::fsutil::read_json(&dir.config())?;
+    C::upgrade(&mut v);
+    serde_json::from_value(v).map_err(|e| {
+        Error::corrupt(
+            dir.config(),
+            format!("not the config of a {} run: {e}", C::JOB.name()),
+        )
     })
 }
 

@@ -10,6 +10,7 @@
 //! | `checkpoint.pt` | tensors of the populations and fixed latents | gan |
 //! | `checkpoint.ot` + `state.json` | weights and the epochs done | train |
 //! | `cache.json`, `best.ot` | fitness of every genome trained; weights of the best | auto-cnn |
+//! | `.lock` | the advisory lock of the live run, with its process id ([`RunLock`]) | all |
 //!
 //! Outputs: pictures (`best.png`, `compare.png`, `fitness.png`, `grid.png`, `confidence.png`,
 //! `scores.png`, `losses.png`, `fid.png`, `samples/`, `snapshots/`) and models (`model.pt`,
@@ -185,6 +186,19 @@ impl RunDir {
             })
     }
 
+    /// Creates the directory of a new run (refusing a path that is not a directory) and takes
+    /// its lock, before [`RunDir::prepare_new`] looks at what it holds.
+    pub fn create_locked(&self) -> Result<RunLock> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(Error::usage(format!(
+                "--out {}: exists and is not a directory",
+                self.root.display()
+            )));
+        }
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        self.lock()
+    }
+
     /// Checks that this directory can hold a new run: it may exist only if it holds no run
     /// with progress (a run that never reached its first checkpoint is started afresh).
     pub fn prepare_new(&self) -> Result<()> {
@@ -207,6 +221,57 @@ impl RunDir {
             }
         }
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))
+    }
+}
+
+/// The advisory lock a run holds on its directory for as long as its process lives
+/// (`.lock`, holding the process id), so that a second run on the same `--out` or a second
+/// `--resume` of it is refused instead of mixing two runs' files.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// The lock file of a run directory.
+pub const LOCK: &str = ".lock";
+
+impl RunDir {
+    /// Takes the run directory's lock (the directory must exist); a usage error naming the
+    /// process that holds it.
+    pub fn lock(&self) -> Result<RunLock> {
+        use std::io::{Read, Seek, Write};
+        let path = self.file(LOCK);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let by = match pid.trim() {
+                    "" => "another process".to_string(),
+                    p => format!("process {p}"),
+                };
+                return Err(Error::usage(format!(
+                    "{}: in use by {by}; wait for that run to end, or use another --out",
+                    self.root.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        (|| -> std::io::Result<()> {
+            file.set_len(0)?;
+            file.rewind()?;
+            write!(file, "{}", std::process::id())?;
+            file.flush()
+        })()
+        .map_err(|e| Error::io(&path, e))?;
+        Ok(RunLock { _file: file })
     }
 }
 

@@ -1,8 +1,10 @@
-//! The generational loop of every GA population ([`Population`]): planning a generation
-//! ([`plan_generation`]), breeding (delegated to the population), the stop criteria, one log
-//! record per generation, atomic checkpoints and the progress bar. `gari` and `fool` run their
+//! The GA engine: a [`Population`] as a [`Step`] of the run layer's loop. Planning a
+//! generation ([`plan_generation`]), breeding (delegated to the population), one log record per
+//! generation and the checkpoint format (engine state + the population's payload); stop
+//! criteria, clocks, log and progress bar are the loop's. `gari` and `fool` run their
 //! populations through it.
 use super::clock::Clocks;
+use super::driver::{drive, Ctx, Driver, Step};
 use super::log::{generation_of, Log};
 use super::progress;
 use super::stop::{Position, StopCriteria, StopReason};
@@ -191,9 +193,10 @@ pub struct Engine<'a> {
 }
 
 impl Engine<'_> {
-    /// Runs generations from `state` until a stop criterion holds. The population must hold
-    /// evaluated individuals of generation `state.generation`. With `resumed`, records from that
-    /// generation on are dropped from the log first and no checkpoint is written right away.
+    /// Runs generations from `state` until a stop criterion holds, through the run layer's
+    /// loop ([`drive`]). The population must hold evaluated individuals of generation
+    /// `state.generation`. With `resumed`, records from that generation on are dropped from the
+    /// log first and no checkpoint is written right away.
     pub fn run<P: Population, O: Observer<P>>(
         &self,
         pop: &mut P,
@@ -206,103 +209,148 @@ impl Engine<'_> {
         let root = self.dir.path();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let g0 = state.generation;
-        let (mut log, kept) = Log::open(&self.dir.log(), |_, r| {
+        let (log, kept) = Log::open(&self.dir.log(), |_, r| {
             generation_of(r).is_some_and(|g| g < g0)
         })?;
-        let mut records: Vec<GenRecord> = kept
-            .into_iter()
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .collect();
-        let checkpoint = self.dir.file(super::dir::CHECKPOINT);
         let bar = progress::bar(!self.progress, cfg.stop.generations, "gen");
         bar.set_position(g0);
         bar.reset_eta();
-        let clocks = Clocks::resume(state.elapsed_s, state.cpu_s);
-        let mut last_draw = Instant::now();
-        let mut warned_nonfinite = false;
-        loop {
-            let g = state.generation;
-            state.elapsed_s = clocks.wall_s();
-            state.cpu_s = clocks.cpu_s();
-            if cfg.checkpoint_every > 0
-                && g % cfg.checkpoint_every == 0
-                && (g != g0 || !resumed)
-                && g > 0
-            {
-                save_checkpoint(&checkpoint, state, pop)?;
-            }
+        let mut driver = Driver {
+            stop: cfg.stop.clone(),
+            log,
+            clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
+            bar,
+            resumed,
+        };
+        let mut step = GaStep {
+            cfg,
+            checkpoint: self.dir.file(super::dir::CHECKPOINT),
+            pop,
+            state,
+            obs,
+            records: kept
+                .into_iter()
+                .filter_map(|v| serde_json::from_value(v).ok())
+                .collect(),
+            best: 0,
+            last_draw: Instant::now(),
+            warned_nonfinite: false,
+        };
+        let reason = drive(&mut step, &mut driver)?;
+        driver.bar.finish();
+        let best = step.best;
+        Ok(Outcome {
+            reason,
+            generation: step.state.generation,
+            best,
+            best_fitness: step.pop.fitness()[best],
+            elapsed_s: step.state.elapsed_s,
+            records: step.records,
+        })
+    }
+}
 
-            let fitness = pop.fitness();
-            let best = argbest(fitness);
-            let best_fitness = fitness[best];
-            let nonfinite = fitness.iter().filter(|f| !f.is_finite()).count();
-            if nonfinite == fitness.len() {
-                return Err(Error::Other(format!(
-                    "generation {g}: the fitness of every individual is NaN or infinite; the evaluation is broken"
-                )));
-            }
-            if nonfinite > 0 && !warned_nonfinite {
-                warned_nonfinite = true;
-                bar.suspend(|| {
-                    eprintln!("warning: generation {g}: {nonfinite} individual(s) have NaN/infinite fitness; they rank last")
-                });
-            }
-            match state.best_fitness {
-                Some(b) if !better(best_fitness, b) => {}
-                _ => {
-                    state.best_fitness = Some(best_fitness);
-                    state.best_generation = g;
-                }
-            }
-            let position = Position {
-                generation: g,
-                epoch: 0,
-                best_fitness: state.best_fitness,
-                best_generation: state.best_generation,
-                budget_s: clocks.read(cfg.stop.budget_clock),
-            };
-            let stop = cfg.stop.reason(&position);
-            let last = stop.is_some();
-            if g % cfg.log_every == 0 || last {
-                let finite: Vec<f64> = fitness.iter().copied().filter(|f| f.is_finite()).collect();
-                let record = GenRecord {
-                    kind: generation_kind(),
-                    generation: g,
-                    best: best_fitness,
-                    mean: finite.iter().sum::<f64>() / finite.len() as f64,
-                    worst: finite.iter().copied().fold(f64::INFINITY, f64::min),
-                    elapsed_s: state.elapsed_s,
-                    cpu_s: state.cpu_s,
-                    nonfinite,
-                    extra: obs.metrics(pop, best)?,
-                };
-                log.append(&record)?;
-                if last_draw.elapsed().as_millis() >= 100 || last {
-                    bar.set_message(format_message(&record));
-                }
-                records.push(record);
-            }
-            obs.on_generation(g, pop, best, last)?;
-            if last_draw.elapsed().as_millis() >= 100 || last {
-                bar.set_position(g);
-                last_draw = Instant::now();
-            }
-            if let Some(reason) = stop {
-                save_checkpoint(&checkpoint, state, pop)?;
-                bar.finish();
-                return Ok(Outcome {
-                    reason,
-                    generation: g,
-                    best,
-                    best_fitness,
-                    elapsed_s: state.elapsed_s,
-                    records,
-                });
-            }
-            let (survivors, pairs) = plan_generation(&cfg.breeding, pop.fitness(), &mut state.rng);
-            pop.next_generation(&survivors, &pairs, &mut state.rng)?;
-            state.generation += 1;
+/// A GA population as the run layer's [`Step`]: a generation is planned
+/// ([`plan_generation`]) and bred by the population; one [`GenRecord`] per generation.
+struct GaStep<'a, P, O> {
+    cfg: &'a GaConfig,
+    checkpoint: std::path::PathBuf,
+    pop: &'a mut P,
+    state: &'a mut EngineState,
+    obs: &'a mut O,
+    records: Vec<GenRecord>,
+    /// Index of the best individual of the generation the population holds.
+    best: usize,
+    last_draw: Instant,
+    warned_nonfinite: bool,
+}
+
+impl<P: Population, O: Observer<P>> Step for GaStep<'_, P, O> {
+    fn position(&mut self, ctx: &mut Ctx) -> Result<Position> {
+        let state = &mut *self.state;
+        let g = state.generation;
+        state.elapsed_s = ctx.clocks.wall_s();
+        state.cpu_s = ctx.clocks.cpu_s();
+        let fitness = self.pop.fitness();
+        self.best = argbest(fitness);
+        let best_fitness = fitness[self.best];
+        let nonfinite = fitness.iter().filter(|f| !f.is_finite()).count();
+        if nonfinite == fitness.len() {
+            return Err(Error::Other(format!(
+                "generation {g}: the fitness of every individual is NaN or infinite; the evaluation is broken"
+            )));
         }
+        if nonfinite > 0 && !self.warned_nonfinite {
+            self.warned_nonfinite = true;
+            ctx.bar.suspend(|| {
+                eprintln!("warning: generation {g}: {nonfinite} individual(s) have NaN/infinite fitness; they rank last")
+            });
+        }
+        match state.best_fitness {
+            Some(b) if !better(best_fitness, b) => {}
+            _ => {
+                state.best_fitness = Some(best_fitness);
+                state.best_generation = g;
+            }
+        }
+        Ok(Position {
+            generation: g,
+            epoch: 0,
+            best_fitness: state.best_fitness,
+            best_generation: state.best_generation,
+            budget_s: ctx.clocks.read(ctx.stop.budget_clock),
+        })
+    }
+
+    fn report(&mut self, ctx: &mut Ctx, last: bool) -> Result<()> {
+        let g = self.state.generation;
+        let draw = self.last_draw.elapsed().as_millis() >= 100 || last;
+        if g % self.cfg.log_every == 0 || last {
+            let fitness = self.pop.fitness();
+            let finite: Vec<f64> = fitness.iter().copied().filter(|f| f.is_finite()).collect();
+            let record = GenRecord {
+                kind: generation_kind(),
+                generation: g,
+                best: fitness[self.best],
+                mean: finite.iter().sum::<f64>() / finite.len() as f64,
+                worst: finite.iter().copied().fold(f64::INFINITY, f64::min),
+                elapsed_s: self.state.elapsed_s,
+                cpu_s: self.state.cpu_s,
+                nonfinite: fitness.len() - finite.len(),
+                extra: self.obs.metrics(self.pop, self.best)?,
+            };
+            ctx.emit(&record)?;
+            if draw {
+                ctx.bar.set_message(format_message(&record));
+            }
+            self.records.push(record);
+        }
+        self.obs.on_generation(g, self.pop, self.best, last)?;
+        if draw {
+            ctx.bar.set_position(g);
+            self.last_draw = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Every `checkpoint_every` generations, and after the first (so that a run killed early
+    /// can be resumed).
+    fn checkpoint_due(&self, _: &Ctx) -> bool {
+        let (g, every) = (self.state.generation, self.cfg.checkpoint_every);
+        every > 0 && (g == 1 || (g > 0 && g % every == 0))
+    }
+
+    fn checkpoint(&mut self, _: &mut Ctx) -> Result<()> {
+        save_checkpoint(&self.checkpoint, self.state, self.pop)
+    }
+
+    fn advance(&mut self, _: &mut Ctx) -> Result<Option<StopReason>> {
+        let (survivors, pairs) =
+            plan_generation(&self.cfg.breeding, self.pop.fitness(), &mut self.state.rng);
+        self.pop
+            .next_generation(&survivors, &pairs, &mut self.state.rng)?;
+        self.state.generation += 1;
+        Ok(None)
     }
 }
 

@@ -1,14 +1,16 @@
 //! The run layer, under every job: what a run directory holds and what its files are called
 //! ([`dir`]), opening a new or resumed run under one resume rule with the common flags resolved
 //! once ([`context`]), the log record every job writes ([`log`]), stop criteria ([`stop`]) on
-//! the wall or CPU clock ([`clock`]), the generational loop that drives a GA population
-//! ([`engine`]), and the one progress-bar style ([`progress`]).
+//! the wall or CPU clock ([`clock`]), the one generational loop of every job ([`driver`]), the
+//! GA engine that runs a population through it ([`engine`]), and the one progress-bar style ([`progress`]).
 pub mod args;
 pub mod clock;
 pub mod context;
 pub mod dir;
+pub mod driver;
 pub mod engine;
 pub mod log;
+pub mod memory;
 pub mod progress;
 pub mod stop;
 
@@ -16,5 +18,6 @@ pub use args::RunArgs;
 pub use clock::{BudgetClock, Clocks};
 pub use context::{open, JobConfig, NewRun, Run};
 pub use dir::{Job, RunDir};
+pub use driver::{drive, Ctx, Driver, Step};
 pub use log::{Log, Record};
 pub use stop::{Position, StopCriteria, StopReason};

@@ -31,6 +31,8 @@ pub enum StopReason {
     TargetFitness,
     Patience,
     TimeBudget,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
 }
 
 impl StopReason {
@@ -41,6 +43,7 @@ impl StopReason {
             StopReason::TargetFitness => "target_fitness",
             StopReason::Patience => "patience",
             StopReason::TimeBudget => "time_budget",
+            StopReason::Interrupted => "interrupted",
         }
     }
 }

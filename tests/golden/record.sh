@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Records what tests/golden_cli.rs compares against. Run at commit 5416124 (before the run
 # layer) on the CPU; usage: tests/golden/record.sh (writes tests/golden/before-refactor.json).
+# The two gan entries were recorded again with the same commands when gan came to seed
+# libtorch's RNG at every generation (so that its first checkpoint, after generation 1, and a
+# resume anywhere leave what follows unchanged); gari, fool and auto-cnn are still 5416124's.
 set -euo pipefail
 B=${NEUROEVO:-target/release/neuroevo}
 T=$(mktemp -d)
