@@ -32,6 +32,9 @@ enum Command {
     /// Train GANs with genetic algorithms: evolved MLP generator weights (--mode weights) or
     /// populations of DCGANs (--mode dcgan); FID, sample grids, TorchScript generator.
     Gan(GanArgs),
+    /// Train the networks of auto-cnn searches run with --broker: pulls one task at a time from
+    /// a NATS JetStream broker (nats://HOST:PORT) and sends its evaluation back.
+    Worker(neuroevo::autocnn::worker::WorkerArgs),
 }
 
 fn main() {
@@ -48,6 +51,7 @@ fn main() {
         Command::Fool(a) => a.run.given = given,
         Command::Gan(a) => a.run.given = given,
         Command::AutoCnn(c) => c.set_given(given),
+        Command::Worker(_) => {}
     }
     let result = match &cli.command {
         Command::Gari(args) => run_gari(args).map(|s| {
@@ -92,6 +96,7 @@ fn main() {
             Some(s.run_dir)
         }),
         Command::AutoCnn(cmd) => run_command(cmd),
+        Command::Worker(args) => neuroevo::autocnn::worker::run_worker(args).map(|()| None),
         Command::Gan(args) => run_gan(args).map(|s| {
             println!(
                 "gan: {:?} mode, {} generations, {} epochs, {:.1} s training ({:.1} CPU s; {:.1} s wall in all); FID {:.2} (best {:.2}) on {} ({} samples)",
@@ -102,15 +107,5 @@ fn main() {
             Some(s.run_dir)
         }),
     };
-    match result {
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(if e.is_user_error() { 2 } else { 1 });
-        }
-        Ok(Some(dir)) if neuroevo::interrupt::requested() => {
-            eprintln!("{}", neuroevo::interrupt::message(&dir));
-            std::process::exit(neuroevo::interrupt::EXIT_CODE);
-        }
-        Ok(_) => {}
-    }
+    neuroevo::run::args::finish(result)
 }

@@ -43,6 +43,10 @@ pub enum ShrinkPolicy {
 pub struct SearchArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    /// Train the networks on `neuroevo worker` processes through a NATS JetStream broker
+    /// (nats://HOST:PORT) instead of in this process. May be given or dropped with --resume.
+    #[arg(long)]
+    pub broker: Option<String>,
     /// Individuals per generation.
     #[arg(long, default_value_t = 5)]
     pub population: usize,
@@ -185,8 +189,12 @@ impl SearchArgs {
 
 impl JobConfig for SearchConfig {
     const JOB: Job = Job::AutoCnn;
-    const ON_RESUME: &'static [&'static str] =
-        &["--generations", "--time-budget", "--final-epochs"];
+    const ON_RESUME: &'static [&'static str] = &[
+        "--generations",
+        "--time-budget",
+        "--final-epochs",
+        "--broker",
+    ];
     fn device(&self) -> &str {
         &self.device
     }

@@ -15,11 +15,14 @@ use std::time::Instant;
 use tch::nn::VarStore;
 use tch::Device;
 
-/// A scored genome and, when it trained, the network as scored (its weights become `best.ot`
-/// when it is the best so far).
+/// A scored genome and, when it trained, the weights of the network as scored (a `VarStore`
+/// serialised by libtorch; they become `best.ot` when it is the best so far).
 pub struct Trained {
     pub eval: Evaluation,
-    pub net: Option<(LayerNet, VarStore)>,
+    pub weights: Option<Vec<u8>>,
+    /// Remote backends: seconds the task spent in the broker and the worker besides its
+    /// training (from when it was published, or the worker became free, to its result).
+    pub overhead_s: Option<f64>,
 }
 
 /// Trains `genome` per `cfg` on `data` and scores it. A genome that cannot run (pooling below
@@ -45,7 +48,8 @@ pub(crate) fn train_genome(
             seconds: t0.elapsed().as_secs_f64(),
             note: Some(note),
         },
-        net: None,
+        weights: None,
+        overhead_s: None,
     };
     let (arch, mut note) = match cfg.on_shrink {
         ShrinkPolicy::Repair => match genome::repair(&g, data.shape) {
@@ -113,8 +117,16 @@ pub(crate) fn train_genome(
             seconds: t0.elapsed().as_secs_f64(),
             note,
         },
-        net: Some((net, vs)),
+        weights: Some(weights_bytes(&vs)?),
+        overhead_s: None,
     })
+}
+
+/// A var store's weights as libtorch writes them (what `best.ot` holds).
+pub fn weights_bytes(vs: &VarStore) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    vs.save_to_stream(&mut buf)?;
+    Ok(buf)
 }
 
 pub(crate) fn load_workers(cfg: &SearchConfig) -> Result<Vec<Dataset>> {
@@ -149,19 +161,22 @@ pub(crate) fn worker_devices(name: &str) -> Result<Vec<Device>> {
 }
 
 /// An evaluation backend of the search: it scores genomes, each a function of (genome, the
-/// settings its fitness depends on in `cfg`), and hands the evaluations back. The search decides
-/// what to evaluate, caches, logs and checkpoints; a backend only trains and scores.
+/// settings its fitness depends on in `cfg`), and hands the evaluations back one at a time, in
+/// any order. The search decides what to evaluate, caches, logs and checkpoints; a backend only
+/// trains and scores.
 pub trait Evaluator {
-    /// How many genomes it trains at once.
+    /// How many genomes it takes at once (the search hands it at most this many).
     fn slots(&self) -> usize;
-    /// Scores distinct `genomes`; one result per genome, in their order.
+    /// Scores distinct `genomes`, calling `done(i, result)` once per genome `genomes[i]` as
+    /// each is scored; an error of `done` ends the call.
     fn evaluate(
         &mut self,
         genomes: &[String],
         cfg: &SearchConfig,
         bars: Option<&MultiProgress>,
         bar: Option<&ProgressBar>,
-    ) -> Vec<Result<Trained>>;
+        done: &mut dyn FnMut(usize, Result<Trained>) -> Result<()>,
+    ) -> Result<()>;
 }
 
 /// The in-process backend: one network at a time per local device, each in its own thread with
@@ -190,8 +205,9 @@ impl Evaluator for LocalEvaluator {
         cfg: &SearchConfig,
         bars: Option<&MultiProgress>,
         bar: Option<&ProgressBar>,
-    ) -> Vec<Result<Trained>> {
-        std::thread::scope(|s| {
+        done: &mut dyn FnMut(usize, Result<Trained>) -> Result<()>,
+    ) -> Result<()> {
+        let results: Vec<Result<Trained>> = std::thread::scope(|s| {
             let handles: Vec<_> = genomes
                 .iter()
                 .zip(self.workers.iter_mut())
@@ -204,6 +220,10 @@ impl Evaluator for LocalEvaluator {
                         .unwrap_or_else(|_| Err(Error::Other("training thread panicked".into())))
                 })
                 .collect()
-        })
+        });
+        for (i, r) in results.into_iter().enumerate() {
+            done(i, r)?;
+        }
+        Ok(())
     }
 }

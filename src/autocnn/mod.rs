@@ -14,13 +14,16 @@
 //! lists (the package mutates its parents in place), a genome whose pooling would shrink the
 //! feature map below 1x1 is repaired or scored 0 instead of crashing, and the run checkpoints
 //! after every evaluation so `--resume` loses at most the network being trained.
+pub mod broker;
 pub mod cache;
 pub mod config;
 pub mod evaluate;
 pub mod export;
 pub mod genome;
+pub mod remote;
 pub mod report;
 pub mod search;
+pub mod worker;
 
 pub use config::{FitnessSet, SearchArgs, SearchConfig, ShrinkPolicy};
 pub use export::{export_best, ExportArgs};
@@ -38,6 +41,9 @@ pub enum AutoCnnCommand {
     Show(ShowArgs),
     /// Export the best network of a search as TorchScript, optionally retrained on train+val.
     Export(ExportArgs),
+    /// Train the networks of searches run with --broker, on this machine (same as
+    /// `neuroevo worker`).
+    Worker(worker::WorkerArgs),
 }
 
 impl AutoCnnCommand {
@@ -83,6 +89,10 @@ pub fn run_command(cmd: &AutoCnnCommand) -> Result<Option<std::path::PathBuf>> {
                 fmt_acc(b.val_acc),
                 fmt_acc(b.test_acc)
             );
+            Ok(None)
+        }
+        AutoCnnCommand::Worker(args) => {
+            worker::run_worker(args)?;
             Ok(None)
         }
     }

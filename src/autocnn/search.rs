@@ -28,7 +28,6 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tch::nn::VarStore;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Individual {
@@ -71,6 +70,9 @@ pub(crate) struct SearchState {
     pub(crate) cpu_s: f64,
     pub(crate) best: Option<Evaluation>,
     pub(crate) stop_reason: Option<String>,
+    /// The search's id on a broker (made when it first runs with --broker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) broker_id: Option<String>,
 }
 
 /// The best network, as exported.
@@ -116,9 +118,12 @@ pub(crate) struct Search {
     pub(crate) state: SearchState,
     pub(crate) cache: Cache,
     pub(crate) settings: String,
-    pub(crate) evaluator: LocalEvaluator,
+    /// Taken out while it evaluates (it hands results to the search one at a time).
+    pub(crate) evaluator: Option<Box<dyn Evaluator>>,
     pub(crate) bars: Option<MultiProgress>,
     pub(crate) trained_this_session: usize,
+    /// The broker's overhead of the evaluation being recorded (remote backends).
+    pub(crate) overhead_s: Option<f64>,
 }
 
 impl Search {
@@ -164,14 +169,12 @@ impl Search {
         i: usize,
         e: Evaluation,
         cached: bool,
-        weights: Option<&VarStore>,
+        weights: Option<&[u8]>,
     ) -> Result<()> {
         let better = self.best_fitness().is_none_or(|b| e.fitness > b);
         if better {
-            if let Some(vs) = weights {
-                fsutil::write_torch(&self.dir.join(rdir::BEST_WEIGHTS), |buf| {
-                    Ok(vs.save_to_stream(buf)?)
-                })?;
+            if let Some(bytes) = weights {
+                fsutil::write_atomic(&self.dir.join(rdir::BEST_WEIGHTS), bytes)?;
             }
             if weights.is_some() || cached {
                 self.state.best = Some(e.clone());
@@ -201,6 +204,10 @@ impl Search {
             "fitness": e.fitness, "val_acc": e.val_acc, "test_acc": e.test_acc,
             "seconds": e.seconds, "note": e.note,
         });
+        let mut record = record;
+        if let Some(o) = self.overhead_s.take() {
+            record["broker_overhead_s"] = json!(o);
+        }
         self.log(ctx, record)?;
         self.save(ctx.clocks)?;
         ctx.bar.set_position(self.state.evaluations as u64);
@@ -241,20 +248,24 @@ impl Search {
                     continue;
                 }
                 wave.push((i, g));
-                if wave.len() == self.evaluator.slots() {
+                if wave.len() == self.evaluator.as_ref().map_or(1, |e| e.slots()) {
                     break;
                 }
             }
             let names: Vec<&str> = wave.iter().map(|(_, g)| g.as_str()).collect();
             self.set_message(ctx, &format!("training {}", names.join(" | ")));
             let genomes: Vec<String> = wave.iter().map(|(_, g)| g.clone()).collect();
-            let results =
-                self.evaluator
-                    .evaluate(&genomes, &self.cfg, self.bars.as_ref(), Some(ctx.bar));
-            for ((i, _), r) in wave.into_iter().zip(results) {
-                let t = r?;
-                self.record(ctx, i, t.eval, false, t.net.as_ref().map(|(_, vs)| vs))?;
-            }
+            let mut evaluator = self.evaluator.take().expect("the search has an evaluator");
+            let bars = self.bars.clone();
+            let cfg = self.cfg.clone();
+            let result =
+                evaluator.evaluate(&genomes, &cfg, bars.as_ref(), Some(ctx.bar), &mut |k, r| {
+                    let t = r?;
+                    self.overhead_s = t.overhead_s;
+                    self.record(ctx, wave[k].0, t.eval, false, t.weights.as_deref())
+                });
+            self.evaluator = Some(evaluator);
+            result?;
         }
     }
 
@@ -481,11 +492,30 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
             cpu_s: 0.0,
             best: None,
             stop_reason: None,
+            broker_id: None,
         }
     };
+    let mut state = state;
     let cfg = run.cfg;
-    let evaluator = LocalEvaluator::new(&cfg)?;
-    let workers = &evaluator.workers;
+    let mut local = LocalEvaluator::new(&cfg)?;
+    // with a broker, this process keeps its copy of the data for the hash and the export
+    let remote = match &args.broker {
+        Some(url) => {
+            let id = state
+                .broker_id
+                .get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()))
+                .clone();
+            let hash = super::broker::dataset_hash(&local.workers[0])?;
+            Some(super::remote::NatsEvaluator::connect(
+                url,
+                &id,
+                hash,
+                cfg.fitness_settings(),
+            )?)
+        }
+        None => None,
+    };
+    let workers = &local.workers;
     let settings = cfg.fitness_settings();
     let cache = load_cache(&dir)?;
     // records written after the last checkpoint are dropped; the search redoes them
@@ -512,8 +542,11 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
             cfg.generations,
             cfg.train.epochs,
             cfg.fitness_set,
-            workers.len(),
-            device_name(d.device()),
+            if args.broker.is_some() { 0 } else { workers.len() },
+            match &args.broker {
+                Some(url) => format!("{} (workers on that broker train the networks)", super::broker::shown(url)),
+                None => device_name(d.device()),
+            },
             cfg.seed,
             if args.run.resume.is_some() {
                 format!(", resuming at generation {} after {} evaluations", state.generation, state.evaluations)
@@ -534,15 +567,21 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         bar,
         resumed: run.resumed,
     };
+    let (evaluator, mut export_data): (Box<dyn Evaluator>, Option<crate::data::Dataset>) =
+        match remote {
+            Some(r) => (Box::new(r), Some(local.workers.swap_remove(0))),
+            None => (Box::new(local), None),
+        };
     let mut search = Search {
         cfg,
         dir,
         state,
         cache,
         settings,
-        evaluator,
+        evaluator: Some(evaluator),
         bars,
         trained_this_session: 0,
+        overhead_s: None,
     };
     search.save(&driver.clocks)?;
     let reason = drive(&mut search, &mut driver)?;
@@ -555,7 +594,10 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         .best
         .clone()
         .ok_or_else(|| Error::Other("no network was trained: nothing to export".into()))?;
-    let mut data = search.evaluator.workers.swap_remove(0);
+    let mut data = match export_data.take() {
+        Some(d) => d,
+        None => load_workers(&search.cfg)?.swap_remove(0),
+    };
     let best = export_model(
         &search.dir,
         &search.dir.join("best.pt"),
@@ -597,6 +639,7 @@ mod tests {
 
     fn cfg(population: usize) -> SearchConfig {
         let args = SearchArgs {
+            broker: None,
             data: DataArgs {
                 dataset: "mnist-10k".into(),
                 data_dir: None,
@@ -717,13 +760,13 @@ mod tests {
             note.contains("layer 5 (P:max) at 1x1") && note.contains("layer 6"),
             "{note}"
         );
-        assert!(t.net.is_some() && t.eval.params > 0);
+        assert!(t.weights.is_some() && t.eval.params > 0);
         assert!(t.eval.val_acc.is_some());
 
         c.on_shrink = ShrinkPolicy::Zero;
         let t = train_genome(g, &c, &mut data, None, None).unwrap();
         assert_eq!(t.eval.fitness, 0.0);
-        assert!(t.net.is_none());
+        assert!(t.weights.is_none());
         assert!(t.eval.note.unwrap().contains("below 1x1"));
     }
 }

@@ -22,15 +22,5 @@ fn main() {
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli.command
         .set_given(neuroevo::run::args::given_flags(&Cli::command(), &matches));
-    match run_command(&cli.command) {
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(if e.is_user_error() { 2 } else { 1 });
-        }
-        Ok(Some(dir)) if neuroevo::interrupt::requested() => {
-            eprintln!("{}", neuroevo::interrupt::message(&dir));
-            std::process::exit(neuroevo::interrupt::EXIT_CODE);
-        }
-        Ok(_) => {}
-    }
+    neuroevo::run::args::finish(run_command(&cli.command))
 }

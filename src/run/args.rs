@@ -93,3 +93,23 @@ pub fn exit_on_clap_error(e: clap::Error) -> ! {
     eprintln!("error: {first}{hint}");
     std::process::exit(2)
 }
+
+/// Ends the process after a command: `error: ...` and exit code 2 for a user's mistake (1
+/// otherwise); after Ctrl-C/SIGTERM, where to resume and exit code 130; else 0.
+pub fn finish(result: crate::error::Result<Option<std::path::PathBuf>>) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    match result {
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(if e.is_user_error() { 2 } else { 1 });
+        }
+        Ok(dir) if crate::interrupt::requested() => {
+            if let Some(dir) = dir {
+                eprintln!("{}", crate::interrupt::message(&dir));
+            }
+            std::process::exit(crate::interrupt::EXIT_CODE);
+        }
+        Ok(_) => std::process::exit(0),
+    }
+}

@@ -35,3 +35,80 @@ pub fn sha256(path: &Path) -> String {
     let d = sha2::Sha256::digest(std::fs::read(path).unwrap());
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A real `nats-server -js` on 127.0.0.1 (a free port, a store in `store`), stopped on drop.
+pub struct NatsServer {
+    pub port: u16,
+    store: PathBuf,
+    extra: Vec<String>,
+    child: Option<std::process::Child>,
+}
+
+impl NatsServer {
+    pub fn start(store: &Path) -> NatsServer {
+        Self::start_with(store, &[])
+    }
+
+    /// With more `nats-server` options (e.g. `--auth TOKEN`).
+    pub fn start_with(store: &Path, extra: &[&str]) -> NatsServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = NatsServer {
+            port,
+            store: store.to_path_buf(),
+            extra: extra.iter().map(|e| e.to_string()).collect(),
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn restart(&mut self) {
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store)
+            .args(&self.extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian package nats-server) must be installed");
+        self.child = Some(child);
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(t.elapsed().as_secs() < 20, "nats-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

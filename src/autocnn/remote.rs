@@ -1,0 +1,216 @@
+//! The `nats` evaluation backend (`auto-cnn search --broker nats://HOST:PORT`): genomes become
+//! tasks on the broker's work queue, `neuroevo worker` processes anywhere train them, and their
+//! evaluations come back one at a time, in any order. Genomes the broker's shared fitness cache
+//! already holds are not published at all (two searches with the same settings never train
+//! the same genome twice; a resumed search never retrains what a worker already scored), and a
+//! task published again after a resume is dropped by the stream's duplicate window.
+use super::broker::{self, Broker, Outcome, Status, Task};
+use super::cache::{cache_key, Evaluation};
+use super::config::SearchConfig;
+use super::evaluate::{Evaluator, Trained};
+use crate::error::{Error, Result};
+use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+pub struct NatsEvaluator {
+    rt: tokio::runtime::Runtime,
+    broker: Broker,
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    /// This search's id on the broker (its results subject).
+    search: String,
+    dataset_hash: String,
+    settings: String,
+}
+
+impl NatsEvaluator {
+    /// Connects to `url` for the search `search` whose data hashes to `dataset_hash`.
+    pub fn connect(
+        url: &str,
+        search: &str,
+        dataset_hash: String,
+        settings: String,
+    ) -> Result<Self> {
+        let rt = broker::runtime()?;
+        let (broker, consumer) = rt.block_on(async {
+            let b = Broker::open(url, &format!("auto-cnn search {search}")).await?;
+            let c = b.result_consumer(search).await?;
+            Ok::<_, Error>((b, c))
+        })?;
+        Ok(NatsEvaluator {
+            rt,
+            broker,
+            consumer,
+            search: search.to_string(),
+            dataset_hash,
+            settings,
+        })
+    }
+}
+
+fn broker_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Other(format!("broker: {what}: {e}"))
+}
+
+/// The evaluation of a task given up after [`broker::MAX_DELIVER`] deliveries.
+fn given_up(genome: &str) -> Evaluation {
+    Evaluation {
+        genome: genome.to_string(),
+        evaluated: String::new(),
+        params: 0,
+        fitness: 0.0,
+        val_acc: None,
+        test_acc: None,
+        seconds: 0.0,
+        note: Some(format!(
+            "scored 0: its training failed on {} deliveries to workers (each died or crashed on it)",
+            broker::MAX_DELIVER
+        )),
+    }
+}
+
+impl Evaluator for NatsEvaluator {
+    /// A whole generation at once: the workers share it out.
+    fn slots(&self) -> usize {
+        usize::MAX
+    }
+
+    fn evaluate(
+        &mut self,
+        genomes: &[String],
+        cfg: &SearchConfig,
+        _bars: Option<&MultiProgress>,
+        bar: Option<&ProgressBar>,
+        done: &mut dyn FnMut(usize, Result<Trained>) -> Result<()>,
+    ) -> Result<()> {
+        let b = &self.broker;
+        let search = &self.search;
+        self.rt.block_on(async {
+            let mut status = b
+                .client
+                .subscribe(broker::status_subject(search))
+                .await
+                .map_err(|e| broker_err("the workers' status", e))?;
+            let mut advisories = b
+                .client
+                .subscribe(format!(
+                    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
+                    broker::TASKS,
+                    broker::WORKERS
+                ))
+                .await
+                .map_err(|e| broker_err("the delivery advisories", e))?;
+            // key -> (index, when published); stream sequence -> key
+            let mut pending: HashMap<String, (usize, Instant)> = HashMap::new();
+            let mut by_seq: HashMap<u64, String> = HashMap::new();
+            for (i, genome) in genomes.iter().enumerate() {
+                let key = cache_key(genome, &self.settings);
+                if let Some(mut eval) = b.cached(&key).await? {
+                    eval.genome = genome.clone();
+                    let weights = b.weights_of(&key).await?;
+                    done(i, Ok(Trained { eval, weights, overhead_s: None }))?;
+                    continue;
+                }
+                let task = Task {
+                    protocol: broker::PROTOCOL,
+                    search: search.clone(),
+                    key: key.clone(),
+                    genome: genome.clone(),
+                    cfg: cfg.clone(),
+                    dataset_hash: self.dataset_hash.clone(),
+                };
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{search}.{key}").as_str());
+                let ack = b
+                    .js
+                    .publish_with_headers(broker::TASK_SUBJECT, headers, broker::encode(&task)?.into())
+                    .await
+                    .map_err(|e| broker_err("publishing a task", e))?
+                    .await
+                    .map_err(|e| broker_err("publishing a task", e))?;
+                by_seq.insert(ack.sequence, key.clone());
+                pending.insert(key, (i, Instant::now()));
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let mut results = self
+                .consumer
+                .messages()
+                .await
+                .map_err(|e| broker_err("reading results", e))?;
+            let mut workers: BTreeMap<String, Option<String>> = BTreeMap::new();
+            // when each worker last handed in a result (it was free from then on)
+            let mut free_since: HashMap<String, Instant> = HashMap::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            while !pending.is_empty() {
+                tokio::select! {
+                    m = results.next() => {
+                        let Some(m) = m else { return Err(broker_err("reading results", "the stream ended")) };
+                        let m = match m {
+                            Ok(m) => m,
+                            // a broker restart: the consumer carries on once it is back
+                            Err(_) => continue,
+                        };
+                        match broker::decode::<Outcome>("a result", &m.payload) {
+                            Ok(o) => {
+                                if let Some((i, sent)) = pending.remove(&o.key) {
+                                    let weights = if o.weights { b.weights_of(&o.key).await? } else { None };
+                                    let mut eval = o.eval;
+                                    eval.genome = genomes[i].clone();
+                                    let now = Instant::now();
+                                    let from = free_since.get(&o.worker).map_or(sent, |f| (*f).max(sent));
+                                    let overhead = ((now - from).as_secs_f64() - eval.seconds).max(0.0);
+                                    free_since.insert(o.worker.clone(), now);
+                                    if let Some(bar) = bar {
+                                        bar.set_message(format!(
+                                            "{}: {} scored {:.4} ({:.1} s training, {:.0} ms broker)",
+                                            o.worker, eval.genome, eval.fitness, eval.seconds,
+                                            1000.0 * overhead
+                                        ));
+                                    }
+                                    done(i, Ok(Trained { eval, weights, overhead_s: Some(overhead) }))?;
+                                }
+                                let _ = m.ack().await;
+                            }
+                            Err(e) => {
+                                eprintln!("warning: rejected a message on {}: {e}", m.subject);
+                                let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
+                            }
+                        }
+                    }
+                    s = status.next() => {
+                        if let Some(s) = s {
+                            if let Ok(st) = serde_json::from_slice::<Status>(&s.payload) {
+                                workers.insert(st.worker, st.genome);
+                                if let Some(bar) = bar {
+                                    let list: Vec<String> = workers.iter().map(|(w, g)| {
+                                        format!("{w}: {}", g.as_deref().unwrap_or("idle"))
+                                    }).collect();
+                                    bar.set_message(format!("{} waiting | {}", pending.len(), list.join(" | ")));
+                                }
+                            }
+                        }
+                    }
+                    a = advisories.next() => {
+                        let seq = a.and_then(|a| serde_json::from_slice::<serde_json::Value>(&a.payload).ok())
+                            .and_then(|v| v["stream_seq"].as_u64());
+                        if let Some(key) = seq.and_then(|s| by_seq.get(&s)) {
+                            if let Some((i, _)) = pending.remove(key) {
+                                done(i, Ok(Trained { eval: given_up(&genomes[i]), weights: None, overhead_s: None }))?;
+                            }
+                        }
+                    }
+                    _ = tick.tick() => {
+                        if crate::interrupt::requested() {
+                            // the tasks stay queued; their evaluations reach the shared cache
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}

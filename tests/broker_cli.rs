@@ -1,0 +1,446 @@
+//! `auto-cnn search --broker` with `neuroevo worker` processes on a real `nats-server -js`
+//! (started here on 127.0.0.1): a worker SIGKILLed in the middle of a training, the search
+//! SIGKILLed and resumed, the broker stopped and started again, and bad input (a wrong
+//! address, a worker with other data, a malformed message). Each distributed search must give
+//! the evaluations (genome, fitness) of the in-process search with the same seed.
+mod common;
+use common::{log, neuroevo, repo, stderr, NatsServer};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SEARCH: &str = "auto-cnn search -q --subset 600 --population 4 --generations 1 --epochs 3 --filters 8,16 --seed 5 --device cpu --precision fp32";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A `neuroevo worker` whose log lines are collected.
+struct Worker {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Worker {
+    fn start(url: &str, name: &str, extra: &[&str]) -> Worker {
+        let mut child = neuroevo()
+            .current_dir(repo(""))
+            .args([
+                "worker",
+                "--broker",
+                url,
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+            ])
+            .args(["--name", name, "--ack-wait", "3"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stderr.take().unwrap();
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        let w = Worker { child, lines };
+        w.wait_for("serving");
+        w
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, needle: &str) {
+        let t = Instant::now();
+        while !self.log().iter().any(|l| l.contains(needle)) {
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "no {needle:?} in {:?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Task keys this worker trained to the end.
+    fn done(&self) -> Vec<String> {
+        self.log()
+            .iter()
+            .filter(|l| l.contains(": done "))
+            .filter_map(|l| l.split("(task ").nth(1).map(|k| k[..24].to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn search(out: &Path, broker: Option<&str>, extra: &[&str]) -> std::process::Command {
+    let mut c = neuroevo();
+    c.current_dir(repo(""))
+        .args(SEARCH.split_whitespace())
+        .args(["--out", s(out)])
+        .args(extra);
+    if let Some(b) = broker {
+        c.args(["--broker", b]);
+    }
+    c
+}
+
+/// (generation, index, genome, fitness) of every evaluation, in order.
+fn evaluations(dir: &Path) -> Vec<(u64, u64, String, f64)> {
+    let mut v: Vec<_> = log(dir)
+        .iter()
+        .filter(|r| r["kind"] == "evaluation")
+        .map(|r| {
+            (
+                r["generation"].as_u64().unwrap(),
+                r["index"].as_u64().unwrap(),
+                r["genome"].as_str().unwrap().to_string(),
+                r["fitness"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    v
+}
+
+fn in_process(tmp: &Path) -> Vec<(u64, u64, String, f64)> {
+    let out = tmp.join("local");
+    let o = search(&out, None, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    evaluations(&out)
+}
+
+fn finish(mut child: Child) {
+    let t = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "the search failed: {status}");
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "the search did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_worker_killed_in_training_loses_only_its_task_and_the_search_equals_the_local_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = NatsServer::start(&tmp.path().join("store"));
+    let w1 = Worker::start(&server.url(), "w1", &[]);
+    let w2 = Worker::start(&server.url(), "w2", &[]);
+    let out = tmp.path().join("dist");
+    let child = search(&out, Some(&server.url()), &[]).spawn().unwrap();
+    w1.wait_for("training");
+    let mut w1 = w1;
+    w1.child.kill().unwrap(); // SIGKILL in the middle of a training
+    w1.child.wait().unwrap();
+    let killed_log = w1.log();
+    finish(child);
+    let trained_by_w1 = killed_log
+        .iter()
+        .filter(|l| l.contains(": training "))
+        .count();
+    assert!(
+        trained_by_w1 > w1.done().len(),
+        "w1 died while training: {killed_log:?}"
+    );
+    assert_eq!(evaluations(&out), in_process(tmp.path()));
+    // the redelivered task was trained by the survivor
+    assert!(!w2.done().is_empty());
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    assert!(out.join("best.pt").is_file() && result["best"]["genome"].is_string());
+}
+
+#[test]
+fn a_killed_search_resumes_without_retraining_what_workers_scored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = NatsServer::start(&tmp.path().join("store"));
+    let w = Worker::start(&server.url(), "w", &[]);
+    let out = tmp.path().join("dist");
+    let mut child = search(&out, Some(&server.url()), &[]).spawn().unwrap();
+    let t = Instant::now();
+    while evaluations(&out).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no evaluation recorded"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL the search
+    child.wait().unwrap();
+    // the worker trains what was queued, into the shared cache, while the search is dead
+    std::thread::sleep(Duration::from_secs(2));
+    let o = search(&out, Some(&server.url()), &[])
+        .args(["--resume", s(&out)])
+        .output();
+    let o = o.unwrap();
+    // `--resume` with the search's own flags: only stop criteria and --broker may be given
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = neuroevo()
+        .current_dir(repo(""))
+        .args([
+            "auto-cnn",
+            "search",
+            "-q",
+            "--resume",
+            s(&out),
+            "--broker",
+            &server.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done = w.done();
+    let mut distinct = done.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        done.len(),
+        distinct.len(),
+        "no network trained twice: {:?}",
+        w.log()
+    );
+    let evals = evaluations(&out);
+    let mut keys: Vec<(u64, u64)> = evals.iter().map(|e| (e.0, e.1)).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), evals.len(), "no evaluation recorded twice");
+    assert_eq!(evals, in_process(tmp.path()));
+}
+
+/// The four IDX files of a tiny MNIST-shaped set in `dir/mnist`; `flip` changes one label.
+fn idx_set(dir: &Path, flip: bool) {
+    let sub = dir.join("mnist");
+    std::fs::create_dir_all(&sub).unwrap();
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut v = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            v.extend(d.to_be_bytes());
+        }
+        v.extend(data);
+        v
+    };
+    let pixels = |n: usize| -> Vec<u8> {
+        (0..n * 784)
+            .map(|i| ((i * 2_654_435_761) >> 13) as u8)
+            .collect()
+    };
+    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
+    let mut train_labels = labels(300);
+    if flip {
+        train_labels[7] = (train_labels[7] + 1) % 10;
+    }
+    let w = |name: &str, bytes: Vec<u8>| std::fs::write(sub.join(name), bytes).unwrap();
+    w("train-images-idx3-ubyte", idx(&[300, 28, 28], &pixels(300)));
+    w("train-labels-idx1-ubyte", idx(&[300], &train_labels));
+    w("t10k-images-idx3-ubyte", idx(&[100, 28, 28], &pixels(100)));
+    w("t10k-labels-idx1-ubyte", idx(&[100], &labels(100)));
+}
+
+#[test]
+fn bad_addresses_other_data_and_malformed_messages_are_refused_and_the_workers_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    // nothing listens on port 1
+    let nowhere = tmp.path().join("nowhere");
+    for args in [
+        vec!["worker", "--broker", "nats://127.0.0.1:1"],
+        vec![
+            "auto-cnn",
+            "search",
+            "--subset",
+            "100",
+            "--broker",
+            "nats://127.0.0.1:1",
+            "--out",
+            s(&nowhere),
+        ],
+    ] {
+        let t = Instant::now();
+        let o = neuroevo()
+            .current_dir(repo(""))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(t.elapsed() < Duration::from_secs(20));
+        let err = stderr(&o);
+        assert!(err.contains("--broker nats://127.0.0.1:1"), "{err}");
+    }
+
+    let server = NatsServer::start(&tmp.path().join("store"));
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    idx_set(&a, false);
+    idx_set(&b, true);
+    let other = Worker::start(&server.url(), "other-data", &["--data-dir", s(&b)]);
+    // a malformed message on the task subject
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = async_nats::connect(server.url()).await.unwrap();
+        let js = async_nats::jetstream::new(c);
+        js.publish("neuroevo.tasks", "{not a task".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    other.wait_for("rejected a message");
+    let out = tmp.path().join("dist");
+    let child = neuroevo()
+        .current_dir(repo(""))
+        .args([
+            "auto-cnn",
+            "search",
+            "-q",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            s(&a),
+        ])
+        .args([
+            "--population",
+            "3",
+            "--generations",
+            "1",
+            "--epochs",
+            "1",
+            "--filters",
+            "8,16",
+        ])
+        .args(["--seed", "2", "--device", "cpu", "--precision", "fp32"])
+        .args(["--broker", &server.url(), "--out", s(&out)])
+        .spawn()
+        .unwrap();
+    // the worker with other data refuses the tasks; one with the search's data takes them
+    other.wait_for("refused task");
+    let good = Worker::start(&server.url(), "good", &["--data-dir", s(&a)]);
+    finish(child);
+    assert!(!good.done().is_empty());
+    assert!(other.done().is_empty(), "{:?}", other.log());
+    let notes: Vec<String> = log(&out)
+        .iter()
+        .filter(|r| r["kind"] == "evaluation")
+        .filter_map(|r| r["note"].as_str().map(String::from))
+        .collect();
+    assert!(
+        notes.iter().all(|n| !n.contains("deliveries")),
+        "no task was given up: {notes:?}"
+    );
+}
+
+#[test]
+fn the_search_and_its_workers_ride_out_a_broker_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = NatsServer::start(&tmp.path().join("store"));
+    let w = Worker::start(&server.url(), "w", &[]);
+    let out = tmp.path().join("dist");
+    let child = search(&out, Some(&server.url()), &[]).spawn().unwrap();
+    w.wait_for("training");
+    server.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    server.restart();
+    finish(child);
+    let evals = evaluations(&out);
+    let mut keys: Vec<(u64, u64)> = evals.iter().map(|e| (e.0, e.1)).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), evals.len(), "no evaluation recorded twice");
+    assert_eq!(evals, in_process(tmp.path()));
+}
+
+#[test]
+fn credentials_come_from_the_environment_and_are_written_nowhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = "s3cret-token-4711";
+    let server = NatsServer::start_with(&tmp.path().join("store"), &["--auth", token]);
+    // without the token: refused at once, in one line that does not show it
+    let o = neuroevo()
+        .current_dir(repo(""))
+        .args(["worker", "--broker", &server.url(), "--device", "cpu"])
+        .env_remove("NEUROEVO_NATS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(token));
+    let mut child = neuroevo()
+        .current_dir(repo(""))
+        .args([
+            "worker",
+            "--broker",
+            &server.url(),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ])
+        .args(["--name", "w", "--max-tasks", "2"])
+        .env("NEUROEVO_NATS_TOKEN", token)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = tmp.path().join("dist");
+    let o = neuroevo()
+        .current_dir(repo(""))
+        .args([
+            "auto-cnn",
+            "search",
+            "-q",
+            "--subset",
+            "300",
+            "--population",
+            "2",
+        ])
+        .args([
+            "--generations",
+            "0",
+            "--epochs",
+            "1",
+            "--filters",
+            "8",
+            "--seed",
+            "1",
+        ])
+        .args([
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--broker",
+            &server.url(),
+        ])
+        .args(["--out", s(&out)])
+        .env("NEUROEVO_NATS_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let _ = child.kill();
+    let _ = child.wait();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "{path:?} holds the token"
+            );
+        }
+    }
+}
