@@ -26,6 +26,13 @@ if [ "$have" != "$TORCH_VERSION" ]; then
   .venv/bin/python -m pip install --quiet "torch==$TORCH_VERSION" numpy
 fi
 
+# TensorBoard's own event reader checks the event files in the tests; safetensors loads the
+# exported weights into python/neuroevo_torch.py's modules
+if ! .venv/bin/python -c 'import tensorboard, safetensors' 2>/dev/null; then
+  echo "setup: installing tensorboard and safetensors into .venv"
+  .venv/bin/python -m pip install --quiet tensorboard safetensors
+fi
+
 torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 if [ "$(readlink .libtorch 2>/dev/null || true)" != "$torch_dir" ]; then
   ln -sfn "$torch_dir" .libtorch

@@ -15,7 +15,7 @@ use crate::ga::{
     Replacement, Selection,
 };
 use crate::imageio::rescale;
-use crate::nn::load::{Classifier, Generator};
+use crate::nn::load::{Classifier, Generator, InputSpec};
 use crate::plot::{line_plot, Panel, Series};
 use crate::run::engine::{load_checkpoint, Engine, EngineState, GaConfig, Observer};
 use crate::run::{dir, JobConfig, NewRun, RunArgs, RunDir, StopCriteria};
@@ -117,6 +117,17 @@ pub enum Init {
 /// Options of `neuroevo fool`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct FoolArgs {
+    /// A classifier made elsewhere (no .json beside it): what it reads, C,H,W (e.g. 1,28,28);
+    /// with --input-range. Also used for a judge that has no .json.
+    #[arg(long)]
+    pub input_shape: Option<String>,
+    /// With --input-shape: the range of its input values, LO,HI (e.g. 0,1 or -1,1).
+    #[arg(long)]
+    pub input_range: Option<String>,
+    /// With --input-shape: the class names, comma-separated (default: 0..K-1, K counted with
+    /// one forward pass).
+    #[arg(long)]
+    pub classes: Option<String>,
     /// The classifier to fool (TorchScript with its .json beside it).
     #[arg(long, default_value = "models/mnist-cnn.pt")]
     pub classifier: PathBuf,
@@ -181,6 +192,10 @@ pub struct FoolArgs {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FoolConfig {
     pub classifier: PathBuf,
+    /// What a classifier (and judge) made elsewhere reads (`--input-shape`, `--input-range`,
+    /// `--classes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputSpec>,
     pub judge: Option<PathBuf>,
     pub classes: Vec<i64>,
     pub space: Space,
@@ -257,6 +272,14 @@ impl FoolArgs {
         Ok(())
     }
 
+    fn input_spec(&self) -> Result<Option<InputSpec>> {
+        InputSpec::from_flags(
+            self.input_shape.as_deref(),
+            self.input_range.as_deref(),
+            self.classes.as_deref(),
+        )
+    }
+
     fn to_config(&self, classifier: &Classifier, new: &NewRun) -> Result<FoolConfig> {
         let n_classes = classifier.info.classes.len() as i64;
         let classes = match self.class {
@@ -331,6 +354,7 @@ impl FoolArgs {
         };
         Ok(FoolConfig {
             classifier: self.classifier.clone(),
+            input: self.input_spec()?,
             judge,
             classes,
             space: self.space,
@@ -387,7 +411,8 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
     let run = crate::run::open(
         &args.run,
         |new| {
-            let classifier = Classifier::load(&args.classifier, new.device)?;
+            let classifier =
+                Classifier::load_with(&args.classifier, new.device, args.input_spec()?.as_ref())?;
             let cfg = args.to_config(&classifier, new)?;
             loaded = Some(classifier);
             Ok(cfg)
@@ -399,12 +424,16 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
     cfg.ops.validate()?;
     let classifier = match loaded {
         Some(c) => c,
-        None => Classifier::load(&cfg.classifier, device)?,
+        None => Classifier::load_with(&cfg.classifier, device, cfg.input.as_ref())?,
     };
+    // a judge without a .json reads what the classifier reads
     let judge = cfg
         .judge
         .as_ref()
-        .map(|p| Classifier::load(p, device))
+        .map(|p| {
+            let own = crate::nn::export::info_path(&crate::nn::bundled::resolve(p)?).is_file();
+            Classifier::load_with(p, device, if own { None } else { cfg.input.as_ref() })
+        })
         .transpose()?;
     let generator = cfg
         .generator

@@ -67,7 +67,12 @@ pub fn write_torch_file(path: &Path, save: impl FnOnce(&Path) -> Result<()>) -> 
         std::env::temp_dir()
     };
     let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let scratch = dir.join(format!("neuroevo-{}-{n}.tmp", std::process::id()));
+    // the saver may choose its format by the extension: keep the target's
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let scratch = dir.join(format!("neuroevo-{}-{n}.{ext}", std::process::id()));
     let bytes =
         save(&scratch).and_then(|()| std::fs::read(&scratch).map_err(|e| Error::io(&scratch, e)));
     let _ = std::fs::remove_file(&scratch);

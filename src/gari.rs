@@ -461,6 +461,7 @@ struct GariObserver<'a> {
     target: &'a FlatImage,
     dir: RunDir,
     save_every: u64,
+    images: crate::run::tensorboard::Images,
 }
 
 impl<P: FlatPopulation> Observer<P> for GariObserver<'_> {
@@ -483,6 +484,7 @@ impl<P: FlatPopulation> Observer<P> for GariObserver<'_> {
                     .sub(dir::SNAPSHOTS, &format!("gen-{generation:07}.png")),
                 &img,
             )?;
+            self.images.add("best", generation as i64, &img)?;
         }
         Ok(())
     }
@@ -571,6 +573,7 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
         target: &target,
         dir: run.dir.clone(),
         save_every: cfg.save_every,
+        images: crate::run::tensorboard::Images::open(run.dir.path())?,
     };
     let (outcome, best_genes, gens_this_run, secs_this_run) = match backend {
         Backend::Tensor => {

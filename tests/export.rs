@@ -45,6 +45,7 @@ fn exported_model_matches_in_python_and_rust() {
         outputs: "logits".into(),
         classes: (0..10).map(|i| i.to_string()).collect(),
         features_file: None,
+        weights_file: None,
         feature_dim: net.feature_dim,
         parameters: 0,
         dataset: "none".into(),

@@ -168,6 +168,8 @@ fn latent_space_goes_through_a_generator() {
         latent_shape: vec![8],
         output_shape: [1, 28, 28],
         output_range: (-1.0, 1.0),
+        layers: None,
+        weights_file: None,
     };
     std::fs::write(
         gpath.with_extension("json"),

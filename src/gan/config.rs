@@ -167,6 +167,13 @@ pub struct GanArgs {
     /// .json beside it).
     #[arg(long, default_value = "models/mnist-cnn.pt")]
     pub fid_model: PathBuf,
+    /// A features model made elsewhere as --fid-model (no .json beside it): what it reads,
+    /// C,H,W (e.g. 1,28,28); with --fid-input-range. Its outputs [N, D] are the features.
+    #[arg(long)]
+    pub fid_input_shape: Option<String>,
+    /// With --fid-input-shape: the range of its input values, LO,HI (e.g. 0,1).
+    #[arg(long)]
+    pub fid_input_range: Option<String>,
     /// Generated (and real) images per FID.
     #[arg(long, default_value_t = 1000)]
     pub fid_samples: i64,
@@ -217,6 +224,9 @@ pub struct GanConfig {
     pub beta1: f64,
     pub stop: StopCriteria,
     pub fid_model: PathBuf,
+    /// What a features model made elsewhere reads (`--fid-input-shape`, `--fid-input-range`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_input: Option<crate::nn::load::InputSpec>,
     pub fid_samples: i64,
     pub fid_every: u64,
     pub device: String,
@@ -281,6 +291,19 @@ impl JobConfig for GanConfig {
 }
 
 impl GanArgs {
+    /// What a features model made elsewhere reads, from the flags.
+    pub(crate) fn fid_input(&self) -> Result<Option<crate::nn::load::InputSpec>> {
+        crate::nn::load::InputSpec::from_flags(
+            self.fid_input_shape.as_deref(),
+            self.fid_input_range.as_deref(),
+            None,
+        )
+        .map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(m.replace("--input", "--fid-input")),
+            other => other,
+        })
+    }
+
     /// The stop criteria typed on the command line.
     pub(crate) fn stop_given(&self) -> StopCriteria {
         StopCriteria {
@@ -548,6 +571,7 @@ impl GanArgs {
             beta1: self.beta1,
             stop,
             fid_model: self.fid_model.clone(),
+            fid_input: self.fid_input()?,
             fid_samples: self.fid_samples,
             fid_every: self.fid_every,
             device: new.device_name.clone(),

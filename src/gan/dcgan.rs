@@ -490,6 +490,45 @@ impl GanModel for DcganModel {
         let mut vs = tch::nn::VarStore::new(Device::Cpu);
         crate::nn::export::export_traced(&mut vs, &example, path, &|z| {
             g_forward_ext(&gl, &gs, &best, z, Some(&stats), None)
+        })?;
+        // the same generator as named tensors in PyTorch's layout (ConvTranspose2d weights
+        // [Cin, Cout, k, k]; batch norm with the statistics the export uses), for
+        // python/neuroevo_torch.py to rebuild as a trainable module
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        let mut k = 0;
+        for (i, spec) in self.gs.iter().enumerate() {
+            named.push((
+                format!("layers.{i}.conv.weight"),
+                self.gl.get(&best, &format!("w{i}")).squeeze_dim(0),
+            ));
+            if spec.bn {
+                named.push((
+                    format!("layers.{i}.bn.weight"),
+                    self.gl.get(&best, &format!("g{i}")).reshape([-1]),
+                ));
+                named.push((
+                    format!("layers.{i}.bn.bias"),
+                    self.gl.get(&best, &format!("b{i}")).reshape([-1]),
+                ));
+                named.push((
+                    format!("layers.{i}.bn.running_mean"),
+                    stats[k].0.reshape([-1]),
+                ));
+                named.push((
+                    format!("layers.{i}.bn.running_var"),
+                    stats[k].1.reshape([-1]),
+                ));
+                k += 1;
+            }
+        }
+        let named: Vec<(String, Tensor)> = named
+            .into_iter()
+            .map(|(n, t)| (n, t.contiguous()))
+            .collect();
+        let wpath = path.with_extension("safetensors");
+        crate::fsutil::write_torch_file(&wpath, |tmp| {
+            Tensor::write_safetensors(&named, tmp)
+                .map_err(|e| Error::Other(format!("{}: {e}", wpath.display())))
         })
     }
 }

@@ -251,6 +251,8 @@ struct GanStep<'a> {
     /// they are reported.
     pending: Option<(GenStats, bool)>,
     due: bool,
+    /// The sample grids for TensorBoard.
+    images: crate::run::tensorboard::Images,
 }
 
 impl GanStep<'_> {
@@ -399,6 +401,7 @@ impl Step for GanStep<'_> {
                     .sub(dir::SAMPLES, &format!("epoch-{:04}.png", self.state.epoch)),
                 &grid,
             )?;
+            self.images.add("samples", g as i64, &grid)?;
             write_plots(self.rd.path(), &self.records)?;
             self.due = true;
         }
@@ -472,8 +475,12 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         &args.run,
         |new| {
             // a missing extractor is a mistake to report before the run directory is made
-            let extractor = FeatureExtractor::load(&args.fid_model, new.device)
-                .map_err(|e| fid::for_flag(e, &args.fid_model))?;
+            let extractor = FeatureExtractor::load_with(
+                &args.fid_model,
+                new.device,
+                args.fid_input()?.as_ref(),
+            )
+            .map_err(|e| fid::for_flag(e, &args.fid_model))?;
             let cfg = args.to_config(new)?;
             loaded = Some(extractor);
             Ok(cfg)
@@ -485,7 +492,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let dir = rd.path().to_path_buf();
     let extractor = match loaded {
         Some(e) => e,
-        None => FeatureExtractor::load(&cfg.fid_model, device)
+        None => FeatureExtractor::load_with(&cfg.fid_model, device, cfg.fid_input.as_ref())
             .map_err(|e| fid::for_flag(e, &cfg.fid_model))?,
     };
     run.streams.init_libtorch();
@@ -615,6 +622,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         acc: Vec::new(),
         pending: None,
         due: false,
+        images: crate::run::tensorboard::Images::open(rd.path())?,
     };
     let stopped_by = drive(&mut step, &mut driver)?;
     driver.bar.finish_and_clear();
@@ -623,19 +631,31 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         z_grid,
         records,
         mut state,
+        mut images,
         ..
     } = step;
     let final_fid = records
         .last()
         .and_then(|r| r["fid"].as_f64())
         .expect("the last record of a run has its FID");
-    fsutil::save_image_atomic(
-        &rd.sub(dir::SAMPLES, "final.png"),
-        &grid_image(&model.sample_best(&z_grid)?, range, 8)?,
-    )?;
+    let final_grid = grid_image(&model.sample_best(&z_grid)?, range, 8)?;
+    fsutil::save_image_atomic(&rd.sub(dir::SAMPLES, "final.png"), &final_grid)?;
+    images.add("samples", state.generation as i64, &final_grid)?;
     write_plots(&dir, &records)?;
     let gen_path = rd.file("best-generator.pt");
     model.export_best(&gen_path)?;
+    let layers = match &cfg.model {
+        ModelConfig::Dcgan(d) => Some(serde_json::to_value(dcgan::generator_specs(
+            size,
+            c,
+            d.width,
+            d.latent_dim,
+        )?)?),
+        ModelConfig::Weights(_) => None,
+    };
+    let weights_file = layers
+        .is_some()
+        .then(|| "best-generator.safetensors".to_string());
     fsutil::write_json_atomic(
         &gen_path.with_extension("json"),
         &GeneratorInfo {
@@ -644,6 +664,8 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             latent_shape: model.latent_shape(),
             output_shape: shape,
             output_range: range,
+            layers,
+            weights_file,
         },
     )?;
     state.cpu_s = driver.clocks.cpu_s();

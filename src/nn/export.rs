@@ -35,27 +35,44 @@ pub fn export_traced(
     result
 }
 
-/// What a user needs to feed an exported classifier; written as `<model>.json`.
+/// What a user needs to feed an exported classifier; written as `<model>.json`. A model made
+/// elsewhere needs only `input_shape` and `input_range` (and `kind: "features"` for a feature
+/// extractor); classes and feature sizes are then found with one forward pass.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelInfo {
     /// `classifier` (the `.features.pt` beside it is its features module).
     #[serde(default = "classifier_kind")]
     pub kind: String,
+    #[serde(default)]
     pub format: String,
+    #[serde(default)]
     pub arch: String,
     /// `[C, H, W]`; inputs are `[N, C, H, W]` float32.
     pub input_shape: [i64; 3],
     /// Range of the input values, e.g. [0, 1] = pixel / 255.
     pub input_range: (f32, f32),
+    #[serde(default)]
     pub normalization: String,
+    #[serde(default)]
     pub outputs: String,
+    #[serde(default)]
     pub classes: Vec<String>,
     /// TorchScript file returning the penultimate-layer features `[N, feature_dim]`.
+    #[serde(default)]
     pub features_file: Option<String>,
+    #[serde(default)]
     pub feature_dim: i64,
+    /// The weights as safetensors (tch's variable names), which `python/neuroevo_torch.py`
+    /// loads into the same network rebuilt from `arch` as a trainable `torch.nn.Module`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_file: Option<String>,
+    #[serde(default)]
     pub parameters: i64,
+    #[serde(default)]
     pub dataset: String,
+    #[serde(default)]
     pub traced_batch: i64,
+    #[serde(default)]
     pub metrics: serde_json::Value,
 }
 
@@ -85,6 +102,7 @@ impl ModelInfo {
             outputs: "logits [N, classes] (apply softmax for probabilities)".into(),
             classes: data.classes.clone(),
             features_file: None,
+            weights_file: None,
             feature_dim: net.feature_dim,
             parameters,
             dataset: data.name.clone(),
@@ -121,6 +139,13 @@ pub fn export_classifier(
     let fpath = features_path(path);
     export_traced(vs, &example, &fpath, &|x| net.features_t(x, false))?;
     info.features_file = fpath.file_name().map(|n| n.to_string_lossy().into_owned());
+    // the weights, to be trained further (TorchScript holds them as constants)
+    let wpath = path.with_extension("safetensors");
+    crate::fsutil::write_torch_file(&wpath, |tmp| {
+        vs.save(tmp)
+            .map_err(|e| Error::Other(format!("{}: {e}", wpath.display())))
+    })?;
+    info.weights_file = wpath.file_name().map(|n| n.to_string_lossy().into_owned());
     info.traced_batch = traced_batch;
     crate::fsutil::write_json_atomic(&info_path(path), &info)
 }

@@ -46,16 +46,94 @@ fn read_info<T: serde::de::DeserializeOwned>(json: &Path, want: &str) -> Result<
     }
 }
 
-/// Runs `module` once on a zero input `[1, C, H, W]` and checks that it gives `[1, outputs]`
-/// (`what` names the outputs: "classes", "features").
-fn probe(
-    module: &CModule,
-    device: Device,
-    path: &Path,
-    shape: [i64; 3],
-    outputs: i64,
-    what: &str,
-) -> Result<()> {
+/// What a model made elsewhere reads, given on the command line (`--input-shape C,H,W
+/// --input-range LO,HI [--classes a,b,c]`) instead of a `.json` beside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub input_shape: [i64; 3],
+    pub input_range: (f32, f32),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+}
+
+impl InputSpec {
+    /// From the flags; `None` when neither shape nor range is given.
+    pub fn from_flags(
+        shape: Option<&str>,
+        range: Option<&str>,
+        classes: Option<&str>,
+    ) -> Result<Option<InputSpec>> {
+        let (shape, range) = match (shape, range) {
+            (None, None) => {
+                return match classes {
+                    Some(_) => Err(Error::usage(
+                        "--classes needs --input-shape and --input-range",
+                    )),
+                    None => Ok(None),
+                }
+            }
+            (Some(s), Some(r)) => (s, r),
+            _ => {
+                return Err(Error::usage(
+                    "--input-shape and --input-range go together (C,H,W and LO,HI)",
+                ))
+            }
+        };
+        let nums = |flag: &str, s: &str| -> Result<Vec<f64>> {
+            s.split(',')
+                .map(|t| t.trim().parse::<f64>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| {
+                    Error::usage(format!("{flag} {s}: expected numbers separated by commas"))
+                })
+        };
+        let sh = nums("--input-shape", shape)?;
+        if sh.len() != 3
+            || sh
+                .iter()
+                .any(|&v| v < 1.0 || v.fract() != 0.0 || v > 4096.0)
+        {
+            return Err(Error::usage(format!(
+                "--input-shape {shape}: expected C,H,W (positive integers), e.g. 1,28,28"
+            )));
+        }
+        let r = nums("--input-range", range)?;
+        if r.len() != 2 || !(r[0] < r[1]) || r.iter().any(|v| !v.is_finite()) {
+            return Err(Error::usage(format!(
+                "--input-range {range}: expected LO,HI with LO < HI, e.g. 0,1"
+            )));
+        }
+        Ok(Some(InputSpec {
+            input_shape: [sh[0] as i64, sh[1] as i64, sh[2] as i64],
+            input_range: (r[0] as f32, r[1] as f32),
+            classes: classes.map(|c| c.split(',').map(|x| x.trim().to_string()).collect()),
+        }))
+    }
+
+    fn info(&self, kind: &str) -> ModelInfo {
+        ModelInfo {
+            kind: kind.into(),
+            format: "TorchScript".into(),
+            arch: String::new(),
+            input_shape: self.input_shape,
+            input_range: self.input_range,
+            normalization: String::new(),
+            outputs: String::new(),
+            classes: self.classes.clone().unwrap_or_default(),
+            features_file: None,
+            weights_file: None,
+            feature_dim: 0,
+            parameters: 0,
+            dataset: String::new(),
+            traced_batch: 0,
+            metrics: serde_json::Value::Null,
+        }
+    }
+}
+
+/// The number of outputs `module` gives for one zero image of `shape` (a usage error naming
+/// `path` when it does not run on it or gives no `[1, K]`).
+fn output_size(module: &CModule, device: Device, path: &Path, shape: [i64; 3]) -> Result<i64> {
     let _g = tch::no_grad_guard();
     let [c, h, w] = shape;
     let x = Tensor::zeros([1, c, h, w], (Kind::Float, device));
@@ -66,11 +144,31 @@ fn probe(
             e.to_string().lines().next().unwrap_or("")
         ))
     })?;
-    if y.size() != [1, outputs] {
-        return Err(Error::usage(format!(
-            "{}: gives outputs of shape {:?} for one image; its .json says {outputs} {what}",
+    match y.size()[..] {
+        [1, k] => Ok(k),
+        ref s => Err(Error::usage(format!(
+            "{}: gives outputs of shape {:?} for one image; expected [1, K]",
             path.display(),
-            &y.size()[1..]
+            s
+        ))),
+    }
+}
+
+/// Runs `module` once on a zero input `[1, C, H, W]` and checks that it gives `[1, outputs]`
+/// (`what` names the outputs: "classes", "features").
+fn probe(
+    module: &CModule,
+    device: Device,
+    path: &Path,
+    shape: [i64; 3],
+    outputs: i64,
+    what: &str,
+) -> Result<()> {
+    let k = output_size(module, device, path, shape)?;
+    if k != outputs {
+        return Err(Error::usage(format!(
+            "{}: gives outputs of shape [{k}] for one image; its .json says {outputs} {what}",
+            path.display()
         )));
     }
     Ok(())
@@ -85,7 +183,51 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn load(path: &Path, device: Device) -> Result<Self> {
+        Self::load_with(path, device, None)
+    }
+
+    /// As [`Classifier::load`]; with `spec`, a model made elsewhere: its `.json` may be missing
+    /// (the spec says what it reads) and its classes are counted with one forward pass.
+    pub fn load_with(path: &Path, device: Device, spec: Option<&InputSpec>) -> Result<Self> {
         let path = &super::bundled::resolve(path)?;
+        if let Some(spec) = spec {
+            if !path.is_file() {
+                return Err(Error::usage(format!(
+                    "{}: no such model file",
+                    path.display()
+                )));
+            }
+            let json = crate::nn::export::info_path(path);
+            let mut info = if json.is_file() {
+                let mut i: ModelInfo = read_info(&json, "classifier")?;
+                i.input_shape = spec.input_shape;
+                i.input_range = spec.input_range;
+                if let Some(c) = &spec.classes {
+                    i.classes = c.clone();
+                }
+                i
+            } else {
+                spec.info("classifier")
+            };
+            let module = load_module(path, device)?;
+            let k = output_size(&module, device, path, info.input_shape)?;
+            if info.classes.is_empty() {
+                info.classes = (0..k).map(|i| i.to_string()).collect();
+            }
+            probe(
+                &module,
+                device,
+                path,
+                info.input_shape,
+                info.classes.len() as i64,
+                "classes",
+            )?;
+            return Ok(Classifier {
+                module,
+                info,
+                path: path.to_path_buf(),
+            });
+        }
         if !path.is_file() {
             return Err(Error::usage(format!(
                 "{}: no such model file",
@@ -145,6 +287,12 @@ pub struct GeneratorInfo {
     /// `[C, H, W]`
     pub output_shape: [i64; 3],
     pub output_range: (f32, f32),
+    /// dcgan generators: the transposed convolutions (cin, cout, k, stride, pad, bn), which
+    /// `python/neuroevo_torch.py` rebuilds with the weights of `weights_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_file: Option<String>,
 }
 
 pub fn generator_kind() -> String {
@@ -181,8 +329,59 @@ impl FeatureExtractor {
     /// `model` is a classifier exported by `neuroevo train`; its `.features.pt` and `.json`
     /// must be beside it.
     pub fn load(model: &Path, device: Device) -> Result<Self> {
+        Self::load_with(model, device, None)
+    }
+
+    /// As [`FeatureExtractor::load`]; with `spec` and no `.json` beside it, `model` itself is
+    /// the features module (a model made elsewhere), its feature size found by a forward pass.
+    pub fn load_with(model: &Path, device: Device, spec: Option<&InputSpec>) -> Result<Self> {
         let model = &super::bundled::resolve(model)?;
         let json = info_path(model);
+        if let (Some(spec), false) = (spec, json.is_file()) {
+            if !model.is_file() {
+                return Err(Error::usage(format!(
+                    "{}: no such model file",
+                    model.display()
+                )));
+            }
+            let mut info = spec.info("features");
+            let module = load_module(model, device)?;
+            info.feature_dim = output_size(&module, device, model, info.input_shape)?;
+            return Ok(FeatureExtractor {
+                module,
+                info,
+                features_file: model.to_path_buf(),
+            });
+        }
+        // a features model made elsewhere: its .json says `"kind": "features"`
+        if let Ok(v) = fsutil::read_json::<serde_json::Value>(&json) {
+            if v.get("kind").and_then(|k| k.as_str()) == Some("features") {
+                let mut info: ModelInfo = serde_json::from_value(v).map_err(|e| {
+                    Error::corrupt(
+                        &json,
+                        format!("not the description of a features model: {e}"),
+                    )
+                })?;
+                let module = load_module(model, device)?;
+                let d = output_size(&module, device, model, info.input_shape)?;
+                if info.feature_dim == 0 {
+                    info.feature_dim = d;
+                }
+                probe(
+                    &module,
+                    device,
+                    model,
+                    info.input_shape,
+                    info.feature_dim,
+                    "features",
+                )?;
+                return Ok(FeatureExtractor {
+                    module,
+                    info,
+                    features_file: model.to_path_buf(),
+                });
+            }
+        }
         let info: ModelInfo = read_info(&json, "classifier").map_err(|e| match e {
             Error::Io { .. } => Error::usage(format!(
                 "no {} beside it (neuroevo train writes it)",

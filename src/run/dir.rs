@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `config.json` | everything the run is made of (with `"job"`); `--resume` reads it | all |
 //! | `log.jsonl` | one record per generation / epoch / evaluation ([`super::log`]) | all |
+//! | `events.out.tfevents.0.neuroevo` | the log's scalars for TensorBoard ([`super::tensorboard`]) | all |
 //! | `result.json` | what the finished run reports | all |
 //! | `checkpoint.bin` | GA state + population (gari; fool: `class-C/checkpoint.bin`) | gari, fool |
 //! | `checkpoint.json` | loop state (generation, RNG, clocks...) | gan, auto-cnn |
@@ -79,7 +80,7 @@ impl Job {
     /// The line that tells a user what a finished run of this job wrote in `dir`.
     pub fn wrote(self, dir: &Path) -> String {
         let mut files: Vec<&str> = self.outputs().to_vec();
-        files.extend([LOG, CONFIG, RESULT]);
+        files.extend([LOG, super::tensorboard::FILE, CONFIG, RESULT]);
         format!("wrote {}/: {}", dir.display(), files.join(", "))
     }
     /// Guesses the job of a run directory written before `config.json` named its job.

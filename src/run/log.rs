@@ -56,10 +56,11 @@ impl Record {
     }
 }
 
-/// The append-only log of a run.
+/// The append-only log of a run, and its TensorBoard event file ([`super::tensorboard`]).
 pub struct Log {
     path: PathBuf,
     file: std::fs::File,
+    events: super::tensorboard::Events,
 }
 
 /// The bytes of a log (none for a missing file).
@@ -114,22 +115,27 @@ impl Log {
             .append(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let events = super::tensorboard::Events::open(dir.unwrap_or(Path::new(".")), &kept)?;
         Ok((
             Log {
                 path: path.to_path_buf(),
                 file,
+                events,
             },
             kept,
         ))
     }
 
-    /// Appends one record as one line, in a single write.
+    /// Appends one record as one line, in a single write, and its scalars to the event file.
     pub fn append(&mut self, record: &impl Serialize) -> Result<()> {
-        let mut line = serde_json::to_vec(record)?;
+        let value = serde_json::to_value(record)?;
+        let mut line = serde_json::to_vec(&value)?;
         line.push(b'\n');
         self.file
             .write_all(&line)
-            .map_err(|e| Error::io(&self.path, e))
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.events.append(&value)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The run layer, under every job: what a run directory holds and what its files are called
 //! ([`dir`]), opening a new or resumed run under one resume rule with the common flags resolved
-//! once ([`context`]), the log record every job writes ([`log`]), stop criteria ([`stop`]) on
+//! once ([`context`]), the log record every job writes ([`log`]) and its TensorBoard event file
+//! ([`tensorboard`]), stop criteria ([`stop`]) on
 //! the wall or CPU clock ([`clock`]), the one generational loop of every job ([`driver`]), the
 //! GA engine that runs a population through it ([`engine`]), and the one progress-bar style ([`progress`]).
 pub mod args;
@@ -13,6 +14,7 @@ pub mod log;
 pub mod memory;
 pub mod progress;
 pub mod stop;
+pub mod tensorboard;
 
 pub use args::RunArgs;
 pub use clock::{BudgetClock, Clocks};

@@ -1,0 +1,314 @@
+//! A TensorBoard event file beside every `log.jsonl` (`events.out.tfevents.0.neuroevo`), so
+//! `tensorboard --logdir runs/` shows every run's curves while it runs. It is written by the
+//! run layer's [`super::Log`]: every numeric field of every record becomes a scalar, under tags
+//! that mean the same in every job (`fitness/best`, `fitness/mean`, `psnr`, `fid`, `loss/d`,
+//! `loss/g`, `score/real`, `accuracy/val`, `time/elapsed_s`, ...), stepped by generation (by
+//! epoch where a job has no generations; auto-cnn's evaluations by their count). Records other
+//! than a job's main ones are prefixed with their kind (`epoch/loss/d`, `evaluation/fitness`).
+//!
+//! The format is TensorFlow's record file: for each serialized `Event` protobuf (prost), its
+//! length (u64 LE), the masked CRC-32C of the length, the bytes and their masked CRC-32C
+//! (crc32c). Each event goes out in one `write`, so a kill leaves at most a torn last record,
+//! which TensorBoard skips; on resume the file is rewritten from the records the log keeps, so
+//! the curves continue exactly where the run does.
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The event file's name (the `tfevents` in it is what TensorBoard looks for).
+pub const FILE: &str = "events.out.tfevents.0.neuroevo";
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Event {
+    #[prost(double, tag = "1")]
+    wall_time: f64,
+    #[prost(int64, tag = "2")]
+    step: i64,
+    #[prost(string, optional, tag = "3")]
+    file_version: Option<String>,
+    #[prost(message, optional, tag = "5")]
+    summary: Option<Summary>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Summary {
+    #[prost(message, repeated, tag = "1")]
+    value: Vec<SummaryValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SummaryValue {
+    #[prost(string, tag = "1")]
+    tag: String,
+    #[prost(float, optional, tag = "2")]
+    simple_value: Option<f32>,
+    #[prost(message, optional, tag = "4")]
+    image: Option<SummaryImage>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SummaryImage {
+    #[prost(int32, tag = "1")]
+    height: i32,
+    #[prost(int32, tag = "2")]
+    width: i32,
+    /// 1 gray, 3 RGB, 4 RGBA.
+    #[prost(int32, tag = "3")]
+    colorspace: i32,
+    #[prost(bytes = "vec", tag = "4")]
+    encoded_image_string: Vec<u8>,
+}
+
+fn masked_crc(bytes: &[u8]) -> u32 {
+    let c = crc32c::crc32c(bytes);
+    (c.rotate_right(15)).wrapping_add(0xa282_ead8)
+}
+
+/// One event as a record of the file.
+fn frame(event: &Event) -> Vec<u8> {
+    use prost::Message;
+    let data = event.encode_to_vec();
+    let len = (data.len() as u64).to_le_bytes();
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&masked_crc(&len).to_le_bytes());
+    out.extend_from_slice(&data);
+    out.extend_from_slice(&masked_crc(&data).to_le_bytes());
+    out
+}
+
+/// The TensorBoard tag of field `key` of a record of `kind` (None: not a curve).
+pub fn tag(record: &Value, key: &str) -> Option<String> {
+    let kind = record.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = match key {
+        "kind" | "generation" | "epoch" | "index" | "evaluation" | "class" => return None,
+        "best" | "best_fitness" => "fitness/best",
+        "mean" | "mean_fitness" => "fitness/mean",
+        "worst" => "fitness/worst",
+        "fitness_std" => "fitness/std",
+        "fitness" => "fitness",
+        "nonfinite" => "fitness/nonfinite",
+        "loss_d" => "loss/d",
+        "loss_g" => "loss/g",
+        "train_loss" => "loss/train",
+        "real_score" => "score/real",
+        "fake_score" => "score/fake",
+        "train_acc" => "accuracy/train",
+        "val_acc" => "accuracy/val",
+        "test_acc" => "accuracy/test",
+        "elapsed_s" => "time/elapsed_s",
+        "cpu_s" => "time/cpu_s",
+        "train_s" => "time/train_s",
+        "train_cpu_s" => "time/train_cpu_s",
+        "seconds" => "time/seconds",
+        other => other,
+    };
+    let main = matches!(kind, "generation" | "init" | "final")
+        || (kind == "epoch" && record.get("generation").is_none());
+    Some(if main {
+        name.to_string()
+    } else {
+        format!("{kind}/{name}")
+    })
+}
+
+/// The step of a record: its generation, else its epoch; auto-cnn's evaluations by their
+/// count.
+pub fn step(record: &Value) -> i64 {
+    let order: &[&str] = if record.get("kind").and_then(Value::as_str) == Some("evaluation") {
+        &["evaluation", "generation"]
+    } else {
+        &["generation", "epoch"]
+    };
+    order
+        .iter()
+        .find_map(|k| record.get(*k).and_then(Value::as_i64))
+        .unwrap_or(0)
+}
+
+/// The scalars of a record, as (tag, value).
+pub fn scalars(record: &Value) -> Vec<(String, f64)> {
+    let Some(map) = record.as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter_map(|(k, v)| {
+            let x = match v {
+                Value::Number(n) => n.as_f64()?,
+                Value::Bool(b) => *b as u8 as f64,
+                _ => return None,
+            };
+            Some((tag(record, k)?, x))
+        })
+        .collect()
+}
+
+fn event_of(record: &Value, wall_time: f64) -> Option<Event> {
+    let value: Vec<SummaryValue> = scalars(record)
+        .into_iter()
+        .map(|(tag, x)| SummaryValue {
+            tag,
+            simple_value: Some(x as f32),
+            image: None,
+        })
+        .collect();
+    (!value.is_empty()).then(|| Event {
+        wall_time,
+        step: step(record),
+        file_version: None,
+        summary: Some(Summary { value }),
+    })
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn header() -> Event {
+    Event {
+        wall_time: unix_now(),
+        step: 0,
+        file_version: Some("brain.Event:2".into()),
+        summary: None,
+    }
+}
+
+/// The event file of a run directory, open for appending.
+pub struct Events {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Events {
+    /// Writes the event file of `dir` afresh from `kept` (the records the log keeps) and opens
+    /// it for appending. Records kept from an earlier invocation get wall times that keep
+    /// their spacing (`elapsed_s`) and end now.
+    pub fn open(dir: &Path, kept: &[Value]) -> Result<Events> {
+        let path = dir.join(FILE);
+        let now = unix_now();
+        let last = kept
+            .iter()
+            .filter_map(|r| r.get("elapsed_s").and_then(Value::as_f64))
+            .fold(0.0, f64::max);
+        let mut bytes = frame(&header());
+        for r in kept {
+            let t = r.get("elapsed_s").and_then(Value::as_f64).unwrap_or(last);
+            if let Some(e) = event_of(r, now - (last - t)) {
+                bytes.extend(frame(&e));
+            }
+        }
+        crate::fsutil::write_atomic(&path, &bytes)?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Events { path, file })
+    }
+
+    /// Appends the scalars of one record, in one write.
+    pub fn append(&mut self, record: &Value) -> Result<()> {
+        if let Some(e) = event_of(record, unix_now()) {
+            self.file
+                .write_all(&frame(&e))
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The pictures a job makes (sample grids, the best image), as image summaries in an event file
+/// of their own (`events.out.tfevents.1.neuroevo-images`), only ever appended: a resumed run
+/// adds the pictures of the generations it redoes again, at the same steps.
+pub struct Images {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+/// The image event file's name.
+pub const IMAGES_FILE: &str = "events.out.tfevents.1.neuroevo-images";
+
+impl Images {
+    pub fn open(dir: &Path) -> Result<Images> {
+        let path = dir.join(IMAGES_FILE);
+        let new = !path.exists();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        if new {
+            file.write_all(&frame(&header()))
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(Images { path, file })
+    }
+
+    /// Appends `img` (as PNG) under `tag` at `step`, in one write.
+    pub fn add(&mut self, tag: &str, step: i64, img: &image::DynamicImage) -> Result<()> {
+        let rgb = img.to_rgb8();
+        let mut png = std::io::Cursor::new(Vec::new());
+        rgb.write_to(&mut png, image::ImageFormat::Png)
+            .map_err(|e| Error::Other(format!("{}: {e}", self.path.display())))?;
+        let event = Event {
+            wall_time: unix_now(),
+            step,
+            file_version: None,
+            summary: Some(Summary {
+                value: vec![SummaryValue {
+                    tag: tag.into(),
+                    simple_value: None,
+                    image: Some(SummaryImage {
+                        height: rgb.height() as i32,
+                        width: rgb.width() as i32,
+                        colorspace: 3,
+                        encoded_image_string: png.into_inner(),
+                    }),
+                }],
+            }),
+        };
+        self.file
+            .write_all(&frame(&event))
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tags_mean_the_same_in_every_job() {
+        let g = json!({"kind": "generation", "generation": 3, "best": 1.0, "loss_d": 0.5, "elapsed_s": 2.0});
+        let mut s = scalars(&g);
+        s.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            s,
+            [
+                ("fitness/best".to_string(), 1.0),
+                ("loss/d".to_string(), 0.5),
+                ("time/elapsed_s".to_string(), 2.0)
+            ]
+        );
+        assert_eq!(step(&g), 3);
+        let e = json!({"kind": "epoch", "generation": 9, "epoch": 1, "loss_d": 0.4});
+        assert_eq!(scalars(&e), [("epoch/loss/d".to_string(), 0.4)]);
+        assert_eq!(step(&e), 9);
+        let t = json!({"kind": "epoch", "epoch": 2, "val_acc": 0.9});
+        assert_eq!(scalars(&t), [("accuracy/val".to_string(), 0.9)]);
+    }
+
+    #[test]
+    fn records_are_framed_with_masked_crc32c() {
+        // the CRC-32C of "123456789" is 0xE3069283 (RFC 3720)
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+        let f = frame(&header());
+        let len = u64::from_le_bytes(f[..8].try_into().unwrap()) as usize;
+        assert_eq!(f.len(), 8 + 4 + len + 4);
+        assert_eq!(&f[8..12], &masked_crc(&f[..8]).to_le_bytes());
+    }
+}

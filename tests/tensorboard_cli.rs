@@ -1,0 +1,259 @@
+//! Every job writes a TensorBoard event file beside its `log.jsonl`, read back here with the
+//! real `tensorboard` package's event reader (from the `.venv` of `scripts/setup.sh`): its
+//! scalars equal the log's, also after a SIGKILL and `--resume`.
+mod common;
+use common::{log, neuroevo, repo, stderr};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+type Curves = BTreeMap<String, Vec<(i64, f32)>>;
+
+/// The scalars TensorBoard reads from the event file in `dir`.
+fn read_events(dir: &Path) -> Curves {
+    let script = r#"
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+ea.Reload()
+print(json.dumps({t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags()["scalars"]}))
+"#;
+    let o = std::process::Command::new(repo(".venv/bin/python"))
+        .args(["-c", script, s(dir)])
+        .output()
+        .expect("the .venv of scripts/setup.sh, with tensorboard");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: BTreeMap<String, Vec<(i64, f64)>> = serde_json::from_slice(&o.stdout).unwrap();
+    v.into_iter()
+        .map(|(k, pts)| (k, pts.into_iter().map(|(s, x)| (s, x as f32)).collect()))
+        .collect()
+}
+
+/// The curves the log's records describe.
+fn from_log(dir: &Path) -> Curves {
+    let mut c = Curves::new();
+    for r in log(dir) {
+        for (tag, x) in neuroevo::run::tensorboard::scalars(&r) {
+            c.entry(tag)
+                .or_default()
+                .push((neuroevo::run::tensorboard::step(&r), x as f32));
+        }
+    }
+    c
+}
+
+/// The image tags TensorBoard reads in `dir`, with the number of images and the first's size.
+fn read_images(dir: &Path) -> BTreeMap<String, (usize, i64, i64)> {
+    let script = r#"
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+ea = EventAccumulator(sys.argv[1], size_guidance={"images": 0})
+ea.Reload()
+out = {}
+for t in ea.Tags()["images"]:
+    im = ea.Images(t)
+    out[t] = [len(im), im[0].width, im[0].height]
+print(json.dumps(out))
+"#;
+    let o = std::process::Command::new(repo(".venv/bin/python"))
+        .args(["-c", script, s(dir)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn same(dir: &Path) {
+    let (got, want) = (read_events(dir), from_log(dir));
+    assert!(!want.is_empty(), "{dir:?}: no scalars in the log");
+    assert_eq!(got, want, "{dir:?}");
+}
+
+fn ok(args: &[&str], out: &Path) {
+    let o = neuroevo()
+        .current_dir(repo(""))
+        .args(args)
+        .args(["--out", s(out)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+}
+
+#[test]
+fn every_job_writes_the_scalars_of_its_log_for_tensorboard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    ok(
+        &[
+            "gari",
+            "-q",
+            "--device",
+            "cpu",
+            "--resize",
+            "20x15",
+            "--generations",
+            "300",
+            "--log-every",
+            "50",
+        ],
+        &t.join("gari"),
+    );
+    same(&t.join("gari"));
+    let tags = read_events(&t.join("gari"));
+    assert!(
+        tags.contains_key("fitness/best") && tags.contains_key("psnr"),
+        "{:?}",
+        tags.keys()
+    );
+    let images = read_images(&t.join("gari"));
+    assert_eq!(
+        images.get("best").map(|i| (i.1, i.2)),
+        Some((20, 15)),
+        "{images:?}"
+    );
+
+    ok(
+        &[
+            "fool",
+            "-q",
+            "--device",
+            "cpu",
+            "--judge",
+            "none",
+            "--class",
+            "3",
+            "--population",
+            "8",
+            "--generations",
+            "3",
+        ],
+        &t.join("fool"),
+    );
+    same(&t.join("fool/class-3"));
+
+    ok(
+        &[
+            "train",
+            "-q",
+            "--device",
+            "cpu",
+            "--subset",
+            "300",
+            "--arch",
+            "S4-4 P:max",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+        ],
+        &t.join("train"),
+    );
+    same(&t.join("train"));
+    assert!(read_events(&t.join("train")).contains_key("accuracy/val"));
+
+    ok(
+        &[
+            "auto-cnn",
+            "search",
+            "-q",
+            "--device",
+            "cpu",
+            "--subset",
+            "300",
+            "--population",
+            "2",
+            "--generations",
+            "1",
+            "--epochs",
+            "1",
+            "--filters",
+            "8",
+        ],
+        &t.join("ac"),
+    );
+    same(&t.join("ac"));
+
+    for mode in ["weights", "dcgan"] {
+        let out = t.join(format!("gan-{mode}"));
+        ok(
+            &[
+                "gan",
+                "-q",
+                "--device",
+                "cpu",
+                "--mode",
+                mode,
+                "--subset",
+                "256",
+                "--fid-samples",
+                "100",
+                "--population",
+                "2",
+                "--d-population",
+                "2",
+                "--batch-size",
+                "16",
+                "--eval-batch",
+                "16",
+                "--width",
+                "4",
+                "--generations",
+                "3",
+            ],
+            &out,
+        );
+        same(&out);
+        let tags = read_events(&out);
+        assert!(
+            tags.contains_key("fid") && tags.contains_key("loss/d"),
+            "{:?}",
+            tags.keys()
+        );
+        assert!(read_images(&out).get("samples").is_some_and(|i| i.0 >= 1));
+    }
+}
+
+#[test]
+fn a_killed_and_resumed_run_continues_its_event_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gari");
+    let mut child = neuroevo()
+        .current_dir(repo(""))
+        .args([
+            "gari", "-q", "--device", "cpu", "--seed", "2", "--resize", "20x15",
+        ])
+        .args([
+            "--generations",
+            "400000",
+            "--checkpoint-every",
+            "20000",
+            "--log-every",
+            "5000",
+        ])
+        .args(["--out", s(&out)])
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    // a checkpoint past the first, so that the log has records after it to drop
+    while log(&out).len() < 8 && t.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = neuroevo()
+        .current_dir(repo(""))
+        .args(["gari", "-q", "--resume", s(&out), "--generations", "200000"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    same(&out);
+    let steps: Vec<i64> = read_events(&out)["fitness/best"]
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    assert_eq!(*steps.last().unwrap(), 200000);
+}
