@@ -6,7 +6,7 @@ build the same network from the layer list in its `.json` and load the `.safeten
     net = neuroevo_torch.load("runs/cnn/model.json")      # reads model.safetensors beside it
     opt = torch.optim.Adam(net.parameters(), 1e-4)       # and train as usual
 
-Generators of `neuroevo gan --mode dcgan` likewise: `load_generator("best-generator.json")`.
+Generators of `neuroevo gan` (both modes) likewise: `load_generator("best-generator.json")`.
 
 Needs only `torch` and `safetensors`. The layer list is neuroevo's notation: `S<f1>-<f2>` (a
 skip layer: conv3x3(f1)-BN-ReLU-conv3x3(f2)-BN plus a 1x1 shortcut conv, then ReLU), `P:max` /
@@ -20,7 +20,7 @@ import os
 import torch
 from torch import nn
 
-__all__ = ["LayerNet", "DcganGenerator", "load", "load_generator"]
+__all__ = ["LayerNet", "DcganGenerator", "MlpGenerator", "load", "load_generator"]
 
 
 class _Skip(nn.Module):
@@ -143,16 +143,42 @@ class DcganGenerator(nn.Module):
         return x
 
 
+class MlpGenerator(nn.Module):
+    """A weights-mode generator of `neuroevo gan`: latents `[N, latent]` -> dense layers with a
+    sigmoid (or a softmax over the units, divided by a temperature) -> sigmoid pixels in [0, 1],
+    reshaped to `output_shape`."""
+
+    def __init__(self, sizes, output_shape, hidden_activation="sigmoid", temperature=None):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.output_shape = tuple(output_shape)
+        self.hidden_activation, self.temperature = hidden_activation, temperature
+
+    def forward(self, z):
+        h = z
+        for i, layer in enumerate(self.layers):
+            a = layer(h)
+            if i == len(self.layers) - 1 or self.hidden_activation == "sigmoid":
+                h = torch.sigmoid(a)
+            else:
+                h = torch.softmax(a / self.temperature, dim=-1)
+        return h.reshape(-1, *self.output_shape)
+
+
 def load_generator(json_path, weights=None):
-    """The dcgan generator of a `best-generator.json`, with the `.safetensors` beside it, in
-    eval mode (batch norm with the statistics of the export)."""
+    """The generator of a `best-generator.json` (either mode), with the `.safetensors` beside
+    it, in eval mode (dcgan: batch norm with the statistics of the export)."""
     from safetensors.torch import load_file
 
     with open(json_path) as f:
         info = json.load(f)
-    if not info.get("layers"):
-        raise ValueError(f"{json_path}: not a dcgan generator (no layers)")
-    net = DcganGenerator(info["layers"])
+    layers = info.get("layers")
+    if not layers:
+        raise ValueError(f"{json_path}: no layers (exported before generators were rebuildable)")
+    if isinstance(layers, dict):
+        net = MlpGenerator(layers["mlp"], info["output_shape"], layers["hidden_activation"], layers.get("temperature"))
+    else:
+        net = DcganGenerator(layers)
     if weights is None:
         weights = os.path.join(os.path.dirname(json_path), info["weights_file"])
     missing, unexpected = net.load_state_dict(load_file(weights), strict=False)

@@ -651,11 +651,18 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             d.width,
             d.latent_dim,
         )?)?),
-        ModelConfig::Weights(_) => None,
+        ModelConfig::Weights(m) => {
+            let mut sizes = vec![m.latent_dim];
+            sizes.extend(&m.hidden);
+            sizes.push(c * size * size);
+            let (activation, temperature) = match m.hidden_activation {
+                weights::HiddenActivation::Sigmoid => ("sigmoid", None),
+                weights::HiddenActivation::Softmax => ("softmax", Some(m.softmax_temperature)),
+            };
+            Some(json!({"mlp": sizes, "hidden_activation": activation, "temperature": temperature}))
+        }
     };
-    let weights_file = layers
-        .is_some()
-        .then(|| "best-generator.safetensors".to_string());
+    let weights_file = Some("best-generator.safetensors".to_string());
     fsutil::write_json_atomic(
         &gen_path.with_extension("json"),
         &GeneratorInfo {

@@ -370,6 +370,29 @@ impl GanModel for WeightsModel {
         let mut vs = tch::nn::VarStore::new(Device::Cpu);
         crate::nn::export::export_traced(&mut vs, &example, path, &|z| {
             g_forward_one(&gl, act, &best, z).reshape([-1, c, h, w])
+        })?;
+        // the same MLP as PyTorch Linear layers (weights [out, in]) for python/neuroevo_torch.py
+        let n = self.gl.specs.len() / 2;
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for k in 0..n {
+            let wk = self
+                .gl
+                .get(&best, &format!("w{k}"))
+                .squeeze_dim(0)
+                .tr()
+                .contiguous();
+            let bk = self
+                .gl
+                .get(&best, &format!("b{k}"))
+                .squeeze_dim(0)
+                .contiguous();
+            named.push((format!("layers.{k}.weight"), wk));
+            named.push((format!("layers.{k}.bias"), bk));
+        }
+        let wpath = path.with_extension("safetensors");
+        crate::fsutil::write_torch_file(&wpath, |tmp| {
+            Tensor::write_safetensors(&named, tmp)
+                .map_err(|e| crate::error::Error::Other(format!("{}: {e}", wpath.display())))
         })
     }
 }
