@@ -13,6 +13,47 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
 }
 
+/// `path` with `.` and `..` taken out lexically (no link is followed: the path need not exist).
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A path given on the command line as a run keeps it in `config.json`: absolute when it
+/// names something that exists (so that `--resume` from another directory reads the same
+/// file), else as given (a shipped model's default name, resolved when it is read).
+pub fn stored_path(path: &Path) -> PathBuf {
+    if path.is_relative() && path.exists() {
+        if let Ok(abs) = std::path::absolute(path) {
+            return normalize(&abs);
+        }
+    }
+    path.to_path_buf()
+}
+
+/// Checks, before a long computation, that `path` can be written later: its folder is made if
+/// missing and a temporary file is created beside it and removed again.
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = tmp_path(path);
+    std::fs::File::create(&tmp)?;
+    std::fs::remove_file(&tmp)
+}
+
 /// Writes `path` atomically with the bytes produced by `fill`.
 pub fn write_atomic_with(
     path: &Path,
@@ -134,6 +175,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+    #[test]
+    fn normalize_takes_out_dots_lexically() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(
+            normalize(Path::new("t1/../t1/m.pt")),
+            PathBuf::from("t1/m.pt")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_writable(&dir.path().join("x/y.pt")).is_ok());
+        assert_eq!(std::fs::read_dir(dir.path().join("x")).unwrap().count(), 0);
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"").unwrap();
+        assert!(check_writable(&file.join("y.pt")).is_err());
     }
     #[test]
     fn failed_fill_leaves_nothing() {

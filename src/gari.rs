@@ -537,6 +537,7 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
     }
 
     let n = target.len();
+    cfg.ops.check_gene_count(n)?;
     let p = cfg.ga.population;
     // genes as f32, parents and children
     crate::run::memory::check(

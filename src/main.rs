@@ -40,7 +40,7 @@ enum Command {
 fn main() {
     neuroevo::device::tune_allocator();
     neuroevo::interrupt::install();
-    let matches = Cli::command()
+    let matches = neuroevo::run::args::command(Cli::command())
         .try_get_matches()
         .unwrap_or_else(|e| neuroevo::run::args::exit_on_clap_error(e));
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -74,8 +74,12 @@ fn main() {
                 pct(s.val_acc),
                 pct(s.test_acc)
             );
-            println!("exported {} (+ .features.pt, .json)", s.export.display());
-            println!("{}", Job::Train.wrote(&s.run_dir));
+            match &s.export {
+                Some(e) => println!("exported {} (+ .features.pt, .json)", e.display()),
+                None => println!("not exported: the run stopped early ({})", s.stop_reason),
+            }
+            let inside = s.export.as_ref().is_some_and(|e| e.starts_with(&s.run_dir));
+            println!("{}", Job::Train.wrote_with(&s.run_dir, inside));
             Some(s.run_dir)
         }),
         Command::Fool(args) => run_fool(args).map(|s| {

@@ -10,9 +10,9 @@ use crate::nn::train::{
     accuracy, train_classifier, EpochReport, Optimizer, Schedule, TrainConfig, EVAL_BATCH,
 };
 use crate::nn::{Arch, LayerNet, Precision};
-use crate::run::{dir, JobConfig, NewRun, RunArgs, RunDir};
+use crate::run::{dir, JobConfig, NewRun, RunArgs, RunDir, StopReason};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `neuroevo train`.
 #[derive(Clone, Debug, clap::Args)]
@@ -73,7 +73,9 @@ pub struct TrainRunConfig {
 
 impl JobConfig for TrainRunConfig {
     const JOB: crate::run::Job = crate::run::Job::Train;
-    const ON_RESUME: &'static [&'static str] = &["--epochs"];
+    /// `--export` may be given again: a resumed run writes outside its directory only where
+    /// the user asks in that invocation.
+    const ON_RESUME: &'static [&'static str] = &["--epochs", "--export"];
     fn device(&self) -> &str {
         &self.device
     }
@@ -94,6 +96,22 @@ impl TrainRunConfig {
     }
 }
 
+/// How `--export PATH` is kept in `config.json`: a path inside the run directory `out` relative
+/// to it (so that a copied run exports into the copy, never into the original), any other one
+/// absolute (so that a resume from another working directory writes to the same place).
+fn export_setting(path: &Path, out: Option<&Path>) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let abs = fsutil::normalize(&cwd.join(path));
+    if let Some(out) = out {
+        if let Ok(inside) = abs.strip_prefix(fsutil::normalize(&cwd.join(out))) {
+            if !inside.as_os_str().is_empty() {
+                return inside.to_path_buf();
+            }
+        }
+    }
+    abs
+}
+
 /// `result.json` of a train run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainSummary {
@@ -108,7 +126,10 @@ pub struct TrainSummary {
     pub epochs: Vec<EpochReport>,
     pub val_acc: Option<f64>,
     pub test_acc: Option<f64>,
-    pub export: PathBuf,
+    /// Where the model was exported; none when the run was interrupted before its last epoch
+    /// (its checkpoint is resumable, and a half-trained model is not passed off as the result).
+    pub export: Option<PathBuf>,
+    pub stop_reason: StopReason,
 }
 
 impl TrainArgs {
@@ -143,14 +164,9 @@ impl TrainArgs {
                 precision: Precision::parse(&self.precision, new.device)?,
             },
             device: new.device_name.clone(),
-            // an --export outside the run is made absolute, so that a resume from another
-            // working directory writes to the same place
             export: match &self.export {
                 None => PathBuf::from("model.pt"),
-                Some(p) if p.is_absolute() => p.clone(),
-                Some(p) => std::env::current_dir()
-                    .map(|d| d.join(p))
-                    .unwrap_or_else(|_| p.clone()),
+                Some(p) => export_setting(p, self.run.out.as_deref()),
             },
         })
     }
@@ -173,9 +189,29 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             if args.run.was_given("--epochs") {
                 cfg.train.epochs = args.epochs;
             }
+            cfg.export = match &args.export {
+                Some(p) => export_setting(p, args.run.resume.as_deref()),
+                // a resumed run writes outside its directory only when asked again
+                None if cfg.export.is_absolute() => {
+                    eprintln!(
+                        "train: exporting into the run directory (model.pt), not to {} (give --export again to write there)",
+                        cfg.export.display()
+                    );
+                    PathBuf::from("model.pt")
+                }
+                None => cfg.export.clone(),
+            };
             cfg.train.validate()
         },
     )?;
+    // a place the model cannot be written to is found now, not after the training
+    let export = run.cfg.export_path(&run.dir);
+    fsutil::check_writable(&export).map_err(|e| {
+        Error::usage(format!(
+            "--export {}: cannot be written there ({e})",
+            export.display()
+        ))
+    })?;
     let (cfg, device, resumed) = (&run.cfg, run.device, run.resumed);
     let rd = &run.dir;
     let dir = rd.path().to_path_buf();
@@ -278,12 +314,17 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                         epochs_done: r.epoch,
                     },
                 )?;
-                // Ctrl-C/SIGTERM: the model as trained so far is exported; --resume goes on
+                // Ctrl-C/SIGTERM: the checkpoint is written; --resume goes on
                 Ok(!crate::interrupt::requested())
             },
         )?;
         epochs.extend(reports);
     }
+    let stop_reason = if epochs.last().map_or(done, |r| r.epoch) < cfg.train.epochs {
+        StopReason::Interrupted
+    } else {
+        StopReason::Epochs
+    };
     // the figures are those of the exported model, which computes in fp32
     net.set_precision(Precision::Fp32);
     let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, EVAL_BATCH));
@@ -292,9 +333,15 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         "val_acc": val_acc, "test_acc": test_acc, "epochs": cfg.train.epochs,
         "train_samples": data.train.len(), "seed": cfg.train.seed,
     });
-    let info = ModelInfo::for_classifier(&net, params, &data, metrics);
-    let export = cfg.export_path(rd);
-    export_classifier(&net, &mut vs, &export, info)?;
+    let export = match stop_reason {
+        StopReason::Interrupted => None,
+        _ => {
+            let info = ModelInfo::for_classifier(&net, params, &data, metrics);
+            let export = cfg.export_path(rd);
+            export_classifier(&net, &mut vs, &export, info)?;
+            Some(export)
+        }
+    };
     let summary = TrainSummary {
         run_dir: dir.clone(),
         arch: arch.to_string(),
@@ -308,6 +355,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         val_acc,
         test_acc,
         export,
+        stop_reason,
     };
     fsutil::write_json_atomic(&rd.result(), &summary)?;
     Ok(summary)

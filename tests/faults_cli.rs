@@ -3,31 +3,11 @@
 //! full" for one process) while libtorch weights are written, and learning rates that can only
 //! diverge.
 mod common;
-use common::{log, neuroevo, repo, stderr};
+use common::{log, neuroevo, one_line_error, repo, stderr, wait_for_file as wait_for};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn wait_for(path: &Path) {
-    let t = Instant::now();
-    while !path.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "{path:?} never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn one_line_error(o: &std::process::Output) -> String {
-    let err = stderr(o);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    lines[0].to_string()
 }
 
 #[test]

@@ -210,6 +210,16 @@ fn weights_mode_writes_outputs_and_resumes() {
         .collect();
     assert_eq!(t.len(), 3);
     assert!(t[2] > t[1]);
+    // the result's wall time is the run's, over both invocations
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    let last_elapsed = recs2.last().unwrap()["elapsed_s"].as_f64().unwrap();
+    let first_part = recs.last().unwrap()["elapsed_s"].as_f64().unwrap();
+    let wall = result["wall_s"].as_f64().unwrap();
+    assert!(
+        wall >= last_elapsed && wall > first_part,
+        "wall_s {wall} covers the run ({first_part} s before the resume, {last_elapsed} s in all)"
+    );
 }
 
 #[test]

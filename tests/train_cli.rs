@@ -79,6 +79,9 @@ fn user_mistakes_exit_2_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
+    let not_a_dir = tmp.path().join("file");
+    std::fs::write(&not_a_dir, b"a file").unwrap();
+    let under_a_file = not_a_dir.join("model.pt");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--arch", "S8"], "S8"),
         (
@@ -98,6 +101,14 @@ fn user_mistakes_exit_2_with_one_line() {
         (vec!["--val-fraction", "1.5"], "--val-fraction"),
         (vec!["--precision", "fp8"], "--precision"),
         (vec!["--resume", tmp.path().to_str().unwrap()], "--resume"),
+        // rates libtorch's optimizers cannot hold (they panicked or printed C++ frames)
+        (vec!["--lr", "1e39"], "--lr 1e39"),
+        (vec!["--optimizer", "sgd", "--lr", "1e39"], "--lr 1e39"),
+        (vec!["--weight-decay", "1e39"], "--weight-decay"),
+        (vec!["--weight-decay", "NaN"], "--weight-decay"),
+        (vec!["--weight-decay", "-1"], "--weight-decay -1"),
+        // a place the model cannot be written to is found before the training
+        (vec!["--export", under_a_file.to_str().unwrap()], "--export"),
     ];
     for (extra, needle) in cases {
         let out = tmp.path().join(format!("run{}", extra.len()));
@@ -120,6 +131,10 @@ fn user_mistakes_exit_2_with_one_line() {
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
         assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(
+            !out.join("log.jsonl").exists(),
+            "{extra:?}: refused before training"
+        );
         let _ = std::fs::remove_dir_all(&out);
     }
 }

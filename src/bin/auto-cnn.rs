@@ -16,7 +16,7 @@ struct Cli {
 fn main() {
     neuroevo::device::tune_allocator();
     neuroevo::interrupt::install();
-    let matches = Cli::command()
+    let matches = neuroevo::run::args::command(Cli::command())
         .try_get_matches()
         .unwrap_or_else(|e| neuroevo::run::args::exit_on_clap_error(e));
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());

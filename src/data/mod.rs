@@ -38,9 +38,9 @@ impl DataArgs {
     /// The dataset name and loading options (the validation split drawn with `seed`).
     pub fn resolve(&self, seed: u64) -> crate::Result<(DatasetName, DataOptions)> {
         Ok((
-            DatasetName::parse(&self.dataset)?,
+            DatasetName::parse(&self.dataset)?.stored(),
             DataOptions {
-                data_dir: self.data_dir.clone(),
+                data_dir: self.data_dir.as_deref().map(crate::fsutil::stored_path),
                 val_fraction: self.val_fraction,
                 seed,
                 subset: self.subset,
@@ -49,5 +49,16 @@ impl DataArgs {
                 download: true,
             },
         ))
+    }
+}
+
+impl DatasetName {
+    /// As kept in `config.json`: a folder that exists by its absolute path, so that `--resume`
+    /// from another working directory reads the same images.
+    pub fn stored(self) -> Self {
+        match self {
+            DatasetName::Folder(p) => DatasetName::Folder(crate::fsutil::stored_path(&p)),
+            other => other,
+        }
     }
 }

@@ -259,6 +259,17 @@ impl FlatOps {
         self.mutation.validate()
     }
 
+    /// Refuses an exact mutation gene count larger than a genome of `n` genes (it would be
+    /// capped without a word).
+    pub fn check_gene_count(&self, n: usize) -> Result<()> {
+        match self.mutation.genes() {
+            GeneCount::Count(c) if c > n => Err(Error::usage(format!(
+                "--mutation-genes {c}: a genome has only {n} genes"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Draws the plan of one child of `parents` for genomes of `n` genes.
     pub fn plan<R: Rng + ?Sized>(
         &self,

@@ -327,7 +327,7 @@ impl GanArgs {
     }
 
     pub fn to_config(&self, new: &NewRun) -> Result<GanConfig> {
-        let dataset = DatasetName::parse(&self.dataset)?;
+        let dataset = DatasetName::parse(&self.dataset)?.stored();
         let folder = matches!(dataset, DatasetName::Folder(_));
         let image_size = self.image_size.unwrap_or(if folder { 64 } else { 28 });
         if ![28, 32, 64].contains(&image_size) {
@@ -355,7 +355,7 @@ impl GanArgs {
         }
         let seed = new.seed;
         let data = DataOptions {
-            data_dir: self.data_dir.clone(),
+            data_dir: self.data_dir.as_deref().map(crate::fsutil::stored_path),
             val_fraction: 0.0,
             seed,
             subset: self.subset,
@@ -518,6 +518,11 @@ impl GanArgs {
         if width < 1 {
             return Err(Error::usage(format!("--width {width}: must be positive")));
         }
+        if let Some(l) = self.latent_dim.filter(|&l| l < 1) {
+            return Err(Error::usage(format!(
+                "--latent-dim {l}: must be at least 1"
+            )));
+        }
         let mut stop = self.stop_given();
         if stop.is_empty() {
             stop.epochs = Some(5);
@@ -570,7 +575,7 @@ impl GanArgs {
             lr: self.lr,
             beta1: self.beta1,
             stop,
-            fid_model: self.fid_model.clone(),
+            fid_model: crate::fsutil::stored_path(&self.fid_model),
             fid_input: self.fid_input()?,
             fid_samples: self.fid_samples,
             fid_every: self.fid_every,

@@ -54,7 +54,7 @@ pub struct GanSummary {
     pub epochs: u64,
     /// Training seconds (the time budget's clock).
     pub train_s: f64,
-    /// Wall seconds of this invocation, evaluation included.
+    /// Wall seconds of the run (all invocations, evaluation included).
     pub wall_s: f64,
     /// CPU seconds of the process over the run (all invocations, evaluation included).
     pub cpu_s: f64,
@@ -132,6 +132,31 @@ pub(crate) fn build_model(
 /// Bytes the populations need: each weight as f32, with its gradient, two Adam moments and a
 /// child's copy (5 floats per weight).
 pub(crate) fn estimate_bytes(cfg: &GanConfig, shape: [i64; 3]) -> Result<f64> {
+    let (g, d, d_pop) = network_sizes(cfg, shape)?;
+    Ok(5.0 * 4.0 * (cfg.population as f64 * g as f64 + d_pop as f64 * d as f64))
+}
+
+/// The flag to name when the networks do not fit: the size of one network (`--hidden`,
+/// `--width`) when not even two of them fit, else `--population`.
+fn memory_flag(cfg: &GanConfig, shape: [i64; 3]) -> Result<String> {
+    let (g, d, _) = network_sizes(cfg, shape)?;
+    let population = format!("--population {}", cfg.population);
+    let size = match &cfg.model {
+        ModelConfig::Weights(m) => {
+            let h: Vec<String> = m.hidden.iter().map(|h| h.to_string()).collect();
+            format!("--hidden {}", h.join(","))
+        }
+        ModelConfig::Dcgan(m) => format!("--width {} --latent-dim {}", m.width, m.latent_dim),
+    };
+    let one = 5.0 * 4.0 * (g + d) as f64;
+    Ok(match crate::run::memory::physical_bytes() {
+        Some(have) if 2.0 * one > have => format!("{size} (with {population})"),
+        _ => population,
+    })
+}
+
+/// Parameters of one generator, of one discriminator, and the discriminators' population.
+fn network_sizes(cfg: &GanConfig, shape: [i64; 3]) -> Result<(usize, usize, usize)> {
     let [c, h, w] = shape;
     let (g, d, d_pop) = match &cfg.model {
         ModelConfig::Weights(m) => (
@@ -145,7 +170,7 @@ pub(crate) fn estimate_bytes(cfg: &GanConfig, shape: [i64; 3]) -> Result<f64> {
             m.d_population,
         ),
     };
-    Ok(5.0 * 4.0 * (cfg.population as f64 * g as f64 + d_pop as f64 * d as f64))
+    Ok((g as usize, d as usize, d_pop as usize))
 }
 
 pub(crate) fn save_checkpoint(
@@ -469,7 +494,6 @@ fn diverged(generation: u64, what: &str) -> Error {
 }
 
 pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
-    let wall = std::time::Instant::now();
     let mut loaded = None;
     let run = crate::run::open(
         &args.run,
@@ -501,7 +525,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let c = data.shape[0];
     let shape = [c, size, size];
     crate::run::memory::check(
-        &format!("--population {}", cfg.population),
+        &memory_flag(cfg, shape)?,
         "the generators and discriminators",
         estimate_bytes(cfg, shape)?,
     )?;
@@ -684,7 +708,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         generations: state.generation,
         epochs: state.epoch,
         train_s: state.train_s,
-        wall_s: wall.elapsed().as_secs_f64(),
+        wall_s: driver.clocks.wall_s(),
         cpu_s: state.cpu_s,
         train_cpu_s: state.train_cpu_s,
         final_fid,

@@ -77,10 +77,19 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(Error::usage("--batch-size must be at least 1"));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
+        // libtorch's optimizers hold their rates as float32 scalars: a larger value panics
+        // inside them instead of training
+        let f32_max = f32::MAX as f64;
+        if !(self.lr > 0.0 && self.lr <= f32_max) {
             return Err(Error::usage(format!(
-                "--lr {}: must be a positive, finite number",
+                "--lr {:e}: must be a positive number that float32 holds (at most {f32_max:.1e})",
                 self.lr
+            )));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay <= f32_max) {
+            return Err(Error::usage(format!(
+                "--weight-decay {:e}: must be 0 or a positive number that float32 holds (at most {f32_max:.1e})",
+                self.weight_decay
             )));
         }
         if let Optimizer::Sgd { momentum } = self.optimizer {

@@ -46,6 +46,13 @@ pub fn seed_or_random(seed: Option<u64>) -> u64 {
     })
 }
 
+/// A binary's command line as parsed: a negative number is a value wherever a value is
+/// expected (`--mutation-rate -0.1` reaches the flag's own check, which says why it is refused,
+/// instead of being taken for a flag `-0`).
+pub fn command(cmd: clap::Command) -> clap::Command {
+    cmd.allow_negative_numbers(true).mut_subcommands(command)
+}
+
 /// The flags typed for the subcommand that runs (descending through nested subcommands), as
 /// `--long-name`; values that come from defaults are not "given".
 pub fn given_flags(cmd: &clap::Command, m: &clap::ArgMatches) -> Vec<String> {

@@ -79,7 +79,16 @@ impl Job {
     }
     /// The line that tells a user what a finished run of this job wrote in `dir`.
     pub fn wrote(self, dir: &Path) -> String {
-        let mut files: Vec<&str> = self.outputs().to_vec();
+        self.wrote_with(dir, true)
+    }
+    /// As [`Job::wrote`]; without the job's outputs when `outputs` is false (a train run that
+    /// exported elsewhere, or not at all).
+    pub fn wrote_with(self, dir: &Path, outputs: bool) -> String {
+        let mut files: Vec<&str> = if outputs {
+            self.outputs().to_vec()
+        } else {
+            Vec::new()
+        };
         files.extend([LOG, super::tensorboard::FILE, CONFIG, RESULT]);
         format!("wrote {}/: {}", dir.display(), files.join(", "))
     }
@@ -220,8 +229,32 @@ impl RunDir {
             if log.exists() {
                 std::fs::remove_file(&log).map_err(|e| Error::io(&log, e))?;
             }
+        } else if let Some(name) = self.foreign_entry()? {
+            // a folder of the user's: a run would overwrite files of the same names in it
+            return Err(Error::usage(format!(
+                "--out {shown}: not empty and not a neuroevo run (it holds {name}); use a new or empty directory"
+            )));
         }
         std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))
+    }
+}
+
+impl RunDir {
+    /// The name of one entry of an existing directory without a `config.json`, other than the
+    /// lock this process has just made there: such a directory is not a run.
+    fn foreign_entry(&self) -> Result<Option<String>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&self.root, e)),
+        };
+        for entry in entries {
+            let name = entry.map_err(|e| Error::io(&self.root, e))?.file_name();
+            if name != LOCK {
+                return Ok(Some(name.to_string_lossy().into_owned()));
+            }
+        }
+        Ok(None)
     }
 }
 

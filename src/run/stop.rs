@@ -77,6 +77,9 @@ impl StopCriteria {
 
     /// Checks the values a user gave.
     pub fn validate(&self) -> Result<()> {
+        if self.epochs == Some(0) {
+            return Err(Error::usage("--epochs 0: must be at least 1"));
+        }
         if let Some(t) = self.time_budget_s {
             if !(t.is_finite() && t > 0.0) {
                 return Err(Error::usage(format!(

@@ -25,6 +25,29 @@ pub fn config(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
 }
 
+/// A run's `result.json`.
+pub fn result(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
+}
+
+/// Waits up to two minutes for `path` to appear (a checkpoint of a run in progress).
+pub fn wait_for_file(path: &Path) {
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(t.elapsed().as_secs() < 120, "{path:?} never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The one line `error: ...` a user's mistake prints (fails the test on anything else).
+pub fn one_line_error(o: &Output) -> String {
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    lines[0].to_string()
+}
+
 /// A file of the checkout (models/, assets/, tests/golden/).
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
