@@ -357,11 +357,11 @@ fn bad_input_gives_a_one_line_error_and_exit_code_2() {
         (vec!["--input", g, "--population", "1"], "population"),
         (
             vec!["--input", g, "--mutation-percent", "0"],
-            "mutation percent",
+            "--mutation-percent 0",
         ),
         (
             vec!["--input", g, "--mutation-percent", "100.5"],
-            "mutation percent",
+            "--mutation-percent 100.5",
         ),
         (vec!["--input", g, "--resize", "0x3"], "--resize"),
         (vec!["--input", g, "--device", "tpu"], "--device"),

@@ -208,7 +208,7 @@ fn values_that_passed_unchecked_are_refused_with_their_reason() {
         // a negative number is a value, refused for what it is
         (
             vec!["gari", "--mutation-rate", "-0.1", "--generations", "2"],
-            "-0.1",
+            "--mutation-rate -0.1",
         ),
         (
             vec![

@@ -57,12 +57,12 @@ impl GeneCount {
     pub fn validate(&self) -> Result<()> {
         match *self {
             GeneCount::Percent(p) if !(p > 0.0 && p <= 100.0) => Err(Error::usage(format!(
-                "mutation percent {p} must be in (0, 100]"
+                "--mutation-percent {p}: must be in (0, 100]"
             ))),
             GeneCount::Probability(p) if !(p > 0.0 && p <= 1.0) => Err(Error::usage(format!(
-                "mutation probability per gene {p} must be in (0, 1]"
+                "--mutation-rate {p}: the probability per gene must be in (0, 1]"
             ))),
-            GeneCount::Count(0) => Err(Error::usage("mutation gene count must be at least 1")),
+            GeneCount::Count(0) => Err(Error::usage("--mutation-genes 0: must be at least 1")),
             _ => Ok(()),
         }
     }

@@ -82,14 +82,14 @@ impl TrainConfig {
         let f32_max = f32::MAX as f64;
         if !(self.lr > 0.0 && self.lr <= f32_max) {
             return Err(Error::usage(format!(
-                "--lr {:e}: must be a positive number that float32 holds (at most {f32_max:.1e})",
-                self.lr
+                "--lr {}: must be a positive number that float32 holds (at most {f32_max:.1e})",
+                short(self.lr)
             )));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay <= f32_max) {
             return Err(Error::usage(format!(
-                "--weight-decay {:e}: must be 0 or a positive number that float32 holds (at most {f32_max:.1e})",
-                self.weight_decay
+                "--weight-decay {}: must be 0 or a positive number that float32 holds (at most {f32_max:.1e})",
+                short(self.weight_decay)
             )));
         }
         if let Optimizer::Sgd { momentum } = self.optimizer {
@@ -105,6 +105,15 @@ impl TrainConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// A number as a user types it: `0.001`, `-1`, `1e39`.
+fn short(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-4..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
     }
 }
 
