@@ -7,10 +7,13 @@ use crate::fsutil;
 use crate::nn::export::{export_classifier, ModelInfo};
 use crate::nn::model::parameter_count;
 use crate::nn::train::{
-    accuracy, train_classifier, EpochReport, Optimizer, Schedule, TrainConfig, EVAL_BATCH,
+    accuracy, EpochReport, EpochTrainer, Optimizer, Schedule, TrainConfig, EVAL_BATCH,
 };
 use crate::nn::{Arch, LayerNet, Precision};
-use crate::run::{dir, JobConfig, NewRun, RunArgs, RunDir, StopReason};
+use crate::run::{
+    dir, drive, BudgetClock, Ctx, Driver, JobConfig, NewRun, Position, RunArgs, RunDir, Step,
+    StopCriteria, StopReason,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +29,15 @@ pub struct TrainArgs {
     /// Passes over the training set.
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
+    /// Stop after this many seconds on --budget-clock (checked after each epoch).
+    #[arg(long)]
+    pub time_budget: Option<f64>,
+    /// The clock of --time-budget: wall (the default) or cpu (CPU seconds of this process).
+    #[arg(long, value_enum)]
+    pub budget_clock: Option<BudgetClock>,
+    /// Stop after this many epochs without a better validation accuracy.
+    #[arg(long)]
+    pub patience: Option<u64>,
     /// Images per optimisation step.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
@@ -69,13 +81,22 @@ pub struct TrainRunConfig {
     pub device: String,
     /// Where the model is exported; a relative path is inside the run directory.
     pub export: PathBuf,
+    /// Patience and time budget (the epochs are `train.epochs`).
+    #[serde(default)]
+    pub stop: StopCriteria,
 }
 
 impl JobConfig for TrainRunConfig {
     const JOB: crate::run::Job = crate::run::Job::Train;
     /// `--export` may be given again: a resumed run writes outside its directory only where
     /// the user asks in that invocation.
-    const ON_RESUME: &'static [&'static str] = &["--epochs", "--export"];
+    const ON_RESUME: &'static [&'static str] = &[
+        "--epochs",
+        "--time-budget",
+        "--budget-clock",
+        "--patience",
+        "--export",
+    ];
     fn device(&self) -> &str {
         &self.device
     }
@@ -130,9 +151,24 @@ pub struct TrainSummary {
     /// (its checkpoint is resumable, and a half-trained model is not passed off as the result).
     pub export: Option<PathBuf>,
     pub stop_reason: StopReason,
+    /// Wall and CPU seconds of the run, over every invocation.
+    #[serde(default)]
+    pub elapsed_s: f64,
+    #[serde(default)]
+    pub cpu_s: f64,
 }
 
 impl TrainArgs {
+    /// The patience and time budget typed on the command line.
+    fn stop_given(&self) -> StopCriteria {
+        StopCriteria {
+            patience: self.patience,
+            time_budget_s: self.time_budget,
+            budget_clock: self.budget_clock.unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
     fn to_config(&self, new: &NewRun) -> Result<TrainRunConfig> {
         let seed = new.seed;
         let optimizer = match self.optimizer.to_ascii_lowercase().as_str() {
@@ -168,6 +204,7 @@ impl TrainArgs {
                 None => PathBuf::from("model.pt"),
                 Some(p) => export_setting(p, self.run.out.as_deref()),
             },
+            stop: self.stop_given(),
         })
     }
 }
@@ -177,18 +214,119 @@ struct TrainState {
     epochs_done: usize,
 }
 
+/// `train`'s step for the run layer's loop: one epoch of training.
+struct TrainStep<'a> {
+    net: &'a LayerNet,
+    vs: &'a tch::nn::VarStore,
+    data: &'a crate::data::Dataset,
+    trainer: EpochTrainer<'a>,
+    /// Every epoch's report, those of earlier invocations first.
+    epochs: Vec<EpochReport>,
+    /// How many of `epochs` are in the log.
+    logged: usize,
+    bars: Option<indicatif::MultiProgress>,
+    rd: &'a RunDir,
+}
+
+impl Step for TrainStep<'_> {
+    fn position(&mut self, ctx: &mut Ctx) -> Result<Position> {
+        // patience counts epochs without a better validation accuracy
+        let mut best: Option<(f64, u64)> = None;
+        for r in &self.epochs {
+            if let Some(a) = r.val_acc {
+                if best.is_none_or(|(b, _)| a > b) {
+                    best = Some((a, r.epoch as u64));
+                }
+            }
+        }
+        let done = self.trainer.done as u64;
+        Ok(Position {
+            generation: done,
+            epoch: done,
+            best_fitness: best.map(|b| b.0),
+            best_generation: best.map_or(0, |b| b.1),
+            budget_s: ctx.clocks.read(ctx.stop.budget_clock),
+        })
+    }
+
+    fn report(&mut self, ctx: &mut Ctx, _last: bool) -> Result<()> {
+        for r in &self.epochs[self.logged..] {
+            if self.bars.is_some() {
+                eprintln!(
+                    "epoch {:>3}/{}: loss {:.4}  train acc {:.4}  val acc {}  {:.1} s  {:.0} samples/s",
+                    r.epoch,
+                    ctx.stop.epochs.unwrap_or(0),
+                    r.train_loss,
+                    r.train_acc,
+                    r.val_acc.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into()),
+                    r.seconds,
+                    r.samples_per_s
+                );
+            }
+            let mut fields = serde_json::to_value(r)?;
+            fields.as_object_mut().map(|m| m.remove("epoch"));
+            let record = crate::run::Record::new("epoch", ctx.clocks.wall_s(), ctx.clocks.cpu_s())
+                .epoch(r.epoch as u64)
+                .with(fields);
+            ctx.emit(&record)?;
+        }
+        self.logged = self.epochs.len();
+        Ok(())
+    }
+
+    fn checkpoint_due(&self, _ctx: &Ctx) -> bool {
+        true
+    }
+
+    /// The weights, then the epoch count (each written atomically); nothing before the first
+    /// epoch.
+    fn checkpoint(&mut self, _ctx: &mut Ctx) -> Result<()> {
+        let epochs_done = self.trainer.done;
+        if epochs_done == 0 {
+            return Ok(());
+        }
+        let vs = self.vs;
+        fsutil::write_torch(&self.rd.file(dir::WEIGHTS), |buf| {
+            Ok(vs.save_to_stream(buf)?)
+        })?;
+        fsutil::write_json_atomic(&self.rd.file(dir::TRAIN_STATE), &TrainState { epochs_done })
+    }
+
+    fn advance(&mut self, _ctx: &mut Ctx) -> Result<Option<StopReason>> {
+        let r = self.trainer.epoch(
+            self.net,
+            &self.data.train,
+            Some(&self.data.val),
+            self.bars.as_ref(),
+        )?;
+        self.epochs.push(r);
+        Ok(None)
+    }
+}
+
+/// The stop criteria of a train run: its epochs, and the patience and time budget it was given.
+fn stop_criteria(cfg: &TrainRunConfig) -> StopCriteria {
+    StopCriteria {
+        epochs: Some(cfg.train.epochs as u64),
+        ..cfg.stop.clone()
+    }
+}
+
 pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let run = crate::run::open(
         &args.run,
         |new| {
             let cfg = args.to_config(new)?;
             cfg.train.validate()?;
+            cfg.stop.validate()?;
             Ok(cfg)
         },
         |cfg| {
             if args.run.was_given("--epochs") {
                 cfg.train.epochs = args.epochs;
             }
+            cfg.stop
+                .extend_with(&args.stop_given(), args.budget_clock.is_some());
             cfg.export = match &args.export {
                 Some(p) => export_setting(p, args.run.resume.as_deref()),
                 // a resumed run writes outside its directory only when asked again
@@ -201,6 +339,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
                 }
                 None => cfg.export.clone(),
             };
+            cfg.stop.validate()?;
             cfg.train.validate()
         },
     )?;
@@ -214,32 +353,21 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     })?;
     let (cfg, device, resumed) = (&run.cfg, run.device, run.resumed);
     let rd = &run.dir;
-    let dir = rd.path().to_path_buf();
     let arch = Arch::parse(&cfg.arch)?;
     let data = load_dataset(&cfg.dataset, &cfg.data, device)?;
+    if cfg.stop.patience.is_some() && data.val.is_empty() {
+        return Err(Error::usage(
+            "--patience counts epochs without a better validation accuracy: it needs --val-fraction above 0",
+        ));
+    }
     // the initial weights depend on the seed alone
     run.streams.init_libtorch();
     let mut vs = tch::nn::VarStore::new(device);
     let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
     net.set_precision(cfg.train.precision);
     let params = parameter_count(&vs);
-    let mut done = 0;
-    let log_path = rd.log();
-    let weights = rd.file(dir::WEIGHTS);
-    let state_file = rd.file(dir::TRAIN_STATE);
-    if resumed && state_file.is_file() {
-        vs.load(&weights).map_err(|e| {
-            crate::error::Error::corrupt(
-                &weights,
-                format!(
-                    "cannot load the weights: {}",
-                    e.to_string().lines().next().unwrap_or("")
-                ),
-            )
-        })?;
-        done = fsutil::read_json::<TrainState>(&state_file)?.epochs_done;
-    }
-    let (mut log, kept) = crate::run::Log::open(&log_path, |_, r| {
+    let done = if resumed { restore(rd, &mut vs)? } else { 0 };
+    let (log, kept) = crate::run::Log::open(&rd.log(), |_, r| {
         r.get("epoch")
             .and_then(|e| e.as_u64())
             .is_some_and(|e| e as usize <= done)
@@ -250,7 +378,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             .and_then(|v| v.as_f64())
             .unwrap_or(0.0)
     };
-    let (base_wall, base_cpu) = (base("elapsed_s"), base("cpu_s"));
+    let clocks = crate::run::Clocks::resume(base("elapsed_s"), base("cpu_s"));
     let previous: Vec<EpochReport> = kept
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
@@ -274,76 +402,46 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             if resumed { format!(", resuming after epoch {done}") } else { String::new() }
         );
     }
-    let mut epochs = previous;
-    let clocks = crate::run::Clocks::resume(base_wall, base_cpu);
-    if done < cfg.train.epochs {
-        let quiet = args.run.quiet;
-        let bars = indicatif::MultiProgress::new();
-        let reports = train_classifier(
-            &net,
-            &vs,
-            &data.train,
-            Some(&data.val),
-            &cfg.train,
-            done,
-            (!quiet).then_some(&bars),
-            |r| {
-                if !quiet {
-                    eprintln!(
-                    "epoch {:>3}/{}: loss {:.4}  train acc {:.4}  val acc {}  {:.1} s  {:.0} samples/s",
-                    r.epoch,
-                    cfg.train.epochs,
-                    r.train_loss,
-                    r.train_acc,
-                    r.val_acc.map(|a| format!("{a:.4}")).unwrap_or_else(|| "-".into()),
-                    r.seconds,
-                    r.samples_per_s
-                );
-                }
-                let mut fields = serde_json::to_value(r)?;
-                fields.as_object_mut().map(|m| m.remove("epoch"));
-                let record = crate::run::Record::new("epoch", clocks.wall_s(), clocks.cpu_s())
-                    .epoch(r.epoch as u64)
-                    .with(fields);
-                log.append(&record)?;
-                // checkpoint: weights, then the epoch count (each written atomically)
-                fsutil::write_torch(&weights, |buf| Ok(vs.save_to_stream(buf)?))?;
-                fsutil::write_json_atomic(
-                    &state_file,
-                    &TrainState {
-                        epochs_done: r.epoch,
-                    },
-                )?;
-                // Ctrl-C/SIGTERM: the checkpoint is written; --resume goes on
-                Ok(!crate::interrupt::requested())
-            },
-        )?;
-        epochs.extend(reports);
-    }
-    let stop_reason = if epochs.last().map_or(done, |r| r.epoch) < cfg.train.epochs {
-        StopReason::Interrupted
-    } else {
-        StopReason::Epochs
+    let mut driver = Driver {
+        stop: stop_criteria(cfg),
+        log,
+        clocks,
+        bar: indicatif::ProgressBar::hidden(),
+        resumed,
     };
+    let mut step = TrainStep {
+        net: &net,
+        vs: &vs,
+        data: &data,
+        trainer: EpochTrainer::new(&vs, data.train.len(), &cfg.train, done)?,
+        logged: previous.len(),
+        epochs: previous,
+        bars: (!args.run.quiet).then(indicatif::MultiProgress::new),
+        rd,
+    };
+    let stop_reason = drive(&mut step, &mut driver)?;
+    let epochs = std::mem::take(&mut step.epochs);
+    drop(step);
     // the figures are those of the exported model, which computes in fp32
     net.set_precision(Precision::Fp32);
     let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, EVAL_BATCH));
     let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, EVAL_BATCH));
     let metrics = serde_json::json!({
-        "val_acc": val_acc, "test_acc": test_acc, "epochs": cfg.train.epochs,
+        "val_acc": val_acc, "test_acc": test_acc, "epochs": epochs.len(),
         "train_samples": data.train.len(), "seed": cfg.train.seed,
     });
+    // Ctrl-C/SIGTERM: the checkpoint is written and --resume goes on; a half-trained model is
+    // not exported as the result
     let export = match stop_reason {
         StopReason::Interrupted => None,
         _ => {
             let info = ModelInfo::for_classifier(&net, params, &data, metrics);
-            let export = cfg.export_path(rd);
             export_classifier(&net, &mut vs, &export, info)?;
             Some(export)
         }
     };
     let summary = TrainSummary {
-        run_dir: dir.clone(),
+        run_dir: rd.path().to_path_buf(),
         arch: arch.to_string(),
         parameters: params,
         dataset: data.name.clone(),
@@ -356,7 +454,29 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         test_acc,
         export,
         stop_reason,
+        elapsed_s: driver.clocks.wall_s(),
+        cpu_s: driver.clocks.cpu_s(),
     };
     fsutil::write_json_atomic(&rd.result(), &summary)?;
     Ok(summary)
+}
+
+/// Loads a resumed run's weights and says how many epochs they have had (0 for a run that
+/// stopped before its first checkpoint).
+fn restore(rd: &RunDir, vs: &mut tch::nn::VarStore) -> Result<usize> {
+    let state_file = rd.file(dir::TRAIN_STATE);
+    if !state_file.is_file() {
+        return Ok(0);
+    }
+    let weights = rd.file(dir::WEIGHTS);
+    vs.load(&weights).map_err(|e| {
+        Error::corrupt(
+            &weights,
+            format!(
+                "cannot load the weights: {}",
+                e.to_string().lines().next().unwrap_or("")
+            ),
+        )
+    })?;
+    Ok(fsutil::read_json::<TrainState>(&state_file)?.epochs_done)
 }

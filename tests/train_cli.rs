@@ -138,3 +138,72 @@ fn user_mistakes_exit_2_with_one_line() {
         let _ = std::fs::remove_dir_all(&out);
     }
 }
+
+#[test]
+fn stops_on_patience_or_a_time_budget_like_every_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |out: &std::path::Path, extra: &[&str]| {
+        let o = bin()
+            .args(["train", "-q", "--subset", "300", "--arch", "S4-4 F8"])
+            .args([
+                "--seed",
+                "2",
+                "--device",
+                "cpu",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        let r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+        r
+    };
+    // patience: stops once `patience` epochs bring no better validation accuracy
+    let p = tmp.path().join("p");
+    let r = run(&p, &["--epochs", "60", "--patience", "2", "--lr", "0.01"]);
+    assert_eq!(r["stop_reason"], "patience", "{r}");
+    let acc: Vec<f64> = r["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["val_acc"].as_f64().unwrap())
+        .collect();
+    assert!(acc.len() < 60, "{acc:?}");
+    let best = acc.iter().cloned().fold(f64::MIN, f64::max);
+    let first_best = acc.iter().position(|&a| a == best).unwrap();
+    assert_eq!(
+        acc.len() - 1 - first_best,
+        2,
+        "two epochs without a better one: {acc:?}"
+    );
+    assert!(p.join("model.pt").is_file());
+
+    // a time budget: stops after the epoch that spends it; --resume with a larger one goes on
+    let t = tmp.path().join("t");
+    let r = run(&t, &["--epochs", "1000", "--time-budget", "0.5"]);
+    assert_eq!(r["stop_reason"], "time_budget", "{r}");
+    let n = r["epochs"].as_array().unwrap().len();
+    assert!((1..1000).contains(&n));
+    let spent = r["elapsed_s"].as_f64().unwrap();
+    assert!(spent >= 0.5);
+    let more = format!("{}", spent + 2.0);
+    let o = bin()
+        .args(["train", "-q", "--resume", t.to_str().unwrap()])
+        .args(["--time-budget", &more])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.join("result.json")).unwrap()).unwrap();
+    let epochs: Vec<u64> = r["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["epoch"].as_u64().unwrap())
+        .collect();
+    assert!(epochs.len() > n, "{epochs:?}");
+    assert!(epochs.iter().enumerate().all(|(i, &e)| e == i as u64 + 1));
+}

@@ -162,63 +162,76 @@ pub fn accuracy(net: &impl ModuleT, split: &Split, bs: usize) -> f64 {
     correct.int64_value(&[]) as f64 / split.len() as f64
 }
 
-/// Trains `net` (whose variables are in `vs`) on `train`, reporting validation accuracy on `val`
-/// after every epoch through `on_epoch`, which says whether to go on (false: training ends after
-/// this epoch). `epochs_done` epochs of `cfg.epochs` have already been
-/// run (a resumed run): epoch numbers, the learning-rate schedule and the seeds continue from
-/// there. With `progress`, a bar over each epoch's batches joins that group of bars.
-pub fn train_classifier(
-    net: &impl ModuleT,
-    vs: &nn::VarStore,
-    train: &Split,
-    val: Option<&Split>,
-    cfg: &TrainConfig,
-    epochs_done: usize,
-    progress: Option<&indicatif::MultiProgress>,
-    mut on_epoch: impl FnMut(&EpochReport) -> Result<bool>,
-) -> Result<Vec<EpochReport>> {
-    cfg.validate()?;
-    let mut rng = crate::rng::Streams::new(cfg.seed).epoch(epochs_done as u64);
-    let mut opt = match cfg.optimizer {
-        Optimizer::Adam => nn::Adam {
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(vs, cfg.lr)?,
-        Optimizer::Sgd { momentum } => nn::Sgd {
-            momentum,
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(vs, cfg.lr)?,
-    };
-    let dev = train.x.device();
-    let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
-    let total_steps = (steps_per_epoch * cfg.epochs) as f64;
-    let mut step = steps_per_epoch * epochs_done;
-    let mut reports = Vec::new();
-    for epoch in epochs_done + 1..=cfg.epochs {
-        let bar = if let Some(mp) = progress {
-            let b = mp.add(indicatif::ProgressBar::new(steps_per_epoch as u64));
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} eta {eta}",
-                )
-                .unwrap()
-                .progress_chars("=> "),
-            );
-            b.set_prefix(format!("{epoch}/{}", cfg.epochs));
-            b
-        } else {
-            indicatif::ProgressBar::hidden()
+/// Training one epoch at a time: the optimizer, the batch order's random stream and the
+/// learning-rate schedule's step, carried from one epoch to the next. A job that trains in
+/// epochs (`train`'s step, [`train_classifier`]) calls [`EpochTrainer::epoch`] for each.
+pub struct EpochTrainer<'a> {
+    cfg: &'a TrainConfig,
+    opt: nn::Optimizer,
+    rng: crate::rng::GaRng,
+    steps_per_epoch: usize,
+    step: usize,
+    /// Epochs done so far (a resumed run starts at its checkpoint's count).
+    pub done: usize,
+}
+
+impl<'a> EpochTrainer<'a> {
+    /// After `epochs_done` epochs (a resumed run): epoch numbers, the learning-rate schedule and
+    /// the seeds continue from there.
+    pub fn new(
+        vs: &nn::VarStore,
+        train_len: usize,
+        cfg: &'a TrainConfig,
+        epochs_done: usize,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let opt = match cfg.optimizer {
+            Optimizer::Adam => nn::Adam {
+                wd: cfg.weight_decay,
+                ..Default::default()
+            }
+            .build(vs, cfg.lr)?,
+            Optimizer::Sgd { momentum } => nn::Sgd {
+                momentum,
+                wd: cfg.weight_decay,
+                ..Default::default()
+            }
+            .build(vs, cfg.lr)?,
         };
+        let steps_per_epoch = train_len.div_ceil(cfg.batch_size);
+        Ok(EpochTrainer {
+            cfg,
+            opt,
+            rng: crate::rng::Streams::new(cfg.seed).epoch(epochs_done as u64),
+            steps_per_epoch,
+            step: steps_per_epoch * epochs_done,
+            done: epochs_done,
+        })
+    }
+
+    /// Trains `net` for one more epoch on `train` and measures it on `val`; with `progress`, a
+    /// bar over the epoch's batches joins that group of bars.
+    pub fn epoch(
+        &mut self,
+        net: &impl ModuleT,
+        train: &Split,
+        val: Option<&Split>,
+        progress: Option<&indicatif::MultiProgress>,
+    ) -> Result<EpochReport> {
+        let cfg = self.cfg;
+        let epoch = self.done + 1;
+        let bar = epoch_bar(progress, self.steps_per_epoch, epoch, cfg.epochs);
+        let total_steps = (self.steps_per_epoch * cfg.epochs.max(epoch)) as f64;
+        let dev = train.x.device();
         let t0 = Instant::now();
         let mut loss_sum = Tensor::zeros([], (Kind::Float, dev));
         let mut correct = Tensor::zeros([], (Kind::Int64, dev));
-        for (x, y) in Batches::new(train, cfg.batch_size, Some(&mut rng)) {
+        for (x, y) in Batches::new(train, cfg.batch_size, Some(&mut self.rng)) {
             if cfg.schedule == Schedule::Cosine {
-                opt.set_lr(
-                    cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total_steps).cos()),
+                self.opt.set_lr(
+                    cfg.lr
+                        * 0.5
+                        * (1.0 + (std::f64::consts::PI * self.step as f64 / total_steps).cos()),
                 );
             }
             let x = if cfg.augment_shift > 0 {
@@ -228,11 +241,11 @@ pub fn train_classifier(
             };
             let logits = net.forward_t(&x, true);
             let loss = logits.cross_entropy_for_logits(&y);
-            opt.backward_step(&loss);
+            self.opt.backward_step(&loss);
             let _guard = tch::no_grad_guard();
             loss_sum += loss.detach() * y.size()[0] as f64;
             correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64);
-            step += 1;
+            self.step += 1;
             bar.inc(1);
         }
         let n = train.len() as f64;
@@ -248,14 +261,59 @@ pub fn train_classifier(
         let val_acc = val
             .filter(|v| !v.is_empty())
             .map(|v| accuracy(net, v, EVAL_BATCH));
-        let r = EpochReport {
+        self.done = epoch;
+        Ok(EpochReport {
             epoch,
             train_loss,
             train_acc,
             val_acc,
             seconds,
             samples_per_s: n / seconds,
-        };
+        })
+    }
+}
+
+/// A bar over one epoch's batches in `progress`'s group (hidden without one).
+fn epoch_bar(
+    progress: Option<&indicatif::MultiProgress>,
+    batches: usize,
+    epoch: usize,
+    epochs: usize,
+) -> indicatif::ProgressBar {
+    let Some(mp) = progress else {
+        return indicatif::ProgressBar::hidden();
+    };
+    let b = mp.add(indicatif::ProgressBar::new(batches as u64));
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} batches {per_sec} eta {eta}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
+    );
+    b.set_prefix(format!("{epoch}/{epochs}"));
+    b
+}
+
+/// Trains `net` (whose variables are in `vs`) on `train`, reporting validation accuracy on `val`
+/// after every epoch through `on_epoch`, which says whether to go on (false: training ends after
+/// this epoch). `epochs_done` epochs of `cfg.epochs` have already been
+/// run (a resumed run): epoch numbers, the learning-rate schedule and the seeds continue from
+/// there. With `progress`, a bar over each epoch's batches joins that group of bars.
+pub fn train_classifier(
+    net: &impl ModuleT,
+    vs: &nn::VarStore,
+    train: &Split,
+    val: Option<&Split>,
+    cfg: &TrainConfig,
+    epochs_done: usize,
+    progress: Option<&indicatif::MultiProgress>,
+    mut on_epoch: impl FnMut(&EpochReport) -> Result<bool>,
+) -> Result<Vec<EpochReport>> {
+    let mut trainer = EpochTrainer::new(vs, train.len(), cfg, epochs_done)?;
+    let mut reports = Vec::new();
+    while trainer.done < cfg.epochs {
+        let r = trainer.epoch(net, train, val, progress)?;
         let go_on = on_epoch(&r)?;
         reports.push(r);
         if !go_on {
