@@ -326,21 +326,8 @@ impl GanArgs {
         Ok(())
     }
 
-    pub fn to_config(&self, new: &NewRun) -> Result<GanConfig> {
-        let dataset = DatasetName::parse(&self.dataset)?.stored();
-        let folder = matches!(dataset, DatasetName::Folder(_));
-        let image_size = self.image_size.unwrap_or(if folder { 64 } else { 28 });
-        if ![28, 32, 64].contains(&image_size) {
-            return Err(Error::usage(format!(
-                "--image-size {image_size}: expected 28, 32 or 64"
-            )));
-        }
-        if !(self.channels == 1 || self.channels == 3) {
-            return Err(Error::usage(format!(
-                "--channels {}: expected 1 or 3",
-                self.channels
-            )));
-        }
+    /// The optimiser's rates.
+    fn check_rates(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
             return Err(Error::usage(format!(
                 "--lr {}: an Adam learning rate must be a number in (0, 1] (GANs train at about 2e-4)",
@@ -353,30 +340,11 @@ impl GanArgs {
                 self.beta1
             )));
         }
-        let seed = new.seed;
-        let data = DataOptions {
-            data_dir: self.data_dir.as_deref().map(crate::fsutil::stored_path),
-            val_fraction: 0.0,
-            seed,
-            subset: self.subset,
-            image_size: image_size as u32,
-            channels: self.channels,
-            download: true,
-        };
-        let weights_mode = self.mode == Mode::Weights;
-        let population = self.population.unwrap_or(if weights_mode { 50 } else { 8 });
-        let d_population = self.d_population.unwrap_or(population);
-        if population == 0 || d_population == 0 {
-            return Err(Error::usage(
-                "--population and --d-population must be at least 1",
-            ));
-        }
-        let evolution = !self.no_evolution;
-        if evolution && population < 2 && (weights_mode || d_population < 2) {
-            return Err(Error::usage(format!(
-                "--population {population}: evolution needs at least 2 individuals; add --no-evolution for the gradient-only baseline"
-            )));
-        }
+        Ok(())
+    }
+
+    /// Flags that belong to one mode, or to evolution, given where they do not apply.
+    fn check_mode_flags(&self, weights_mode: bool) -> Result<()> {
         if self.evolve_lr.is_some() && (weights_mode || self.no_evolution) {
             return Err(Error::usage(
                 "--evolve-lr: only for the dcgan mode with evolution (learning rates evolve with the individuals)",
@@ -423,6 +391,11 @@ impl GanArgs {
                 "--no-evolution: in weights mode nothing else trains the generators",
             ));
         }
+        Ok(())
+    }
+
+    /// The evaluation batch (checked with the other batch sizes and the FID's samples).
+    fn eval_batch_checked(&self, weights_mode: bool) -> Result<i64> {
         let eval_batch = self
             .eval_batch
             .unwrap_or(if weights_mode { 16 } else { 32 });
@@ -454,6 +427,11 @@ impl GanArgs {
                 self.fid_samples
             )));
         }
+        Ok(eval_batch)
+    }
+
+    /// The GA operators of the generators, and whether crossover is per tensor.
+    fn flat_ops(&self, weights_mode: bool) -> Result<(FlatOps, bool)> {
         let crossover_name = self.crossover.clone().unwrap_or_else(|| {
             if weights_mode {
                 "single-point"
@@ -502,36 +480,15 @@ impl GanArgs {
         };
         self.mutation.apply(&mut ops)?;
         ops.validate()?;
-        let elitism = self.elitism.or(if weights_mode { None } else { Some(1) });
-        let ga = if evolution && population >= 2 {
-            Some(ga_config(population, self.keep_fraction, elitism)?)
-        } else {
-            None
-        };
-        let d_ga = if evolution && !weights_mode && d_population >= 2 {
-            Some(ga_config(d_population, self.keep_fraction, elitism)?)
-        } else {
-            None
-        };
-        let hidden = self.hidden.clone();
-        let width = self.width.unwrap_or(if image_size == 64 { 64 } else { 32 });
-        if width < 1 {
-            return Err(Error::usage(format!("--width {width}: must be positive")));
-        }
-        if let Some(l) = self.latent_dim.filter(|&l| l < 1) {
-            return Err(Error::usage(format!(
-                "--latent-dim {l}: must be at least 1"
-            )));
-        }
-        let mut stop = self.stop_given();
-        if stop.is_empty() {
-            stop.epochs = Some(5);
-        }
-        stop.validate()?;
-        let model = if weights_mode {
+        Ok((ops, per_tensor))
+    }
+
+    /// The networks of the mode.
+    fn model_config(&self, weights_mode: bool, width: i64, d_population: usize) -> ModelConfig {
+        if weights_mode {
             ModelConfig::Weights(weights::WeightsConfig {
                 latent_dim: self.latent_dim.unwrap_or(100),
-                hidden,
+                hidden: self.hidden.clone(),
                 fitness: self.fitness,
                 d_steps: self.d_steps,
                 d_every: self.d_every,
@@ -557,7 +514,78 @@ impl GanArgs {
                 evolve_lr: self.evolve_lr.is_some(),
                 fixed_d_lr: self.evolve_lr == Some(LrEvolution::Generators),
             })
+        }
+    }
+
+    pub fn to_config(&self, new: &NewRun) -> Result<GanConfig> {
+        let dataset = DatasetName::parse(&self.dataset)?.stored();
+        let folder = matches!(dataset, DatasetName::Folder(_));
+        let image_size = self.image_size.unwrap_or(if folder { 64 } else { 28 });
+        if ![28, 32, 64].contains(&image_size) {
+            return Err(Error::usage(format!(
+                "--image-size {image_size}: expected 28, 32 or 64"
+            )));
+        }
+        if !(self.channels == 1 || self.channels == 3) {
+            return Err(Error::usage(format!(
+                "--channels {}: expected 1 or 3",
+                self.channels
+            )));
+        }
+        self.check_rates()?;
+        let seed = new.seed;
+        let data = DataOptions {
+            data_dir: self.data_dir.as_deref().map(crate::fsutil::stored_path),
+            val_fraction: 0.0,
+            seed,
+            subset: self.subset,
+            image_size: image_size as u32,
+            channels: self.channels,
+            download: true,
         };
+        let weights_mode = self.mode == Mode::Weights;
+        let population = self.population.unwrap_or(if weights_mode { 50 } else { 8 });
+        let d_population = self.d_population.unwrap_or(population);
+        if population == 0 || d_population == 0 {
+            return Err(Error::usage(
+                "--population and --d-population must be at least 1",
+            ));
+        }
+        let evolution = !self.no_evolution;
+        if evolution && population < 2 && (weights_mode || d_population < 2) {
+            return Err(Error::usage(format!(
+                "--population {population}: evolution needs at least 2 individuals; add --no-evolution for the gradient-only baseline"
+            )));
+        }
+        self.check_mode_flags(weights_mode)?;
+        let eval_batch = self.eval_batch_checked(weights_mode)?;
+        let (ops, per_tensor) = self.flat_ops(weights_mode)?;
+        let elitism = self.elitism.or(if weights_mode { None } else { Some(1) });
+        let ga = if evolution && population >= 2 {
+            Some(ga_config(population, self.keep_fraction, elitism)?)
+        } else {
+            None
+        };
+        let d_ga = if evolution && !weights_mode && d_population >= 2 {
+            Some(ga_config(d_population, self.keep_fraction, elitism)?)
+        } else {
+            None
+        };
+        let width = self.width.unwrap_or(if image_size == 64 { 64 } else { 32 });
+        if width < 1 {
+            return Err(Error::usage(format!("--width {width}: must be positive")));
+        }
+        if let Some(l) = self.latent_dim.filter(|&l| l < 1) {
+            return Err(Error::usage(format!(
+                "--latent-dim {l}: must be at least 1"
+            )));
+        }
+        let mut stop = self.stop_given();
+        if stop.is_empty() {
+            stop.epochs = Some(5);
+        }
+        stop.validate()?;
+        let model = self.model_config(weights_mode, width, d_population);
         Ok(GanConfig {
             model,
             dataset,

@@ -23,6 +23,7 @@ pub mod dcgan;
 pub mod fid;
 pub mod func;
 pub mod mlp;
+pub mod outputs;
 pub mod strokes;
 pub mod trainer;
 pub mod weights;

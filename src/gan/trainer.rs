@@ -1,6 +1,7 @@
 //! The training loop of `neuroevo gan`: generations of a [`GanModel`], FID at epoch ends, sample
 //! grids, plots, checkpoints, resume, and the exported best generator.
 use super::config::*;
+use super::outputs::{export_generator, restore_checkpoint, save_checkpoint, write_plots};
 use super::*;
 use crate::data::datasets::load_dataset;
 use crate::device::device_name;
@@ -8,16 +9,14 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::ga::{Breeding, Evolver, FlatOps, GaRng};
 use crate::imageio::grid_image;
-use crate::nn::load::{FeatureExtractor, GeneratorInfo};
-use crate::plot::{line_plot, Panel, Series};
+use crate::nn::load::FeatureExtractor;
 use crate::run::clock::{process_cpu_s, Clocks};
 use crate::run::log::{generation_of, Log};
 use crate::run::{dir, drive, BudgetClock, Ctx, Driver, Position, Step, StopReason};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
 /// What `checkpoint.json` holds besides the tensors in `checkpoint.pt`.
@@ -171,84 +170,6 @@ fn network_sizes(cfg: &GanConfig, shape: [i64; 3]) -> Result<(usize, usize, usiz
         ),
     };
     Ok((g as usize, d as usize, d_pop as usize))
-}
-
-pub(crate) fn save_checkpoint(
-    dir: &crate::run::RunDir,
-    model: &dyn GanModel,
-    fixed: &[(&str, &Tensor)],
-    state: &LoopState,
-) -> Result<()> {
-    let mut named = model.tensors();
-    for (n, t) in fixed {
-        named.push((n.to_string(), t.shallow_clone()));
-    }
-    let cpu: Vec<(String, Tensor)> = named
-        .into_iter()
-        .map(|(n, t)| (n, t.to_device(Device::Cpu)))
-        .collect();
-    fsutil::write_torch(&dir.file(dir::TENSORS), |buf| {
-        Tensor::save_multi_to_stream(&cpu, buf).map_err(Error::from)
-    })?;
-    fsutil::write_json_atomic(&dir.file(dir::STATE), state)
-}
-
-pub(crate) fn epoch_series(records: &[Value], key: &str) -> Series {
-    Series {
-        name: key.into(),
-        points: records
-            .iter()
-            .filter(|r| r["kind"] == "epoch")
-            .filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?)))
-            .collect(),
-    }
-}
-
-pub(crate) fn write_plots(dir: &Path, records: &[Value]) -> Result<()> {
-    let title = |s: &str| format!("gan: {s} per epoch (population means)");
-    line_plot(
-        &dir.join("scores.png"),
-        &title("D(x) and D(G(z))"),
-        "epoch",
-        &[Panel {
-            log_y: false,
-            y_label: "score".into(),
-            series: vec![
-                epoch_series(records, "real_score"),
-                epoch_series(records, "fake_score"),
-            ],
-        }],
-    )?;
-    line_plot(
-        &dir.join("losses.png"),
-        &title("losses"),
-        "epoch",
-        &[Panel {
-            log_y: false,
-            y_label: "BCE".into(),
-            series: vec![
-                epoch_series(records, "loss_d"),
-                epoch_series(records, "loss_g"),
-            ],
-        }],
-    )?;
-    line_plot(
-        &dir.join("fid.png"),
-        "gan: FID of the best generator",
-        "training seconds",
-        &[Panel {
-            log_y: false,
-            y_label: "FID".into(),
-            series: vec![Series {
-                name: "fid".into(),
-                points: records
-                    .iter()
-                    .filter(|r| r["kind"] == "epoch" || r.get("fid").is_some())
-                    .filter_map(|r| Some((r["train_s"].as_f64()?, r["fid"].as_f64()?)))
-                    .collect(),
-            }],
-        }],
-    )
 }
 
 /// A GAN population as the run layer's [`Step`]: a generation is the model's
@@ -493,7 +414,9 @@ fn diverged(generation: u64, what: &str) -> Error {
     ))
 }
 
-pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
+/// Opens a gan run with its FID extractor (loaded before the run directory is made for a new
+/// run, so that a missing extractor is reported first).
+fn open_run(args: &GanArgs) -> Result<(crate::run::Run<GanConfig>, FeatureExtractor)> {
     let mut loaded = None;
     let run = crate::run::open(
         &args.run,
@@ -511,14 +434,96 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         },
         |cfg| args.apply_on_resume(cfg),
     )?;
+    let extractor = match loaded {
+        Some(e) => e,
+        None => {
+            FeatureExtractor::load_with(&run.cfg.fid_model, run.device, run.cfg.fid_input.as_ref())
+                .map_err(|e| fid::for_flag(e, &run.cfg.fid_model))?
+        }
+    };
+    Ok((run, extractor))
+}
+
+/// The real side of the FID: a seeded subset of the training images, fixed for the run.
+fn real_fid_stats(
+    run: &crate::run::Run<GanConfig>,
+    real: &Tensor,
+    extractor: &FeatureExtractor,
+    range: (f32, f32),
+) -> Result<fid::FeatureStats> {
+    let n_real = real.size()[0];
+    let mut idx: Vec<i64> = (0..n_real).collect();
+    idx.shuffle(&mut run.streams.fid_samples());
+    idx.truncate(run.cfg.fid_samples.min(n_real) as usize);
+    let sel = real.index_select(0, &Tensor::from_slice(&idx).to_device(run.device));
+    fid::stats(extractor, &sel, range)
+}
+
+/// The line that says what the run is.
+fn print_header(
+    cfg: &GanConfig,
+    device: Device,
+    c: i64,
+    n_real: i64,
+    extractor: &FeatureExtractor,
+) {
+    eprintln!(
+        "gan: {:?} mode, {} {}x{}x{} ({} images), population {}{}, {}, seed {}; FID on {} ({} samples)",
+        cfg.model.mode(),
+        cfg.dataset.label(),
+        c,
+        cfg.image_size,
+        cfg.image_size,
+        n_real,
+        cfg.population,
+        if cfg.evolution { "" } else { " (no evolution)" },
+        device_name(device),
+        cfg.seed,
+        extractor.features_file.display(),
+        cfg.fid_samples
+    );
+}
+
+/// A new run's loop state, latents and random stream, or those its checkpoint holds (with the
+/// real images' order), the populations loaded into `model`.
+#[allow(clippy::type_complexity)]
+fn start_state(
+    run: &crate::run::Run<GanConfig>,
+    model: &mut dyn GanModel,
+    mut rng: GaRng,
+) -> Result<(LoopState, Tensor, Tensor, Option<Tensor>, GaRng)> {
+    let (cfg, device) = (&run.cfg, run.device);
+    let latent = model.latent_shape()[0];
+    let mut z_grid = Tensor::randn([64, latent], (Kind::Float, device));
+    let mut z_fid = Tensor::randn([cfg.fid_samples, latent], (Kind::Float, device));
+    let mut state = LoopState {
+        generation: 0,
+        epoch: 0,
+        train_s: 0.0,
+        elapsed_s: 0.0,
+        rng: rng.clone(),
+        best_fid: None,
+        cpu_s: 0.0,
+        train_cpu_s: 0.0,
+        stream_pos: None,
+    };
+    let mut saved_perm = None;
+    if run.resumed {
+        let restored = restore_checkpoint(&run.dir, model, &z_grid.size(), &z_fid.size())?;
+        (state, z_grid, z_fid, saved_perm) = restored;
+        z_grid = z_grid.to_device(device);
+        z_fid = z_fid.to_device(device);
+        saved_perm = saved_perm.map(|p| p.to_device(device));
+        rng = state.rng.clone();
+    }
+    Ok((state, z_grid, z_fid, saved_perm, rng))
+}
+
+pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
+    let (run, extractor) = open_run(args)?;
     let (cfg, device, resumed) = (&run.cfg, run.device, run.resumed);
     let rd = &run.dir;
     let dir = rd.path().to_path_buf();
-    let extractor = match loaded {
-        Some(e) => e,
-        None => FeatureExtractor::load_with(&cfg.fid_model, device, cfg.fid_input.as_ref())
-            .map_err(|e| fid::for_flag(e, &cfg.fid_model))?,
-    };
     run.streams.init_libtorch();
     let data = load_dataset(&cfg.dataset, &cfg.data, device)?;
     let size = cfg.image_size;
@@ -540,57 +545,9 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
             cfg.batch_size, cfg.eval_batch
         )));
     }
-    let mut rng = run.streams.ga();
-    // the real side of the FID: a seeded subset of the training images, fixed for the run
-    let real_stats = {
-        let mut idx: Vec<i64> = (0..n_real).collect();
-        idx.shuffle(&mut run.streams.fid_samples());
-        idx.truncate(cfg.fid_samples.min(n_real) as usize);
-        let sel = real.index_select(0, &Tensor::from_slice(&idx).to_device(device));
-        fid::stats(&extractor, &sel, range)?
-    };
-    let latent = model.latent_shape()[0];
-    let mut z_grid = Tensor::randn([64, latent], (Kind::Float, device));
-    let mut z_fid = Tensor::randn([cfg.fid_samples, latent], (Kind::Float, device));
-    let mut state = LoopState {
-        generation: 0,
-        epoch: 0,
-        train_s: 0.0,
-        elapsed_s: 0.0,
-        rng: rng.clone(),
-        best_fid: None,
-        cpu_s: 0.0,
-        train_cpu_s: 0.0,
-        stream_pos: None,
-    };
-    let mut saved_perm = None;
-    if resumed {
-        let state_file = rd.file(dir::STATE);
-        if !state_file.is_file() {
-            return Err(Error::usage(format!(
-                "--resume {}: no {} there yet (the run stopped before its first checkpoint)",
-                dir.display(),
-                dir::STATE
-            )));
-        }
-        state = fsutil::read_json(&state_file)?;
-        let tensors = rd.file(dir::TENSORS);
-        let named = Tensor::load_multi(&tensors).map_err(|e| {
-            Error::corrupt(
-                &tensors,
-                format!(
-                    "cannot read the checkpoint's tensors: {}",
-                    e.to_string().lines().next().unwrap_or("")
-                ),
-            )
-        })?;
-        let map: HashMap<String, Tensor> = named.into_iter().collect();
-        model.load_tensors(&map)?;
-        z_grid = take(&map, "z_grid", &z_grid.size())?.to_device(device);
-        z_fid = take(&map, "z_fid", &z_fid.size())?.to_device(device);
-        rng = state.rng.clone();
-        saved_perm = map.get("stream_perm").map(|p| p.to_device(device));
-    }
+    let rng = run.streams.ga();
+    let real_stats = real_fid_stats(&run, &real, &extractor, range)?;
+    let (state, z_grid, z_fid, saved_perm, mut rng) = start_state(&run, model.as_mut(), rng)?;
     // records after the checkpoint are dropped; the run redoes those generations
     let covered = state.generation;
     let (log, kept) = Log::open(&rd.log(), |_, r| {
@@ -604,21 +561,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     };
     let quiet = run.quiet;
     if !quiet {
-        eprintln!(
-            "gan: {:?} mode, {} {}x{}x{} ({} images), population {}{}, {}, seed {}; FID on {} ({} samples)",
-            cfg.model.mode(),
-            cfg.dataset.label(),
-            c,
-            size,
-            size,
-            n_real,
-            cfg.population,
-            if cfg.evolution { "" } else { " (no evolution)" },
-            device_name(device),
-            cfg.seed,
-            extractor.features_file.display(),
-            cfg.fid_samples
-        );
+        print_header(cfg, device, c, n_real, &extractor);
     }
     let bar = crate::run::progress::bar(quiet, cfg.stop.generations, "gen");
     bar.set_position(state.generation);
@@ -667,38 +610,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     images.add("samples", state.generation as i64, &final_grid)?;
     write_plots(&dir, &records)?;
     let gen_path = rd.file("best-generator.pt");
-    model.export_best(&gen_path)?;
-    let layers = match &cfg.model {
-        ModelConfig::Dcgan(d) => Some(serde_json::to_value(dcgan::generator_specs(
-            size,
-            c,
-            d.width,
-            d.latent_dim,
-        )?)?),
-        ModelConfig::Weights(m) => {
-            let mut sizes = vec![m.latent_dim];
-            sizes.extend(&m.hidden);
-            sizes.push(c * size * size);
-            let (activation, temperature) = match m.hidden_activation {
-                weights::HiddenActivation::Sigmoid => ("sigmoid", None),
-                weights::HiddenActivation::Softmax => ("softmax", Some(m.softmax_temperature)),
-            };
-            Some(json!({"mlp": sizes, "hidden_activation": activation, "temperature": temperature}))
-        }
-    };
-    let weights_file = Some("best-generator.safetensors".to_string());
-    fsutil::write_json_atomic(
-        &gen_path.with_extension("json"),
-        &GeneratorInfo {
-            kind: crate::nn::load::generator_kind(),
-            latent_dim: latent,
-            latent_shape: model.latent_shape(),
-            output_shape: shape,
-            output_range: range,
-            layers,
-            weights_file,
-        },
-    )?;
+    export_generator(cfg, model.as_ref(), shape, range, &gen_path)?;
     state.cpu_s = driver.clocks.cpu_s();
     let summary = GanSummary {
         run_dir: dir.clone(),

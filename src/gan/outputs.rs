@@ -1,0 +1,171 @@
+//! What a `gan` run writes besides its log: the checkpoint (`checkpoint.pt` with the
+//! populations' tensors and the fixed latents, `checkpoint.json` with the loop state) and its
+//! restore, the plots, and the exported best generator with its `.json`.
+use super::config::*;
+use super::trainer::LoopState;
+use super::*;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::nn::load::GeneratorInfo;
+use crate::plot::{line_plot, Panel, Series};
+use crate::run::dir;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Tensor};
+
+/// The state, latents and real-image order a checkpoint holds, after loading its populations
+/// into `model`: `(state, z_grid, z_fid, stream permutation)`.
+pub(crate) fn restore_checkpoint(
+    rd: &crate::run::RunDir,
+    model: &mut dyn GanModel,
+    grid_shape: &[i64],
+    fid_shape: &[i64],
+) -> Result<(LoopState, Tensor, Tensor, Option<Tensor>)> {
+    let state_file = rd.file(dir::STATE);
+    if !state_file.is_file() {
+        return Err(Error::usage(format!(
+            "--resume {}: no {} there yet (the run stopped before its first checkpoint)",
+            rd.path().display(),
+            dir::STATE
+        )));
+    }
+    let state: LoopState = fsutil::read_json(&state_file)?;
+    let tensors = rd.file(dir::TENSORS);
+    let named = Tensor::load_multi(&tensors).map_err(|e| {
+        Error::corrupt(
+            &tensors,
+            format!(
+                "cannot read the checkpoint's tensors: {}",
+                e.to_string().lines().next().unwrap_or("")
+            ),
+        )
+    })?;
+    let map: HashMap<String, Tensor> = named.into_iter().collect();
+    model.load_tensors(&map)?;
+    let z_grid = take(&map, "z_grid", grid_shape)?;
+    let z_fid = take(&map, "z_fid", fid_shape)?;
+    let perm = map.get("stream_perm").map(|p| p.shallow_clone());
+    Ok((state, z_grid, z_fid, perm))
+}
+
+pub(crate) fn save_checkpoint(
+    dir: &crate::run::RunDir,
+    model: &dyn GanModel,
+    fixed: &[(&str, &Tensor)],
+    state: &LoopState,
+) -> Result<()> {
+    let mut named = model.tensors();
+    for (n, t) in fixed {
+        named.push((n.to_string(), t.shallow_clone()));
+    }
+    let cpu: Vec<(String, Tensor)> = named
+        .into_iter()
+        .map(|(n, t)| (n, t.to_device(Device::Cpu)))
+        .collect();
+    fsutil::write_torch(&dir.file(dir::TENSORS), |buf| {
+        Tensor::save_multi_to_stream(&cpu, buf).map_err(Error::from)
+    })?;
+    fsutil::write_json_atomic(&dir.file(dir::STATE), state)
+}
+
+pub(crate) fn epoch_series(records: &[Value], key: &str) -> Series {
+    Series {
+        name: key.into(),
+        points: records
+            .iter()
+            .filter(|r| r["kind"] == "epoch")
+            .filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?)))
+            .collect(),
+    }
+}
+
+pub(crate) fn write_plots(dir: &Path, records: &[Value]) -> Result<()> {
+    let title = |s: &str| format!("gan: {s} per epoch (population means)");
+    line_plot(
+        &dir.join("scores.png"),
+        &title("D(x) and D(G(z))"),
+        "epoch",
+        &[Panel {
+            log_y: false,
+            y_label: "score".into(),
+            series: vec![
+                epoch_series(records, "real_score"),
+                epoch_series(records, "fake_score"),
+            ],
+        }],
+    )?;
+    line_plot(
+        &dir.join("losses.png"),
+        &title("losses"),
+        "epoch",
+        &[Panel {
+            log_y: false,
+            y_label: "BCE".into(),
+            series: vec![
+                epoch_series(records, "loss_d"),
+                epoch_series(records, "loss_g"),
+            ],
+        }],
+    )?;
+    line_plot(
+        &dir.join("fid.png"),
+        "gan: FID of the best generator",
+        "training seconds",
+        &[Panel {
+            log_y: false,
+            y_label: "FID".into(),
+            series: vec![Series {
+                name: "fid".into(),
+                points: records
+                    .iter()
+                    .filter(|r| r["kind"] == "epoch" || r.get("fid").is_some())
+                    .filter_map(|r| Some((r["train_s"].as_f64()?, r["fid"].as_f64()?)))
+                    .collect(),
+            }],
+        }],
+    )
+}
+
+/// Exports the best generator to `path` (TorchScript and safetensors) with the `.json` that
+/// says how to feed it and, for `python/neuroevo_torch.py`, how to rebuild it.
+pub(crate) fn export_generator(
+    cfg: &GanConfig,
+    model: &dyn GanModel,
+    shape: [i64; 3],
+    range: (f32, f32),
+    path: &Path,
+) -> Result<()> {
+    let [c, size, _] = shape;
+    model.export_best(path)?;
+    let layers = match &cfg.model {
+        ModelConfig::Dcgan(d) => Some(serde_json::to_value(dcgan::generator_specs(
+            size,
+            c,
+            d.width,
+            d.latent_dim,
+        )?)?),
+        ModelConfig::Weights(m) => {
+            let mut sizes = vec![m.latent_dim];
+            sizes.extend(&m.hidden);
+            sizes.push(c * size * size);
+            let (activation, temperature) = match m.hidden_activation {
+                weights::HiddenActivation::Sigmoid => ("sigmoid", None),
+                weights::HiddenActivation::Softmax => ("softmax", Some(m.softmax_temperature)),
+            };
+            Some(json!({"mlp": sizes, "hidden_activation": activation, "temperature": temperature}))
+        }
+    };
+    fsutil::write_json_atomic(
+        &path.with_extension("json"),
+        &GeneratorInfo {
+            kind: crate::nn::load::generator_kind(),
+            latent_dim: model.latent_shape()[0],
+            latent_shape: model.latent_shape(),
+            output_shape: shape,
+            output_range: range,
+            layers,
+            weights_file: Some("best-generator.safetensors".to_string()),
+        },
+    )
+}
