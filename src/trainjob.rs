@@ -159,6 +159,29 @@ pub struct TrainSummary {
 }
 
 impl TrainArgs {
+    /// Stop criteria and the export given with `--resume` replace the run's own.
+    fn apply_on_resume(&self, cfg: &mut TrainRunConfig) -> Result<()> {
+        if self.run.was_given("--epochs") {
+            cfg.train.epochs = self.epochs;
+        }
+        cfg.stop
+            .extend_with(&self.stop_given(), self.budget_clock.is_some());
+        cfg.export = match &self.export {
+            Some(p) => export_setting(p, self.run.resume.as_deref()),
+            // a resumed run writes outside its directory only when asked again
+            None if cfg.export.is_absolute() => {
+                eprintln!(
+                    "train: exporting into the run directory (model.pt), not to {} (give --export again to write there)",
+                    cfg.export.display()
+                );
+                PathBuf::from("model.pt")
+            }
+            None => cfg.export.clone(),
+        };
+        cfg.stop.validate()?;
+        cfg.train.validate()
+    }
+
     /// The patience and time budget typed on the command line.
     fn stop_given(&self) -> StopCriteria {
         StopCriteria {
@@ -321,27 +344,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             cfg.stop.validate()?;
             Ok(cfg)
         },
-        |cfg| {
-            if args.run.was_given("--epochs") {
-                cfg.train.epochs = args.epochs;
-            }
-            cfg.stop
-                .extend_with(&args.stop_given(), args.budget_clock.is_some());
-            cfg.export = match &args.export {
-                Some(p) => export_setting(p, args.run.resume.as_deref()),
-                // a resumed run writes outside its directory only when asked again
-                None if cfg.export.is_absolute() => {
-                    eprintln!(
-                        "train: exporting into the run directory (model.pt), not to {} (give --export again to write there)",
-                        cfg.export.display()
-                    );
-                    PathBuf::from("model.pt")
-                }
-                None => cfg.export.clone(),
-            };
-            cfg.stop.validate()?;
-            cfg.train.validate()
-        },
+        |cfg| args.apply_on_resume(cfg),
     )?;
     // a place the model cannot be written to is found now, not after the training
     let export = run.cfg.export_path(&run.dir);
@@ -384,23 +387,8 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         .filter_map(|v| serde_json::from_value(v).ok())
         .collect();
     if !args.run.quiet {
-        eprintln!(
-            "train: {} on {} ({} train / {} val / {} test, {:?}), {} parameters, {} on {}, seed {}{}",
-            arch,
-            data.name,
-            data.train.len(),
-            data.val.len(),
-            data.test.len(),
-            data.shape,
-            params,
-            match cfg.train.optimizer {
-                Optimizer::Adam => "adam".to_string(),
-                Optimizer::Sgd { momentum } => format!("sgd (momentum {momentum})"),
-            },
-            device_name(device),
-            cfg.train.seed,
-            if resumed { format!(", resuming after epoch {done}") } else { String::new() }
-        );
+        let resuming = resumed.then_some(done);
+        print_header(cfg, &arch, &data, params, device, resuming);
     }
     let mut driver = Driver {
         stop: stop_criteria(cfg),
@@ -479,4 +467,34 @@ fn restore(rd: &RunDir, vs: &mut tch::nn::VarStore) -> Result<usize> {
         )
     })?;
     Ok(fsutil::read_json::<TrainState>(&state_file)?.epochs_done)
+}
+
+/// The line that says what the run trains, on what.
+fn print_header(
+    cfg: &TrainRunConfig,
+    arch: &Arch,
+    data: &crate::data::Dataset,
+    params: i64,
+    device: tch::Device,
+    resuming: Option<usize>,
+) {
+    eprintln!(
+        "train: {} on {} ({} train / {} val / {} test, {:?}), {} parameters, {} on {}, seed {}{}",
+        arch,
+        data.name,
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        data.shape,
+        params,
+        match cfg.train.optimizer {
+            Optimizer::Adam => "adam".to_string(),
+            Optimizer::Sgd { momentum } => format!("sgd (momentum {momentum})"),
+        },
+        device_name(device),
+        cfg.train.seed,
+        resuming
+            .map(|d| format!(", resuming after epoch {d}"))
+            .unwrap_or_default()
+    );
 }
