@@ -611,7 +611,8 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
         best_fitness: outcome.best_fitness,
         psnr_db: imageio::psnr(&best_genes, &target.data),
     };
-    fsutil::write_json_atomic(&run.dir.result(), &summary)?;
+    run.dir
+        .write_result(outcome.reason, outcome.elapsed_s, outcome.cpu_s, &summary)?;
     Ok(summary)
 }
 

@@ -445,7 +445,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         elapsed_s: driver.clocks.wall_s(),
         cpu_s: driver.clocks.cpu_s(),
     };
-    fsutil::write_json_atomic(&rd.result(), &summary)?;
+    rd.write_result(stop_reason, summary.elapsed_s, summary.cpu_s, &summary)?;
     Ok(summary)
 }
 

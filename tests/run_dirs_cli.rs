@@ -247,3 +247,50 @@ fn values_that_passed_unchecked_are_refused_with_their_reason() {
         assert!(line.contains(needle), "{args:?}: {line}");
     }
 }
+
+#[test]
+fn every_result_json_has_the_same_core_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "gari",
+            vec!["gari", "--generations", "20", "--resize", "20x15"],
+        ),
+        (
+            "train",
+            vec![
+                "train", "--subset", "300", "--arch", "S4-4 F8", "--epochs", "1",
+            ],
+        ),
+        (
+            "gan",
+            vec![
+                "gan",
+                "--mode",
+                "weights",
+                "--subset",
+                "256",
+                "--population",
+                "4",
+                "--generations",
+                "2",
+                "--fid-samples",
+                "20",
+            ],
+        ),
+    ];
+    for (name, args) in runs {
+        let out = tmp.path().join(name);
+        let o = neuroevo()
+            .args(&args)
+            .args(["-q", "--device", "cpu", "--out", s(&out)])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let text = std::fs::read_to_string(out.join("result.json")).unwrap();
+        let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(r["elapsed_s"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(r["cpu_s"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(r["stop_reason"].is_string(), "{name}");
+    }
+}

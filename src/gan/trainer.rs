@@ -630,6 +630,6 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         generator: gen_path,
         stop_reason: stopped_by,
     };
-    fsutil::write_json_atomic(&rd.result(), &summary)?;
+    rd.write_result(stopped_by, summary.wall_s, summary.cpu_s, &summary)?;
     Ok(summary)
 }

@@ -182,6 +182,8 @@ pub struct Outcome {
     pub best: usize,
     pub best_fitness: f64,
     pub elapsed_s: f64,
+    /// CPU seconds of the process over the run (all invocations).
+    pub cpu_s: f64,
     pub records: Vec<GenRecord>,
 }
 
@@ -245,6 +247,7 @@ impl Engine<'_> {
             best,
             best_fitness: step.pop.fitness()[best],
             elapsed_s: step.state.elapsed_s,
+            cpu_s: driver.clocks.cpu_s(),
             records: step.records,
         })
     }
