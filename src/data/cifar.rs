@@ -106,7 +106,7 @@ pub(crate) fn extract_cifar(archive: &Path, target: &Path) -> Result<()> {
 pub fn read_cifar(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<u8>, usize)> {
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for f in files {
-        let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+        let bytes = super::files::read_regular(f)?;
         if bytes.is_empty() || bytes.len() % 3073 != 0 {
             return Err(Error::corrupt(
                 f,

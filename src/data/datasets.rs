@@ -417,8 +417,10 @@ pub(crate) fn to_split(
     Split { x, y }
 }
 
-/// Loads a dataset onto `device`, with a seeded validation split held out from train.
+/// Loads a dataset onto `device`, with a seeded validation split held out from train. Ctrl-C or
+/// SIGTERM while it loads ends the process at once ([`crate::interrupt::loading`]).
 pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> Result<Dataset> {
+    let _loading = crate::interrupt::loading();
     if !(0.0..1.0).contains(&opts.val_fraction) {
         return Err(Error::usage(format!(
             "--val-fraction {}: must be in [0, 1)",
@@ -451,7 +453,7 @@ pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> R
                 )
             };
             let files = locate_idx(sub, opts, &extra, mirrors, sums)?;
-            let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
+            let read = |p: &Path| super::files::read_regular(p);
             let (b0, b1, b2, b3) = (
                 read(&files[0])?,
                 read(&files[1])?,
