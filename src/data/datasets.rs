@@ -302,11 +302,13 @@ pub fn search_dirs(opts: &DataOptions) -> Vec<PathBuf> {
     v
 }
 
+/// `stem.gz` or `stem` in `dir`, whatever it is: one that is not a regular file (a FIFO, a
+/// device) is found here and refused by the read, with its path, rather than passed over.
 pub(crate) fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
     [format!("{stem}.gz"), stem.to_string()]
         .into_iter()
         .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+        .find(|p| p.metadata().is_ok_and(|m| !m.is_dir()))
 }
 
 pub(crate) fn mirrors(sub: &str, defaults: &[&str], file: &str) -> Vec<String> {
