@@ -177,3 +177,52 @@ fn a_symlink_loop_in_a_folder_is_not_followed_and_each_image_is_read_once() {
         (Some(27), Some(3))
     );
 }
+
+#[test]
+fn sigterm_while_a_folder_loads_ends_the_process_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("big");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 40 copies (distinct files) of an 8000x8000 picture: seconds of decoding and resizing
+    let first = dir.join("000.png");
+    image::GrayImage::from_pixel(8000, 8000, image::Luma([90]))
+        .save(&first)
+        .unwrap();
+    for i in 1..40 {
+        std::fs::copy(&first, dir.join(format!("{i:03}.png"))).unwrap();
+    }
+    let out = tmp.path().join("run");
+    let child = neuroevo()
+        .current_dir(repo(""))
+        .args(["train", "-q", "--device", "cpu", "--dataset"])
+        .arg(format!("folder:{}", dir.display()))
+        .args([
+            "--image-size",
+            "8",
+            "--channels",
+            "1",
+            "--arch",
+            "S4-4 P:max",
+        ])
+        .args(["--epochs", "1", "--seed", "1", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the run directory is set up before the data loads
+    let t = std::time::Instant::now();
+    while !out.join("config.json").exists() {
+        assert!(t.elapsed().as_secs() < 60, "no config.json");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let signalled = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    let waited = signalled.elapsed();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(waited.as_secs() < 3, "exited {waited:?} after SIGTERM");
+    // it stopped in the loading: no epoch, no checkpoint
+    assert!(!out.join("log.jsonl").exists() || common::log(&out).is_empty());
+    assert!(!out.join("model.pt").exists());
+}
