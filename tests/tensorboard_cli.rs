@@ -311,32 +311,39 @@ fn each_step_once(dir: &Path) -> BTreeMap<String, Vec<i64>> {
 #[test]
 fn image_events_have_each_step_once_after_a_kill_and_resume() {
     let tmp = tempfile::tempdir().unwrap();
-    // gari: killed past its second checkpoint, after pictures it redoes on resume
-    let out = tmp.path().join("gari");
-    let o = s(&out);
-    kill_when_then_resume(
-        &[
-            "gari", "-q", "--device", "cpu", "--seed", "2", "--resize", "20x15",
-        ]
-        .into_iter()
-        .chain([
-            "--generations",
-            "400000",
-            "--checkpoint-every",
-            "20000",
-            "--log-every",
-            "5000",
-            "--save-every",
-            "10000",
-            "--out",
-            o,
-        ])
-        .collect::<Vec<_>>(),
-        || log(&out).len() >= 10,
-        &["gari", "-q", "--resume", o, "--generations", "100000"],
-    );
-    let steps = each_step_once(&out);
-    assert_eq!(steps["best"].last(), Some(&100000), "{steps:?}");
+    // gari: killed past a checkpoint, after pictures it redoes on resume (to a later end), or
+    // that lie past its end (resumed to an earlier one)
+    for (every, until, end) in [("20000", 10, "100000"), ("40000", 12, "45000")] {
+        let out = tmp.path().join(format!("gari-{end}"));
+        let o = s(&out);
+        kill_when_then_resume(
+            &[
+                "gari", "-q", "--device", "cpu", "--seed", "2", "--resize", "20x15",
+            ]
+            .into_iter()
+            .chain([
+                "--generations",
+                "400000",
+                "--checkpoint-every",
+                every,
+                "--log-every",
+                "5000",
+                "--save-every",
+                "10000",
+                "--out",
+                o,
+            ])
+            .collect::<Vec<_>>(),
+            || log(&out).len() >= until,
+            &["gari", "-q", "--resume", o, "--generations", end],
+        );
+        let steps = each_step_once(&out);
+        assert_eq!(
+            steps["best"].last(),
+            Some(&end.parse().unwrap()),
+            "{steps:?}"
+        );
+    }
 
     // gan: killed after a few sample grids; the final grid lands on the last epoch's step
     let out = tmp.path().join("gan");

@@ -225,12 +225,16 @@ impl Events {
 /// job adds a picture at a step its tag already has (a resumed run redoing the steps after its
 /// checkpoint, or a final picture at the last step), the file is first rewritten, atomically,
 /// without that tag's pictures from that step on, so every tag has each step once, as the
-/// scalars do. A torn last record (a killed run) is dropped when the file is opened.
+/// scalars do. The first picture an invocation adds also drops the pictures of steps past both
+/// it and the log's last record (a resumed run that ends before where a killed one got). A
+/// torn last record (a killed run) is dropped when the file is opened.
 pub struct Images {
     path: PathBuf,
     file: std::fs::File,
     /// The last step of each tag in the file.
     last: std::collections::HashMap<String, i64>,
+    /// Whether pictures past the log's end were dropped (at the first picture added).
+    pruned: bool,
 }
 
 /// The image event file's name.
@@ -283,6 +287,7 @@ impl Images {
             file: Self::reopen(&path)?,
             path,
             last: Default::default(),
+            pruned: false,
         };
         images.keep(|_| true)?;
         Ok(images)
@@ -330,6 +335,17 @@ impl Images {
 
     /// Appends `img` (as PNG) under `tag` at `step`, in one write.
     pub fn add(&mut self, tag: &str, step: i64, img: &image::DynamicImage) -> Result<()> {
+        let step_of = self::step;
+        if !self.pruned {
+            self.pruned = true;
+            // the log is truncated to the checkpoint by now, and has records up to this step
+            let log = self.path.with_file_name("log.jsonl");
+            let logged = super::log::read(&log)?.iter().map(step_of).max();
+            let cut = logged.unwrap_or(step).max(step);
+            if self.last.values().any(|&l| l > cut) {
+                self.keep(|e| e.step <= cut)?;
+            }
+        }
         if self.last.get(tag).is_some_and(|&last| step <= last) {
             self.keep(|e| tag_of(e) != Some(tag) || e.step < step)?;
         }
@@ -436,6 +452,28 @@ mod tests {
         .iter()
         .map(|(t, s)| (t.to_string(), *s))
         .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_run_resumed_to_an_earlier_end_drops_the_pictures_past_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::DynamicImage::new_rgb8(2, 2);
+        let mut im = Images::open(dir.path()).unwrap();
+        for step in [10, 20, 30, 40] {
+            im.add("best", step, &img).unwrap();
+        }
+        im.add("other", 40, &img).unwrap();
+        // the log kept to step 20 (the checkpoint); the resumed run ends at 25
+        let records = [json!({"kind": "generation", "generation": 20})];
+        crate::fsutil::write_jsonl_atomic(&dir.path().join("log.jsonl"), &records).unwrap();
+        let mut im = Images::open(dir.path()).unwrap();
+        im.add("best", 25, &img).unwrap();
+        let got = image_steps(dir.path());
+        let want: Vec<(String, i64)> = [("best", 10), ("best", 20), ("best", 25)]
+            .iter()
+            .map(|(t, s)| (t.to_string(), *s))
+            .collect();
         assert_eq!(got, want);
     }
 
