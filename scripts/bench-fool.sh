@@ -4,6 +4,8 @@
 # Target: all 10 digits >= 0.9999 within 50 generations, in under 10 s on a 2-core CPU.
 #   scripts/bench-fool.sh                  # seeds 1 2 3
 #   SEEDS=7 ARGS="--pixel-block 1" scripts/bench-fool.sh
+#   SEEDS=1 ARGS="--population 8 --generations 2" scripts/bench-fool.sh   # a smoke run
+# BIN is the neuroevo binary (default target/release/neuroevo, built when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/neuroevo}

@@ -6,6 +6,8 @@
 #   scripts/bench-train.sh            # CPU rows
 #   EPOCHS=3 scripts/bench-train.sh
 #   PRECISION=fp32 scripts/bench-train.sh   # neuroevo in fp32 (default auto: bf16 on a CPU with AVX512-BF16)
+#   SUBSET=256 scripts/bench-train.sh       # a smoke run: 256 images (both loops)
+# BIN is the neuroevo binary (default target/release/neuroevo, built when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/neuroevo}
@@ -13,6 +15,8 @@ BIN=${BIN:-target/release/neuroevo}
 PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 EPOCHS=${EPOCHS:-1}
+SUBSET=${SUBSET:-}
+sub=(); [ -n "$SUBSET" ] && sub=(--subset "$SUBSET")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -23,7 +27,7 @@ row() { # device dataset
     nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 100 > "$util" &
     local smi=$!
   fi
-  "$BIN" train -q --arch S128-64 --precision "${PRECISION:-auto}" --epochs "$EPOCHS" --dataset "$ds" --device "$dev" --seed 1 --out "$out" >/dev/null
+  "$BIN" train -q --arch S128-64 --precision "${PRECISION:-auto}" --epochs "$EPOCHS" --dataset "$ds" --device "$dev" --seed 1 "${sub[@]}" --out "$out" >/dev/null
   [ -n "${smi:-}" ] && kill "$smi" 2>/dev/null || true
   python3 - "$out/result.json" "$dev" "$ds" "$util" <<'P'
 import json, os, sys
@@ -40,9 +44,9 @@ P
 
 echo "machine: $(nproc) cores; $(command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name --format=csv,noheader || echo 'no GPU')"
 row cpu mnist-10k
-"$PY" scripts/bench_train_torch.py cpu "$EPOCHS"
+"$PY" scripts/bench_train_torch.py cpu "$EPOCHS" $SUBSET
 if command -v nvidia-smi >/dev/null && nvidia-smi >/dev/null 2>&1; then
   row cuda mnist-10k
-  "$PY" scripts/bench_train_torch.py cuda "$EPOCHS"
+  "$PY" scripts/bench_train_torch.py cuda "$EPOCHS" $SUBSET
   for ds in mnist fashion-mnist; do row cuda "$ds" 2>/dev/null && break; done || true
 fi

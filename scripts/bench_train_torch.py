@@ -1,7 +1,7 @@
 """A plain PyTorch training loop over the same network as `neuroevo train --arch S128-64`
 (conv3x3-BN-ReLU-conv3x3-BN + 1x1 shortcut, ReLU, flatten, linear), Adam 1e-3, batch 64,
 one epoch on the bundled mnist-10k (90% train split), for comparison with scripts/bench-train.sh.
-Usage: python scripts/bench_train_torch.py [cpu|cuda] [epochs]"""
+Usage: python scripts/bench_train_torch.py [cpu|cuda] [epochs] [subset: first N images]"""
 import gzip, sys, time
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ def idx(path):
 
 x = torch.tensor(idx("data/mnist-10k/train-images-idx3-ubyte.gz"), dtype=torch.float32).unsqueeze(1) / 255
 y = torch.tensor(idx("data/mnist-10k/train-labels-idx1-ubyte.gz"), dtype=torch.int64)
+if len(sys.argv) > 3:
+    x, y = x[:int(sys.argv[3])], y[:int(sys.argv[3])]
 n = int(len(y) * 0.9)
 x, y = x[:n].to(dev), y[:n].to(dev)
 

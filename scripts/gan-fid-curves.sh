@@ -6,6 +6,9 @@
 #   scripts/gan-fid-curves.sh                   # dcgan: baseline vs GA-GAN at lr 2e-4, 200 s
 #   SET=weights scripts/gan-fid-curves.sh       # weights mode: strokes, sigmoid vs softmax, 300 s
 #   SET=dcgan SEEDS="1 2" BUDGET=300 OUT=/tmp/curves scripts/gan-fid-curves.sh
+#   SEEDS=1 BUDGET=2 ARGS="--subset 256 --fid-samples 100" OUT=/tmp/c scripts/gan-fid-curves.sh  # a smoke run
+# ARGS are more flags for every run; BIN is the neuroevo binary (default target/release/neuroevo,
+# built when missing).
 #
 # dcgan: `--population 1 --no-evolution` (the gradient baseline) against P = 2 with evolved
 # generator learning rates (`--evolve-lr generators`), both starting at the thesis' lr 2e-4.
@@ -16,8 +19,8 @@ cd "$(dirname "$0")/.."
 SET=${SET:-dcgan}
 SEEDS=${SEEDS:-1 2}
 OUT=${OUT:-runs/fid-curves}
-cargo build --release --quiet --bin neuroevo
-BIN=target/release/neuroevo
+BIN=${BIN:-target/release/neuroevo}
+[ -x "$BIN" ] || cargo build --release --quiet --bin neuroevo
 export OMP_NUM_THREADS=1
 # runs of each set: "NAME|FLAGS"
 case "$SET" in
@@ -49,7 +52,7 @@ i=0
 for j in "${jobs[@]}"; do
   IFS='|' read -r dir seed flags <<<"$j"
   # shellcheck disable=SC2086
-  "$BIN" gan -q $COMMON $flags --seed "$seed" --time-budget "$BUDGET" \
+  "$BIN" gan -q $COMMON $flags ${ARGS:-} --seed "$seed" --time-budget "$BUDGET" \
     --budget-clock cpu --out "$OUT/$dir" >"$OUT/$dir.log" 2>&1 &
   i=$((i + 1))
   if ((i % 2 == 0)); then wait; fi

@@ -9,7 +9,8 @@
 #
 # FOLDER is an image folder for the 3-channel 64x64 thesis setting (skipped when unset), e.g.
 #   .venv/bin/python scripts/make-colour-mnist.py data/mnist-10k/train-images-idx3-ubyte.gz .dev/cmnist64 4000
-# Rehearse on a CPU with DEVICE=cpu BUDGET=5 TH_EPOCHS=1 SUBSET=512 (tiny, only to check flags).
+# Rehearse on a CPU with DEVICE=cpu BUDGET=5 TH_EPOCHS=1 SUBSET=512 (tiny, only to check flags);
+# GAN_ARGS are more flags for every gan run (e.g. "--fid-samples 100 --width 4" for a smoke run).
 # STEPS (default "bench thesis compare autocnn") picks the parts; COMPARE and SEEDS the 28x28
 # comparison runs (names in cmp_flags below; p2-glr with base-2e-4 is the short-budget setting
 # in which evolution wins on the CPU, not yet run on a GPU).
@@ -52,7 +53,7 @@ gan() {
   if [ "$lim" -lt 20 ]; then echo "$name: skipped (past the deadline)"; return; fi
   t0=$(date +%s.%N)
   timeout "$lim" "$BIN_DIR/neuroevo" gan -q --device "$DEVICE" --seed "${SEED:-1}" \
-    --out "$WORK/$name" "${sub[@]}" "$@" >"$WORK/$name.log" 2>&1
+    --out "$WORK/$name" "${sub[@]}" ${GAN_ARGS:-} "$@" >"$WORK/$name.log" 2>&1
   rc=$?
   t1=$(date +%s.%N)
   python3 -c "print($t1 - $t0)" >"$WORK/$name.wall"

@@ -27,3 +27,4 @@ def png(path, a):
 os.makedirs(dst, exist_ok=True)
 for i in range(n):
     png(os.path.join(dst, f'{i:05d}.png'), img[i])
+print(f'wrote {n} {64}x{64} RGB PNGs to {dst}')

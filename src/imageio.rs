@@ -73,9 +73,10 @@ impl FlatImage {
     }
 }
 
-/// Reads an image file; a missing, unreadable, corrupt or empty image is a user error naming
-/// the path.
+/// Reads an image file; a missing, unreadable, corrupt or empty image, or a path that is not a
+/// regular file (FIFO, device, socket), is a user error naming the path.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    let _loading = crate::interrupt::loading();
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::usage(format!(
@@ -83,7 +84,8 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
             path.display()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    // a FIFO or a device is refused at once instead of blocking the read
+    let bytes = crate::data::files::read_regular(path)?;
     let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;

@@ -257,3 +257,132 @@ fn a_killed_and_resumed_run_continues_its_event_file() {
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
     assert_eq!(*steps.last().unwrap(), 200000);
 }
+
+/// The steps of each image tag TensorBoard reads in `dir`, in file order.
+fn image_steps(dir: &Path) -> BTreeMap<String, Vec<i64>> {
+    let script = r#"
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+ea = EventAccumulator(sys.argv[1], size_guidance={"images": 0})
+ea.Reload()
+print(json.dumps({t: [e.step for e in ea.Images(t)] for t in ea.Tags()["images"]}))
+"#;
+    let o = std::process::Command::new(repo(".venv/bin/python"))
+        .args(["-c", script, s(dir)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Starts `args`, SIGKILLs it once `ready()` holds, then runs `resume` to its end.
+fn kill_when_then_resume(args: &[&str], ready: impl Fn() -> bool, resume: &[&str]) {
+    let mut child = neuroevo()
+        .current_dir(repo(""))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !ready() && t.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ready(), "{args:?}: not ready within 120 s");
+    let o = neuroevo()
+        .current_dir(repo(""))
+        .args(resume)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{resume:?}: {}", stderr(&o));
+}
+
+fn each_step_once(dir: &Path) -> BTreeMap<String, Vec<i64>> {
+    let steps = image_steps(dir);
+    assert!(!steps.is_empty(), "{dir:?}: no images");
+    for (tag, s) in &steps {
+        assert!(s.windows(2).all(|w| w[0] < w[1]), "{tag}: {s:?}");
+    }
+    steps
+}
+
+#[test]
+fn image_events_have_each_step_once_after_a_kill_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    // gari: killed past a checkpoint, after pictures it redoes on resume (to a later end), or
+    // that lie past its end (resumed to an earlier one)
+    for (every, until, end) in [("20000", 10, "100000"), ("40000", 12, "45000")] {
+        let out = tmp.path().join(format!("gari-{end}"));
+        let o = s(&out);
+        kill_when_then_resume(
+            &[
+                "gari", "-q", "--device", "cpu", "--seed", "2", "--resize", "20x15",
+            ]
+            .into_iter()
+            .chain([
+                "--generations",
+                "400000",
+                "--checkpoint-every",
+                every,
+                "--log-every",
+                "5000",
+                "--save-every",
+                "10000",
+                "--out",
+                o,
+            ])
+            .collect::<Vec<_>>(),
+            || log(&out).len() >= until,
+            &["gari", "-q", "--resume", o, "--generations", end],
+        );
+        let steps = each_step_once(&out);
+        assert_eq!(
+            steps["best"].last(),
+            Some(&end.parse().unwrap()),
+            "{steps:?}"
+        );
+    }
+
+    // gan: killed after a few sample grids; the final grid lands on the last epoch's step
+    let out = tmp.path().join("gan");
+    let o = s(&out);
+    let samples = out.join("samples");
+    kill_when_then_resume(
+        &[
+            "gan",
+            "-q",
+            "--device",
+            "cpu",
+            "--mode",
+            "dcgan",
+            "--subset",
+            "256",
+            "--fid-samples",
+            "100",
+            "--population",
+            "2",
+            "--d-population",
+            "2",
+            "--batch-size",
+            "16",
+            "--eval-batch",
+            "16",
+            "--width",
+            "4",
+            "--epochs",
+            "4",
+            "--out",
+            o,
+        ],
+        || std::fs::read_dir(&samples).is_ok_and(|d| d.count() >= 2),
+        &["gan", "-q", "--resume", o],
+    );
+    let steps = each_step_once(&out);
+    let epochs = log(&out)
+        .iter()
+        .filter(|r| r["kind"] == "epoch" && r.get("fid").is_some())
+        .count();
+    assert_eq!(steps["samples"].len(), epochs, "{steps:?}");
+}

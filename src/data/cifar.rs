@@ -28,8 +28,9 @@ pub(crate) const CIFAR_CLASSES: [&str; 10] = [
 pub(crate) fn locate_cifar(opts: &DataOptions) -> Result<PathBuf> {
     let dirs = search_dirs(opts);
     let complete = |d: &Path| {
-        (1..=5).all(|i| d.join(format!("data_batch_{i}.bin")).is_file())
-            && d.join("test_batch.bin").is_file()
+        // not only regular files: the read refuses a FIFO or a device with its path
+        (1..=5).all(|i| d.join(format!("data_batch_{i}.bin")).exists())
+            && d.join("test_batch.bin").exists()
     };
     for d in &dirs {
         for c in [
@@ -106,7 +107,7 @@ pub(crate) fn extract_cifar(archive: &Path, target: &Path) -> Result<()> {
 pub fn read_cifar(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<u8>, usize)> {
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for f in files {
-        let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
+        let bytes = super::files::read_regular(f)?;
         if bytes.is_empty() || bytes.len() % 3073 != 0 {
             return Err(Error::corrupt(
                 f,

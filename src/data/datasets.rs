@@ -302,11 +302,13 @@ pub fn search_dirs(opts: &DataOptions) -> Vec<PathBuf> {
     v
 }
 
+/// `stem.gz` or `stem` in `dir`, whatever it is: one that is not a regular file (a FIFO, a
+/// device) is found here and refused by the read, with its path, rather than passed over.
 pub(crate) fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
     [format!("{stem}.gz"), stem.to_string()]
         .into_iter()
         .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+        .find(|p| p.metadata().is_ok_and(|m| !m.is_dir()))
 }
 
 pub(crate) fn mirrors(sub: &str, defaults: &[&str], file: &str) -> Vec<String> {
@@ -417,8 +419,10 @@ pub(crate) fn to_split(
     Split { x, y }
 }
 
-/// Loads a dataset onto `device`, with a seeded validation split held out from train.
+/// Loads a dataset onto `device`, with a seeded validation split held out from train. Ctrl-C or
+/// SIGTERM while it loads ends the process at once ([`crate::interrupt::loading`]).
 pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> Result<Dataset> {
+    let _loading = crate::interrupt::loading();
     if !(0.0..1.0).contains(&opts.val_fraction) {
         return Err(Error::usage(format!(
             "--val-fraction {}: must be in [0, 1)",
@@ -451,7 +455,7 @@ pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> R
                 )
             };
             let files = locate_idx(sub, opts, &extra, mirrors, sums)?;
-            let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(p, e));
+            let read = |p: &Path| super::files::read_regular(p);
             let (b0, b1, b2, b3) = (
                 read(&files[0])?,
                 read(&files[1])?,

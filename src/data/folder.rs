@@ -1,9 +1,14 @@
 //! Image folders (e.g. anime faces for GANs): every image under a directory, recursively,
 //! resized (shorter side) and centre-cropped to a square, as 1 or 3 channels scaled to [-1, 1].
 //! Unreadable files are skipped and counted; a folder with no readable image is an error.
+//! Only regular files are read: FIFOs, devices and sockets are skipped with a warning naming
+//! them (a read would block), and each real folder and file is visited once, so a symlink loop
+//! neither multiplies the images nor puts copies of training images in the validation split.
 //! Images in sub-folders get the sub-folder's name as their class.
 use crate::error::{Error, Result};
 use rayon::prelude::*;
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub struct FolderImages {
@@ -18,24 +23,90 @@ const EXTENSIONS: [&str; 11] = [
     "png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "pnm", "ppm", "pgm",
 ];
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// What a walk of an image folder found.
+#[derive(Default)]
+struct Walk {
+    /// Image files to decode, each real file once.
+    files: Vec<PathBuf>,
+    /// Entries with an image extension that are not regular files (FIFOs, devices, sockets).
+    special: Vec<(PathBuf, &'static str)>,
+    /// Links to a folder or an image already visited (a symlink loop, or a second link).
+    repeats: usize,
+    /// The folders and files visited, as (device, inode).
+    seen: HashSet<(u64, u64)>,
+}
+
+fn has_image_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Collects the images under `dir` (sorted, recursively, following symlinks) into `w`. Each
+/// real folder and file is visited once, by (device, inode): a symlink loop is not followed,
+/// and an image reached by two paths is read once.
+fn walk(dir: &Path, w: &mut Walk) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .collect();
     entries.sort();
     for p in entries {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            out.push(p);
+        // metadata follows symlinks; a dangling link is left to the decoder (counted unreadable)
+        let Ok(meta) = std::fs::metadata(&p) else {
+            if has_image_extension(&p) {
+                w.files.push(p);
+            }
+            continue;
+        };
+        if meta.is_dir() {
+            if w.seen.insert((meta.dev(), meta.ino())) {
+                walk(&p, w)?;
+            } else {
+                w.repeats += 1;
+            }
+        } else if has_image_extension(&p) {
+            if !meta.is_file() {
+                w.special.push((p, super::files::kind_of(meta.file_type())));
+            } else if w.seen.insert((meta.dev(), meta.ino())) {
+                w.files.push(p);
+            } else {
+                w.repeats += 1;
+            }
         }
     }
     Ok(())
+}
+
+/// Walks `dir` (see [`walk`]) and warns about what it leaves out.
+fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let root = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    let mut w = Walk::default();
+    w.seen.insert((root.dev(), root.ino()));
+    walk(dir, &mut w).map_err(|e| Error::io(dir, e))?;
+    if !w.special.is_empty() {
+        let shown: Vec<String> = w
+            .special
+            .iter()
+            .take(3)
+            .map(|(p, kind)| format!("{} ({kind})", p.display()))
+            .collect();
+        eprintln!(
+            "warning: folder:{}: skipped {} file(s) that are not regular files: {}{}",
+            dir.display(),
+            w.special.len(),
+            shown.join(", "),
+            if w.special.len() > 3 { ", ..." } else { "" }
+        );
+    }
+    if w.repeats > 0 {
+        eprintln!(
+            "warning: folder:{}: {} link(s) lead to a folder or an image already read (a symlink loop?); each is read once",
+            dir.display(),
+            w.repeats
+        );
+    }
+    Ok(w.files)
 }
 
 /// Resize so the shorter side is `size`, then crop the centre `size x size`.
@@ -67,8 +138,7 @@ pub fn load_folder(dir: &Path, size: u32, channels: u8) -> Result<FolderImages> 
             dir.display()
         )));
     }
-    let mut files = Vec::new();
-    walk(dir, &mut files).map_err(|e| Error::io(dir, e))?;
+    let files = list_images(dir)?;
     let class_of = |p: &Path| -> String {
         p.strip_prefix(dir)
             .ok()
@@ -174,6 +244,28 @@ mod tests {
         assert!(f.pixels[64..192].iter().all(|&v| (v + 1.0).abs() < 1e-6));
         // black image in [-1, 1]
         assert!(f.pixels[192..].iter().all(|&v| (v + 1.0).abs() < 0.02));
+    }
+
+    #[test]
+    fn each_real_file_is_read_once_and_only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        for i in 0..3 {
+            image::GrayImage::from_pixel(4, 4, image::Luma([i * 50]))
+                .save(d.join(format!("a/{i}.png")))
+                .unwrap();
+        }
+        // a loop back to the top, a second link to a folder and to an image
+        std::os::unix::fs::symlink("..", d.join("a/up")).unwrap();
+        std::os::unix::fs::symlink("a", d.join("b")).unwrap();
+        std::os::unix::fs::symlink("0.png", d.join("a/again.png")).unwrap();
+        let fifo = std::ffi::CString::new(d.join("a/pipe.png").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        std::os::unix::fs::symlink("/dev/zero", d.join("a/zero.png")).unwrap();
+        let f = load_folder(d, 4, 1).unwrap();
+        assert_eq!(f.labels.len(), 3);
+        assert_eq!(f.skipped, 0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub struct Idx {
 
 /// Reads an IDX file; `.gz` (or gzip magic bytes) is decompressed.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = super::files::read_regular(path)?;
     parse_idx(&bytes, path)
 }
 

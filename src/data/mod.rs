@@ -4,6 +4,7 @@
 pub mod cifar;
 pub mod datasets;
 pub mod download;
+pub mod files;
 pub mod folder;
 pub mod idx;
 

@@ -221,34 +221,134 @@ impl Events {
 }
 
 /// The pictures a job makes (sample grids, the best image), as image summaries in an event file
-/// of their own (`events.out.tfevents.1.neuroevo-images`), only ever appended: a resumed run
-/// adds the pictures of the generations it redoes again, at the same steps.
+/// of their own (`events.out.tfevents.1.neuroevo-images`). Appended while a run goes on; when a
+/// job adds a picture at a step its tag already has (a resumed run redoing the steps after its
+/// checkpoint, or a final picture at the last step), the file is first rewritten, atomically,
+/// without that tag's pictures from that step on, so every tag has each step once, as the
+/// scalars do. The first picture an invocation adds also drops the pictures of steps past both
+/// it and the log's last record (a resumed run that ends before where a killed one got). A
+/// torn last record (a killed run) is dropped when the file is opened.
 pub struct Images {
     path: PathBuf,
     file: std::fs::File,
+    /// The last step of each tag in the file.
+    last: std::collections::HashMap<String, i64>,
+    /// Whether pictures past the log's end were dropped (at the first picture added).
+    pruned: bool,
 }
 
 /// The image event file's name.
 pub const IMAGES_FILE: &str = "events.out.tfevents.1.neuroevo-images";
 
+/// The whole events in event-file bytes, each with its byte range; reading stops at the first
+/// torn or damaged record.
+fn events_in(bytes: &[u8]) -> Vec<(Event, std::ops::Range<usize>)> {
+    use prost::Message;
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 12 <= bytes.len() {
+        if masked_crc(&bytes[i..i + 8]) != word(i + 8) {
+            break;
+        }
+        let len = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+        let Some(end) = usize::try_from(len)
+            .ok()
+            .and_then(|l| (i + 16).checked_add(l))
+            .filter(|&e| e <= bytes.len())
+        else {
+            break;
+        };
+        let data = &bytes[i + 12..end - 4];
+        if masked_crc(data) != word(end - 4) {
+            break;
+        }
+        let Ok(event) = Event::decode(data) else {
+            break;
+        };
+        out.push((event, i..end));
+        i = end;
+    }
+    out
+}
+
+/// The tag of an event's first value.
+fn tag_of(e: &Event) -> Option<&str> {
+    e.summary
+        .as_ref()
+        .and_then(|s| s.value.first())
+        .map(|v| v.tag.as_str())
+}
+
 impl Images {
     pub fn open(dir: &Path) -> Result<Images> {
         let path = dir.join(IMAGES_FILE);
-        let new = !path.exists();
-        let mut file = std::fs::OpenOptions::new()
+        let mut images = Images {
+            file: Self::reopen(&path)?,
+            path,
+            last: Default::default(),
+            pruned: false,
+        };
+        images.keep(|_| true)?;
+        Ok(images)
+    }
+
+    fn reopen(path: &Path) -> Result<std::fs::File> {
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        if new {
-            file.write_all(&frame(&header()))
-                .map_err(|e| Error::io(&path, e))?;
+            .open(path)
+            .map_err(|e| Error::io(path, e))
+    }
+
+    /// Keeps the whole events for which `keep` is true (and a header), rewriting the file
+    /// atomically when that drops anything, and notes each tag's last step.
+    fn keep(&mut self, keep: impl Fn(&Event) -> bool) -> Result<()> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&self.path, e)),
+        };
+        let events = events_in(&bytes);
+        let mut kept = Vec::with_capacity(bytes.len());
+        self.last.clear();
+        for (e, range) in &events {
+            if e.file_version.is_some() || keep(e) {
+                kept.extend_from_slice(&bytes[range.clone()]);
+                if let Some(t) = tag_of(e) {
+                    let last = self.last.entry(t.to_string()).or_insert(e.step);
+                    *last = (*last).max(e.step);
+                }
+            }
         }
-        Ok(Images { path, file })
+        if events.first().is_none_or(|(e, _)| e.file_version.is_none()) {
+            let mut with_header = frame(&header());
+            with_header.extend(kept);
+            kept = with_header;
+        }
+        if kept.len() != bytes.len() {
+            crate::fsutil::write_atomic(&self.path, &kept)?;
+            self.file = Self::reopen(&self.path)?;
+        }
+        Ok(())
     }
 
     /// Appends `img` (as PNG) under `tag` at `step`, in one write.
     pub fn add(&mut self, tag: &str, step: i64, img: &image::DynamicImage) -> Result<()> {
+        let step_of = self::step;
+        if !self.pruned {
+            self.pruned = true;
+            // the log is truncated to the checkpoint by now, and has records up to this step
+            let log = self.path.with_file_name("log.jsonl");
+            let logged = super::log::read(&log)?.iter().map(step_of).max();
+            let cut = logged.unwrap_or(step).max(step);
+            if self.last.values().any(|&l| l > cut) {
+                self.keep(|e| e.step <= cut)?;
+            }
+        }
+        if self.last.get(tag).is_some_and(|&last| step <= last) {
+            self.keep(|e| tag_of(e) != Some(tag) || e.step < step)?;
+        }
         let rgb = img.to_rgb8();
         let mut png = std::io::Cursor::new(Vec::new());
         rgb.write_to(&mut png, image::ImageFormat::Png)
@@ -272,7 +372,9 @@ impl Images {
         };
         self.file
             .write_all(&frame(&event))
-            .map_err(|e| Error::io(&self.path, e))
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.last.insert(tag.to_string(), step);
+        Ok(())
     }
 }
 
@@ -300,6 +402,79 @@ mod tests {
         assert_eq!(step(&e), 9);
         let t = json!({"kind": "epoch", "epoch": 2, "val_acc": 0.9});
         assert_eq!(scalars(&t), [("accuracy/val".to_string(), 0.9)]);
+    }
+
+    fn image_steps(dir: &Path) -> Vec<(String, i64)> {
+        let bytes = std::fs::read(dir.join(IMAGES_FILE)).unwrap();
+        let events = events_in(&bytes);
+        assert_eq!(
+            events.last().unwrap().1.end,
+            bytes.len(),
+            "whole records only"
+        );
+        assert!(events[0].0.file_version.is_some());
+        events
+            .iter()
+            .filter_map(|(e, _)| Some((tag_of(e)?.to_string(), e.step)))
+            .collect()
+    }
+
+    #[test]
+    fn pictures_redone_from_a_step_replace_that_tag_s_pictures_from_there_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::DynamicImage::new_rgb8(2, 2);
+        let mut im = Images::open(dir.path()).unwrap();
+        for step in [10, 20, 30] {
+            im.add("best", step, &img).unwrap();
+            im.add("other", step, &img).unwrap();
+        }
+        // a kill tears the last record
+        let p = dir.path().join(IMAGES_FILE);
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        let mut im = Images::open(dir.path()).unwrap();
+        im.add("best", 20, &img).unwrap();
+        im.add("best", 25, &img).unwrap();
+        im.add("best", 25, &img).unwrap();
+        let got = image_steps(dir.path());
+        let want: Vec<(String, i64)> = [
+            ("best", 10),
+            ("other", 10),
+            ("other", 20),
+            ("best", 20),
+            ("best", 25),
+        ]
+        .iter()
+        .map(|(t, s)| (t.to_string(), *s))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_run_resumed_to_an_earlier_end_drops_the_pictures_past_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::DynamicImage::new_rgb8(2, 2);
+        let mut im = Images::open(dir.path()).unwrap();
+        for step in [10, 20, 30, 40] {
+            im.add("best", step, &img).unwrap();
+        }
+        im.add("other", 40, &img).unwrap();
+        // the log kept to step 20 (the checkpoint); the resumed run ends at 25
+        let records = [json!({"kind": "generation", "generation": 20})];
+        crate::fsutil::write_jsonl_atomic(&dir.path().join("log.jsonl"), &records).unwrap();
+        let mut im = Images::open(dir.path()).unwrap();
+        im.add("best", 25, &img).unwrap();
+        let got = image_steps(dir.path());
+        let want: Vec<(String, i64)> = [("best", 10), ("best", 20), ("best", 25)]
+            .iter()
+            .map(|(t, s)| (t.to_string(), *s))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
