@@ -128,6 +128,10 @@ pub struct FoolArgs {
     /// one forward pass).
     #[arg(long)]
     pub classes: Option<String>,
+    /// Run the models (--classifier, --judge, --generator) without checking what their code
+    /// does: a TorchScript file is a program, and only tensor operators are allowed otherwise.
+    #[arg(long)]
+    pub trust_model: bool,
     /// The classifier to fool (TorchScript with its .json beside it).
     #[arg(long, default_value = "models/mnist-cnn.pt")]
     pub classifier: PathBuf,
@@ -237,8 +241,12 @@ pub struct FoolSummary {
 
 impl JobConfig for FoolConfig {
     const JOB: crate::run::Job = crate::run::Job::Fool;
-    const ON_RESUME: &'static [&'static str] =
-        &["--generations", "--target-confidence", "--checkpoint-every"];
+    const ON_RESUME: &'static [&'static str] = &[
+        "--generations",
+        "--target-confidence",
+        "--checkpoint-every",
+        "--trust-model",
+    ];
     fn device(&self) -> &str {
         &self.device
     }
