@@ -481,6 +481,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
                 args.fid_input()?.as_ref(),
             )
             .map_err(|e| fid::for_flag(e, &args.fid_model))?;
+            extractor.check_memory(args.fid_samples)?;
             let cfg = args.to_config(new)?;
             loaded = Some(extractor);
             Ok(cfg)

@@ -453,6 +453,21 @@ impl FeatureExtractor {
         })
     }
 
+    /// Refuses an FID over `samples` images per set whose statistics cannot fit in memory:
+    /// the features of both sets (f64) and about six `D x D` f64 matrices (two covariances,
+    /// the square root of one with its eigenvectors, their product).
+    pub fn check_memory(&self, samples: i64) -> Result<()> {
+        let d = self.info.feature_dim as f64;
+        crate::run::memory::check(
+            &format!("--fid-model {}", self.features_file.display()),
+            &format!(
+                "the FID statistics of its {} features",
+                self.info.feature_dim
+            ),
+            2.0 * samples.max(0) as f64 * d * 8.0 + 6.0 * d * d * 8.0,
+        )
+    }
+
     /// Features `[N, D]` of images `[N, C, H, W]` whose values lie in `range`: rescaled to the
     /// extractor's input range, averaged to gray (or repeated to 3 channels) and resized
     /// bilinearly to its input size when they differ.
