@@ -64,6 +64,7 @@ class Wide(nn.Module):  # n outputs per image, a view: nothing is allocated for 
     def forward(self, x):
         return x.flatten(1).mean(1, keepdim=True).expand(-1, self.n)
 torch.jit.trace(Wide(100000000), x).save(d + "/wide.pt")
+torch.jit.trace(Wide(1000000), x).save(d + "/million.pt")
 pool = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4, 10)).eval()  # any size
 torch.jit.trace(pool, x).save(d + "/pool.pt")
 torch.jit.trace(Wide(1000000), x).save(d + "/wide_features.pt")
@@ -272,17 +273,17 @@ fn a_generation_that_cannot_fit_in_memory_is_refused_before_the_run_starts() {
     let t = tmp.path();
     models(t);
     let out = t.join("out");
-    // 1e8 classes: their scores for 100000 images are ~200 TB
+    // 1e6 classes: their scores for 100000 images are ~2 TB
     let o = fool(
-        &t.join("wide.pt"),
+        &t.join("million.pt"),
         &out,
         &["--judge", "none", "--population", "100000"],
     );
-    refused(
-        &o,
-        &out,
-        &["--population 100000", "100000000 classes", "TB"],
-    );
+    refused(&o, &out, &["--population 100000", "1000000 classes", "TB"]);
+    // 1e8 classes: more than a classifier may have (each would be named, and be a population)
+    let wide = t.join("wide.pt");
+    let o = fool(&wide, &out, &["--judge", "none"]);
+    refused(&o, &out, &[s(&wide), "100000000 outputs", "at most"]);
     // 100000 images of 1x4096x4096: ~20 TB
     let o = run(&[
         "fool",

@@ -213,6 +213,9 @@ fn check_outputs(path: &Path, k: i64, expected: (i64, &str, &str)) -> Result<()>
     Ok(())
 }
 
+/// The most classes a classifier made elsewhere may have.
+pub const MAX_CLASSES: i64 = 1 << 20;
+
 /// A TorchScript classifier with the JSON written beside it by `neuroevo train`.
 pub struct Classifier {
     pub module: CModule,
@@ -254,6 +257,13 @@ impl Classifier {
                     spec.info("classifier")
                 };
                 let k = output_size(&module, device, path, info.input_shape, "--input-shape")?;
+                if k > MAX_CLASSES {
+                    // each class is named (and gets a population of its own in fool)
+                    return Err(Error::usage(format!(
+                        "{}: gives {k} outputs per image; a classifier may have at most {MAX_CLASSES} classes",
+                        path.display()
+                    )));
+                }
                 if info.classes.is_empty() {
                     info.classes = (0..k).map(|i| i.to_string()).collect();
                 }
