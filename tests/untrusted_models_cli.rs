@@ -217,6 +217,42 @@ fn models_neuroevo_exports_and_torch_nn_models_traced_or_scripted_run() {
         let o = fool(&m, &t.join(format!("fool-{name}")), &["--judge", s(&m)]);
         assert!(o.status.success(), "{}: {}", m.display(), stderr(&o));
     }
+    // a classifier exported by train with every kind of layer, as classifier and FID model
+    let exported = t.join("every-layer.pt");
+    let o = run(&[
+        "train",
+        "-q",
+        "--device",
+        "cpu",
+        "--subset",
+        "300",
+        "--epochs",
+        "1",
+        "--arch",
+        "S4-4 P:avg S4-4 P:max F8 D0.3",
+        "--out",
+        s(&t.join("train")),
+        "--export",
+        s(&exported),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "fool",
+        "-q",
+        "--device",
+        "cpu",
+        "--classifier",
+        s(&exported),
+        "--class",
+        "1",
+        "--population",
+        "8",
+        "--generations",
+        "1",
+        "--out",
+        s(&t.join("fool-exported")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
     // the shipped classifier, judge and FID features; gan's generators of both modes
     for mode in ["weights", "dcgan"] {
         let g = t.join(format!("gan-{mode}"));

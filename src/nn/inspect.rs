@@ -37,229 +37,41 @@ const MAX_CODE_BYTES: u64 = 64 << 20;
 
 /// Tensor operators (`torch.X`, `ops.aten.X`, `aten::X`) a model may run: pure functions of
 /// tensors and numbers, without files, storage, processes or printing.
+#[rustfmt::skip]
 const TENSOR_OPS: &[&str] = &[
-    "__and__",
-    "__contains__",
-    "__derive_index",
-    "__getitem__",
-    "__is__",
-    "__isnot__",
-    "__not__",
-    "__or__",
-    "__range_length",
-    "__round_to_zero_floordiv",
-    "__xor__",
-    "_adaptive_avg_pool2d",
-    "_cast_Float",
-    "_convolution",
-    "_log_softmax",
-    "_pad_circular",
-    "_pad_enum",
-    "_softmax",
-    "_unsafe_view",
-    "_upsample_bicubic2d_aa",
-    "_upsample_bilinear2d_aa",
-    "_upsample_nearest_exact1d",
-    "_upsample_nearest_exact2d",
-    "_upsample_nearest_exact3d",
-    "abs",
-    "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d",
-    "adaptive_avg_pool3d",
-    "adaptive_max_pool1d",
-    "adaptive_max_pool2d",
-    "adaptive_max_pool3d",
-    "add",
-    "add_",
-    "addmm",
-    "all",
-    "amax",
-    "amin",
-    "any",
-    "append",
-    "arange",
-    "argmax",
-    "argmin",
-    "atan",
-    "avg_pool1d",
-    "avg_pool2d",
-    "avg_pool3d",
-    "baddbmm",
-    "batch_norm",
-    "bmm",
-    "cat",
-    "ceil",
-    "celu",
-    "chunk",
-    "clamp",
-    "clamp_",
-    "clamp_max",
-    "clamp_min",
-    "clip",
-    "clone",
-    "concat",
-    "constant_pad_nd",
-    "contiguous",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "conv_transpose1d",
-    "conv_transpose2d",
-    "conv_transpose3d",
-    "cos",
-    "cumsum",
-    "detach",
-    "dim",
-    "div",
-    "div_",
-    "dropout",
-    "dropout_",
-    "einsum",
-    "elu",
-    "elu_",
-    "embedding",
-    "eq",
-    "erf",
-    "exp",
-    "expand",
-    "expand_as",
-    "feature_alpha_dropout",
-    "feature_dropout",
-    "flatten",
-    "flip",
-    "float",
-    "floor",
-    "floor_divide",
-    "floordiv",
-    "fmod",
-    "format",
-    "full",
-    "full_like",
-    "ge",
-    "gelu",
-    "glu",
-    "group_norm",
-    "gt",
-    "hardsigmoid",
-    "hardsigmoid_",
-    "hardswish",
-    "hardswish_",
-    "hardtanh",
-    "hardtanh_",
-    "index_select",
-    "instance_norm",
-    "int",
-    "is_floating_point",
-    "layer_norm",
-    "le",
-    "leaky_relu",
-    "leaky_relu_",
-    "len",
-    "lerp",
-    "linear",
-    "list",
-    "log",
-    "log1p",
-    "log_sigmoid",
-    "log_softmax",
-    "logsigmoid",
-    "lt",
-    "masked_fill",
-    "matmul",
-    "max",
-    "max_pool1d",
-    "max_pool1d_with_indices",
-    "max_pool2d",
-    "max_pool2d_with_indices",
-    "max_pool3d",
-    "max_pool3d_with_indices",
-    "maximum",
-    "mean",
-    "min",
-    "minimum",
-    "mish",
-    "mm",
-    "mul",
-    "mul_",
-    "narrow",
-    "ne",
-    "neg",
-    "norm",
-    "numel",
-    "ones",
-    "ones_like",
-    "pad",
-    "permute",
-    "pixel_shuffle",
-    "pixel_unshuffle",
-    "pow",
-    "prelu",
-    "prod",
-    "reciprocal",
-    "reflection_pad1d",
-    "reflection_pad2d",
-    "relu",
-    "relu6",
-    "relu_",
-    "remainder",
-    "repeat",
-    "replication_pad1d",
-    "replication_pad2d",
-    "reshape",
-    "rrelu",
-    "rsqrt",
-    "rsub",
-    "scalar_tensor",
-    "select",
-    "selu",
-    "selu_",
-    "sigmoid",
-    "sigmoid_",
-    "silu",
-    "silu_",
-    "sin",
-    "size",
-    "slice",
-    "softmax",
-    "softplus",
-    "softsign",
-    "split",
-    "sqrt",
-    "square",
-    "squeeze",
-    "stack",
-    "std",
-    "sub",
-    "sub_",
-    "sum",
-    "t",
-    "tanh",
-    "tanh_",
-    "tanhshrink",
-    "tensor",
-    "threshold",
-    "threshold_",
-    "to",
-    "transpose",
-    "tril",
-    "triu",
-    "type_as",
-    "unbind",
-    "unflatten",
-    "unsqueeze",
-    "upsample_bicubic2d",
-    "upsample_bilinear2d",
-    "upsample_linear1d",
-    "upsample_nearest1d",
-    "upsample_nearest2d",
-    "upsample_nearest3d",
-    "upsample_trilinear3d",
-    "var",
-    "view",
-    "view_as",
-    "warn",
-    "where",
-    "zeros",
+    "__and__", "__contains__", "__derive_index", "__getitem__", "__is__", "__isnot__", "__not__",
+    "__or__", "__range_length", "__round_to_zero_floordiv", "__xor__", "_adaptive_avg_pool2d",
+    "_cast_Float", "_convolution", "_log_softmax", "_pad_circular", "_pad_enum", "_set_item",
+    "_softmax", "_unsafe_view", "_upsample_bicubic2d_aa", "_upsample_bilinear2d_aa",
+    "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "abs",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "add", "add_", "addmm", "all", "amax", "amin",
+    "any", "append", "arange", "argmax", "argmin", "atan", "avg_pool1d", "avg_pool2d",
+    "avg_pool3d", "baddbmm", "batch_norm", "bmm", "cat", "ceil", "celu", "chunk", "clamp",
+    "clamp_", "clamp_max", "clamp_min", "clip", "clone", "concat", "constant_pad_nd", "contiguous",
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "copy_", "cos", "cumsum", "detach", "device", "dim", "div", "div_", "dropout", "dropout_",
+    "einsum", "elu", "elu_", "embedding", "empty", "empty_like", "eq", "erf", "exp", "expand",
+    "expand_as", "feature_alpha_dropout", "feature_dropout", "fill_", "flatten", "flip", "float",
+    "floor", "floor_divide", "floordiv", "fmod", "format", "full", "full_like", "gather", "ge",
+    "gelu", "glu", "group_norm", "gt", "hardsigmoid", "hardsigmoid_", "hardswish", "hardswish_",
+    "hardtanh", "hardtanh_", "index_select", "instance_norm", "int", "is_floating_point",
+    "isfinite", "isinf", "isnan", "layer_norm", "le", "leaky_relu", "leaky_relu_", "len", "lerp",
+    "linear", "list", "log", "log1p", "log_sigmoid", "log_softmax", "logsigmoid", "logsumexp",
+    "lt", "masked_fill", "matmul", "max", "max_pool1d", "max_pool1d_with_indices", "max_pool2d",
+    "max_pool2d_with_indices", "max_pool3d", "max_pool3d_with_indices", "maximum", "mean", "min",
+    "minimum", "mish", "mm", "mul", "mul_", "nan_to_num", "narrow", "ne", "neg", "new_empty",
+    "new_full", "new_ones", "new_zeros", "norm", "numel", "ones", "ones_like", "pad", "permute",
+    "pixel_shuffle", "pixel_unshuffle", "pow", "prelu", "prod", "reciprocal", "reflection_pad1d",
+    "reflection_pad2d", "relu", "relu6", "relu_", "remainder", "repeat", "replication_pad1d",
+    "replication_pad2d", "reshape", "roll", "round", "rrelu", "rsqrt", "rsub", "scalar_tensor",
+    "select", "selu", "selu_", "sigmoid", "sigmoid_", "sign", "silu", "silu_", "sin", "size",
+    "slice", "softmax", "softplus", "softsign", "sort", "split", "split_with_sizes", "sqrt",
+    "square", "squeeze", "stack", "std", "sub", "sub_", "sum", "t", "tanh", "tanh_", "tanhshrink",
+    "tensor", "threshold", "threshold_", "to", "topk", "transpose", "tril", "triu", "trunc",
+    "type_as", "unbind", "unflatten", "unsqueeze", "upsample_bicubic2d", "upsample_bilinear2d",
+    "upsample_linear1d", "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
+    "upsample_trilinear3d", "var", "view", "view_as", "warn", "where", "zero_", "zeros",
     "zeros_like",
 ];
 
@@ -355,19 +167,23 @@ pub fn check(path: &Path) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut archive = match zip::ZipArchive::new(std::io::BufReader::new(file)) {
         Ok(a) => a,
-        Err(_) => {
-            // libtorch reads zip archives and flatbuffer (mobile) modules, marked "PTMF" at
-            // byte 4; the latter hold bytecode this check cannot read
-            let mut head = [0u8; 8];
-            let n = std::fs::File::open(path)
-                .and_then(|mut f| f.read(&mut head))
-                .unwrap_or(0);
-            return if n == 8 && &head[4..8] == b"PTMF" {
+        Err(e) => {
+            // libtorch reads zip archives (found by their end record, as here) and flatbuffer
+            // (mobile) modules, marked "PTMF" at byte 4, which hold bytecode this check cannot
+            // read; anything else it refuses itself, with its reason
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let tail = &bytes[bytes.len().saturating_sub(70_000)..];
+            return if bytes.get(4..8) == Some(b"PTMF") {
                 Err(refuse(
                     "is a mobile (flatbuffer) module, whose code cannot be checked".into(),
                 ))
+            } else if bytes.starts_with(b"PK") || tail.windows(4).any(|w| w == b"PK\x05\x06") {
+                Err(Error::corrupt(
+                    path,
+                    format!("not a TorchScript module: unreadable zip archive ({e})"),
+                ))
             } else {
-                Ok(()) // not a module at all: libtorch says why
+                Ok(())
             };
         }
     };
@@ -381,19 +197,20 @@ pub fn check(path: &Path) -> Result<()> {
         if !is_code(&name) {
             continue;
         }
-        total += entry.size();
+        // bounded by what is read, not by what the entry declares
+        let mut src = String::new();
+        entry
+            .by_ref()
+            .take(MAX_CODE_BYTES + 1 - total)
+            .read_to_string(&mut src)
+            .map_err(|e| Error::corrupt(path, format!("{name}: unreadable code: {e}")))?;
+        total += src.len() as u64;
         if total > MAX_CODE_BYTES {
             return Err(refuse(format!(
                 "carries more than {} MB of code",
                 MAX_CODE_BYTES >> 20
             )));
         }
-        let mut src = String::new();
-        entry
-            .by_ref()
-            .take(MAX_CODE_BYTES)
-            .read_to_string(&mut src)
-            .map_err(|e| Error::corrupt(path, format!("{name}: unreadable code: {e}")))?;
         sources.push(src);
     }
     let defs: HashSet<String> = sources.iter().flat_map(|s| defined(s)).collect();
@@ -579,5 +396,39 @@ class Linear(Module):
         assert!(why("torch.from_file").contains("files"));
         assert!(why("print").contains("prints"));
         assert!(is_code("m/code/__torch__/a.py") && !is_code("m/constants.pkl"));
+    }
+
+    #[test]
+    fn the_shipped_models_pass_and_other_files_are_refused_or_left_to_libtorch() {
+        for m in [
+            "mnist-cnn.pt",
+            "mnist-cnn.features.pt",
+            "mnist-judge.pt",
+            "mnist-judge.features.pt",
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(m);
+            check(&path).unwrap();
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let junk = tmp.path().join("junk.pt");
+        std::fs::write(&junk, b"not a model").unwrap();
+        assert!(check(&junk).is_ok());
+        let whole =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mnist-cnn.pt"))
+                .unwrap();
+        let half = tmp.path().join("half.pt");
+        std::fs::write(&half, &whole[..whole.len() / 2]).unwrap();
+        let e = check(&half).unwrap_err().to_string();
+        assert!(
+            e.contains("half.pt") && e.contains("unreadable zip archive"),
+            "{e}"
+        );
+        let mobile = tmp.path().join("mobile.ptl");
+        std::fs::write(&mobile, b"\x1c\0\0\0PTMF rest of a flatbuffer").unwrap();
+        let e = check(&mobile).unwrap_err().to_string();
+        assert!(
+            e.contains("mobile.ptl: is a mobile (flatbuffer) module"),
+            "{e}"
+        );
     }
 }
