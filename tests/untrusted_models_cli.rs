@@ -70,8 +70,17 @@ torch.jit.trace(pool, x).save(d + "/pool.pt")
 torch.jit.trace(Wide(1000000), x).save(d + "/wide_features.pt")
 "#;
 
-fn models(dir: &Path) {
-    python(MODELS, &[s(dir)]);
+/// The models of [`MODELS`], made once per test process (PyTorch takes seconds to start), in
+/// cargo's temporary directory for tests.
+fn models() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("untrusted-models");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        python(MODELS, &[s(&dir)]);
+        dir
+    })
 }
 
 fn run(args: &[&str]) -> Output {
@@ -154,17 +163,17 @@ fn gan(fid_model: &Path, out: &Path, extra: &[&str]) -> Output {
 fn a_model_that_writes_a_file_is_refused_wherever_it_is_given_and_the_file_is_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    models(t);
-    let victim = t.join("victim.txt");
+    let made = models();
+    let victim = made.join("victim.txt");
     let bytes = b"precious data\n";
     std::fs::write(&victim, bytes).unwrap();
-    let evil = t.join("from_file.pt");
+    let evil = made.join("from_file.pt");
     let out = t.join("out");
     let why = "runs torch.from_file, which is not a tensor operator (reads or writes files)";
     // as the classifier, the judge and the generator
     let o = fool(&evil, &out, &["--judge", "none"]);
     refused(&o, &out, &[s(&evil), why, "--trust-model"]);
-    let traced = t.join("traced.pt");
+    let traced = made.join("traced.pt");
     let o = fool(&traced, &out, &["--judge", s(&evil)]);
     refused(&o, &out, &[s(&evil), why]);
     let o = fool(
@@ -195,7 +204,7 @@ fn a_model_that_writes_a_file_is_refused_wherever_it_is_given_and_the_file_is_un
     );
     refused(&o, &out, &[s(&evil), why]);
     // printing is a side effect too
-    let prints = t.join("prints.pt");
+    let prints = made.join("prints.pt");
     let o = fool(&prints, &out, &["--judge", "none"]);
     refused(&o, &out, &[s(&prints), "runs print,"]);
     assert_eq!(std::fs::read(&victim).unwrap(), bytes);
@@ -210,10 +219,10 @@ fn a_model_that_writes_a_file_is_refused_wherever_it_is_given_and_the_file_is_un
 fn models_neuroevo_exports_and_torch_nn_models_traced_or_scripted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    models(t);
+    let made = models();
     // traced and scripted torch.nn layers, as classifier and judge
     for name in ["traced", "scripted"] {
-        let m = t.join(format!("{name}.pt"));
+        let m = made.join(format!("{name}.pt"));
         let o = fool(&m, &t.join(format!("fool-{name}")), &["--judge", s(&m)]);
         assert!(o.status.success(), "{}: {}", m.display(), stderr(&o));
     }
@@ -293,12 +302,12 @@ fn models_neuroevo_exports_and_torch_nn_models_traced_or_scripted_run() {
 fn outputs_that_ignore_the_batch_or_are_empty_are_refused_at_load() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    models(t);
+    let made = models();
     let out = t.join("out");
-    let m = t.join("one_row.pt");
+    let m = made.join("one_row.pt");
     let o = fool(&m, &out, &["--judge", "none"]);
     refused(&o, &out, &[s(&m), "[1, 10]", "batch of 2"]);
-    let m = t.join("no_classes.pt");
+    let m = made.join("no_classes.pt");
     let o = fool(&m, &out, &["--judge", "none"]);
     refused(&o, &out, &[s(&m), "gives no outputs"]);
 }
@@ -307,17 +316,17 @@ fn outputs_that_ignore_the_batch_or_are_empty_are_refused_at_load() {
 fn a_generation_that_cannot_fit_in_memory_is_refused_before_the_run_starts() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    models(t);
+    let made = models();
     let out = t.join("out");
     // 1e6 classes: their scores for 100000 images are ~2 TB
     let o = fool(
-        &t.join("million.pt"),
+        &made.join("million.pt"),
         &out,
         &["--judge", "none", "--population", "100000"],
     );
     refused(&o, &out, &["--population 100000", "1000000 classes", "TB"]);
     // 1e8 classes: more than a classifier may have (each would be named, and be a population)
-    let wide = t.join("wide.pt");
+    let wide = made.join("wide.pt");
     let o = fool(&wide, &out, &["--judge", "none"]);
     refused(&o, &out, &[s(&wide), "100000000 outputs", "at most"]);
     // 100000 images of 1x4096x4096: ~20 TB
@@ -327,7 +336,7 @@ fn a_generation_that_cannot_fit_in_memory_is_refused_before_the_run_starts() {
         "--device",
         "cpu",
         "--classifier",
-        s(&t.join("pool.pt")),
+        s(&made.join("pool.pt")),
         "--judge",
         "none",
         "--input-shape",
@@ -345,7 +354,7 @@ fn a_generation_that_cannot_fit_in_memory_is_refused_before_the_run_starts() {
         &["--population 100000", "[100000, 1, 4096, 4096]"],
     );
     // FID statistics of 1e6 features: ~48 TB
-    let wide = t.join("wide_features.pt");
+    let wide = made.join("wide_features.pt");
     let o = gan(
         &wide,
         &out,
