@@ -76,47 +76,20 @@ const TENSOR_OPS: &[&str] = &[
 ];
 
 /// TorchScript's own primitives (`ops.prim.X`).
+#[rustfmt::skip]
 const PRIM_OPS: &[&str] = &[
-    "NumToTensor",
-    "RaiseException",
-    "abs",
-    "device",
-    "dtype",
-    "is_cuda",
-    "max",
-    "min",
-    "shape",
+    "NumToTensor", "RaiseException", "abs", "device", "dtype", "is_cuda", "max", "min", "shape",
     "unchecked_unwrap_optional",
 ];
 
 /// Bare calls of TorchScript's builtins and keywords (the printer writes operators as
 /// `torch.X`; `print(...)` is the one builtin with a side effect and is not here).
+#[rustfmt::skip]
 const BARE: &[&str] = &[
-    "and",
-    "annotate",
-    "assert",
-    "bool",
-    "elif",
-    "float",
-    "for",
-    "getattr",
-    "if",
-    "in",
-    "int",
-    "is",
-    "isinstance",
-    "len",
-    "max",
-    "min",
-    "not",
-    "or",
-    "range",
-    "return",
-    "str",
-    "tuple",
-    "unchecked_cast",
-    "uninitialized",
-    "while",
+    "abs", "all", "and", "annotate", "any", "assert", "bool", "chr", "dict", "divmod", "elif",
+    "enumerate", "float", "for", "getattr", "hasattr", "if", "in", "int", "is", "isinstance",
+    "len", "list", "max", "min", "not", "or", "ord", "range", "return", "round", "sorted", "str",
+    "sum", "tuple", "unchecked_cast", "uninitialized", "while", "zip",
 ];
 
 /// Why an operator outside the allowlist is refused, when it is a known kind of side effect.
