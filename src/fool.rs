@@ -128,6 +128,10 @@ pub struct FoolArgs {
     /// one forward pass).
     #[arg(long)]
     pub classes: Option<String>,
+    /// Run the models (--classifier, --judge, --generator) without checking what their code
+    /// does: a TorchScript file is a program, and only tensor operators are allowed otherwise.
+    #[arg(long)]
+    pub trust_model: bool,
     /// The classifier to fool (TorchScript with its .json beside it).
     #[arg(long, default_value = "models/mnist-cnn.pt")]
     pub classifier: PathBuf,
@@ -224,6 +228,9 @@ pub struct ClassResult {
     pub judge_top: Option<i64>,
     pub judge_top_confidence: Option<f64>,
     pub image: PathBuf,
+    /// Why this class stopped (`target_fitness`, `generations`, `interrupted`).
+    #[serde(default)]
+    pub stop_reason: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -232,13 +239,21 @@ pub struct FoolSummary {
     pub device: String,
     pub seed: u64,
     pub seconds: f64,
+    /// `interrupted` when Ctrl-C or SIGTERM stopped the run (the classes after the one in
+    /// progress start on `--resume`), else `completed`: every class ran to its own stop.
+    #[serde(default)]
+    pub stop_reason: String,
     pub classes: Vec<ClassResult>,
 }
 
 impl JobConfig for FoolConfig {
     const JOB: crate::run::Job = crate::run::Job::Fool;
-    const ON_RESUME: &'static [&'static str] =
-        &["--generations", "--target-confidence", "--checkpoint-every"];
+    const ON_RESUME: &'static [&'static str] = &[
+        "--generations",
+        "--target-confidence",
+        "--checkpoint-every",
+        "--trust-model",
+    ];
     fn device(&self) -> &str {
         &self.device
     }
@@ -284,10 +299,11 @@ impl FoolArgs {
         let n_classes = classifier.info.classes.len() as i64;
         let classes = match self.class {
             Some(c) if c < 0 || c >= n_classes => {
-                return Err(Error::usage(format!(
-                    "--class {c}: the classifier has classes 0..{}",
-                    n_classes - 1
-                )))
+                return Err(Error::usage(match n_classes {
+                    0 => format!("--class {c}: the classifier has no classes"),
+                    1 => format!("--class {c}: the classifier has one class, 0"),
+                    n => format!("--class {c}: the classifier has classes 0..{}", n - 1),
+                }))
             }
             Some(c) => vec![c],
             None => (0..n_classes).collect(),
@@ -406,26 +422,18 @@ impl<P: Population> Observer<P> for FoolObserver {
     }
 }
 
-pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
-    let mut loaded = None;
-    let run = crate::run::open(
-        &args.run,
-        |new| {
-            let classifier =
-                Classifier::load_with(&args.classifier, new.device, args.input_spec()?.as_ref())?;
-            let cfg = args.to_config(&classifier, new)?;
-            loaded = Some(classifier);
-            Ok(cfg)
-        },
-        |cfg| args.apply_on_resume(cfg),
-    )?;
-    let (cfg, device, resumed, dir) = (&run.cfg, run.device, run.resumed, run.dir.path());
-    cfg.ga.validate()?;
-    cfg.ops.validate()?;
-    let classifier = match loaded {
-        Some(c) => c,
-        None => Classifier::load_with(&cfg.classifier, device, cfg.input.as_ref())?,
-    };
+/// The models of a run: the classifier, the judge and the generator.
+struct Models {
+    classifier: Classifier,
+    judge: Option<Classifier>,
+    generator: Option<Generator>,
+    /// Genes per individual.
+    genes: usize,
+}
+
+/// Loads the judge and the generator of `cfg` beside `classifier`, and refuses a population
+/// whose one generation cannot fit in memory.
+fn load_models(cfg: &FoolConfig, classifier: Classifier, device: Device) -> Result<Models> {
     // a judge without a .json reads what the classifier reads
     let judge = cfg
         .judge
@@ -440,18 +448,70 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         .as_ref()
         .map(|p| Generator::load(p, device))
         .transpose()?;
-    let [c, h, w] = classifier.info.input_shape;
-    let n = match &generator {
-        Some(g) => g.info.latent_dim as usize,
-        None => FoolFitness::pixel_genes([c, h, w], cfg.pixel_block),
+    let genes = match &generator {
+        Some(g) => g.info.latent_dim.max(0) as usize,
+        None => FoolFitness::pixel_genes(classifier.info.input_shape, cfg.pixel_block),
     };
-    // genes as f32 (parents and children) and one image of each for the classifier
-    let p = cfg.ga.population as f64;
-    crate::run::memory::check(
-        &format!("--population {}", cfg.ga.population),
-        "the population and its images",
-        p * (n as f64 * 8.0 + (c * h * w) as f64 * 4.0),
+    check_memory(
+        cfg.ga.population,
+        genes,
+        classifier.info.input_shape,
+        classifier.info.classes.len(),
     )?;
+    Ok(Models {
+        classifier,
+        judge,
+        generator,
+        genes,
+    })
+}
+
+/// Refuses a population of `p` individuals whose one generation needs more memory than the
+/// machine has: the genes of parents and children (f32), the images (as drawn, resized and
+/// rescaled: three copies of `[P, C, H, W]` f32) and the classifier's scores (f32 logits and
+/// their f64 log-softmax, with one f64 temporary).
+fn check_memory(p: usize, genes: usize, shape: [i64; 3], classes: usize) -> Result<()> {
+    let [c, h, w] = shape;
+    let pf = p as f64;
+    let inputs = pf * (genes as f64 * 8.0 + 3.0 * (c * h * w) as f64 * 4.0);
+    let outputs = pf * classes as f64 * 20.0;
+    let what = if outputs > inputs {
+        format!("the scores of the classifier's {classes} classes for each image")
+    } else {
+        format!("its images ([{p}, {c}, {h}, {w}]) and genes")
+    };
+    crate::run::memory::check(&format!("--population {p}"), &what, inputs + outputs)
+}
+
+pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
+    let mut loaded = None;
+    let run = crate::run::open(
+        &args.run,
+        |new| {
+            let classifier =
+                Classifier::load_with(&args.classifier, new.device, args.input_spec()?.as_ref())?;
+            let cfg = args.to_config(&classifier, new)?;
+            // what cannot run is refused before the run directory is made
+            loaded = Some(load_models(&cfg, classifier, new.device)?);
+            Ok(cfg)
+        },
+        |cfg| args.apply_on_resume(cfg),
+    )?;
+    let (cfg, device, resumed, dir) = (&run.cfg, run.device, run.resumed, run.dir.path());
+    cfg.ga.validate()?;
+    cfg.ops.validate()?;
+    let Models {
+        classifier,
+        judge,
+        generator,
+        genes: n,
+    } = match loaded {
+        Some(m) => m,
+        None => {
+            let classifier = Classifier::load_with(&cfg.classifier, device, cfg.input.as_ref())?;
+            load_models(cfg, classifier, device)?
+        }
+    };
     if !run.quiet {
         eprintln!(
             "fool: {} ({} classes), {:?} space ({n} genes), population {}, up to {} generations per class, judge {}, {} , seed {}",
@@ -555,6 +615,7 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
             judge_top: jt,
             judge_top_confidence: jtc,
             image: image_path,
+            stop_reason: outcome.reason.as_str().into(),
         });
         if outcome.reason == crate::run::StopReason::Interrupted {
             // the classes after this one start when the run is resumed
@@ -567,6 +628,12 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         device: device_name(device),
         seed: cfg.seed,
         seconds: start.elapsed().as_secs_f64(),
+        stop_reason: match results.last() {
+            Some(r) if r.stop_reason == crate::run::StopReason::Interrupted.as_str() => {
+                r.stop_reason.clone()
+            }
+            _ => "completed".into(),
+        },
         classes: results,
     };
     fsutil::write_json_atomic(&run.dir.result(), &summary)?;
@@ -594,6 +661,21 @@ fn write_outputs(
 ) -> Result<()> {
     // merged log: one line per class and generation
     fsutil::write_jsonl_atomic(&dir.join("log.jsonl"), records)?;
+    // and its curves for TensorBoard, one set per class (`class-3/fitness/best`)
+    use crate::run::tensorboard::{scalars, step, Events};
+    let tagged: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut m = serde_json::Map::new();
+            m.insert("kind".into(), json!("generation"));
+            m.insert("generation".into(), json!(step(r)));
+            for (tag, x) in scalars(r) {
+                m.insert(format!("class-{}/{tag}", r["class"]), json!(x));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    Events::open(dir, &tagged)?;
     // grid of the best image of every class
     if !grid.is_empty() {
         let captions: Vec<String> = results

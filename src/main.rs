@@ -48,8 +48,14 @@ fn main() {
     match &mut cli.command {
         Command::Gari(a) => a.run.given = given,
         Command::Train(a) => a.run.given = given,
-        Command::Fool(a) => a.run.given = given,
-        Command::Gan(a) => a.run.given = given,
+        Command::Fool(a) => {
+            neuroevo::nn::inspect::set_trusted(a.trust_model);
+            a.run.given = given
+        }
+        Command::Gan(a) => {
+            neuroevo::nn::inspect::set_trusted(a.trust_model);
+            a.run.given = given
+        }
         Command::AutoCnn(c) => c.set_given(given),
         Command::Worker(_) => {}
     }

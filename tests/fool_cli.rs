@@ -264,3 +264,85 @@ fn user_mistakes_exit_2_with_one_line() {
         assert!(err.contains(needle), "{extra:?}: {err}");
     }
 }
+
+/// The files a `wrote DIR/: a, b, ...` line names that are missing from DIR (`class-*.png`: at
+/// least one).
+fn missing_from_wrote_line(stdout: &str) -> Vec<String> {
+    let line = stdout.lines().find(|l| l.contains("wrote ")).unwrap();
+    let rest = &line[line.find("wrote ").unwrap() + 6..];
+    let (dir, files) = rest.split_once("/: ").unwrap();
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files
+        .split(", ")
+        .filter(|f| match f.split_once('*') {
+            Some((a, b)) => !names.iter().any(|n| n.starts_with(a) && n.ends_with(b)),
+            None => !Path::new(dir).join(f).exists(),
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn an_interrupted_run_says_so_in_result_json_and_every_file_it_names_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fool");
+    let args = |out: &Path, generations: &str| {
+        let mut c = bin();
+        c.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "fool",
+            "-q",
+            "--device",
+            "cpu",
+            "--judge",
+            "none",
+            "--class",
+            "2",
+            "--population",
+            "8",
+            "--target-confidence",
+            "1",
+            "--generations",
+            generations,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        c
+    };
+    // a run that completes: every file of its "wrote" line is there (TensorBoard's too)
+    let done = tmp.path().join("done");
+    let o = args(&done, "2").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        missing_from_wrote_line(&stdout),
+        Vec::<String>::new(),
+        "{stdout}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(done.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["stop_reason"], "completed", "{r}");
+    assert_eq!(r["classes"][0]["stop_reason"], "generations", "{r}");
+
+    // SIGINT once generations are being logged
+    let child = args(&out, "1000000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = out.join("class-2/log.jsonl");
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(&log).map_or(0, |s| s.lines().count()) < 3 {
+        assert!(t.elapsed().as_secs() < 120, "no generation logged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["stop_reason"], "interrupted", "{r}");
+    assert_eq!(r["classes"][0]["stop_reason"], "interrupted", "{r}");
+}

@@ -167,6 +167,10 @@ pub struct GanArgs {
     /// .json beside it).
     #[arg(long, default_value = "models/mnist-cnn.pt")]
     pub fid_model: PathBuf,
+    /// Run --fid-model without checking what its code does (a TorchScript file is a program;
+    /// only tensor operators are allowed otherwise).
+    #[arg(long)]
+    pub trust_model: bool,
     /// A features model made elsewhere as --fid-model (no .json beside it): what it reads,
     /// C,H,W (e.g. 1,28,28); with --fid-input-range. Its outputs [N, D] are the features.
     #[arg(long)]
@@ -263,6 +267,7 @@ impl JobConfig for GanConfig {
         "--time-budget",
         "--budget-clock",
         "--fid-every",
+        "--trust-model",
     ];
     fn device(&self) -> &str {
         &self.device

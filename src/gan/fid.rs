@@ -85,6 +85,9 @@ pub fn stats(
 /// A loading error of the FID model, said for `--fid-model`.
 pub fn for_flag(e: Error, model: &std::path::Path) -> Error {
     match e {
+        Error::Usage(m) if m.starts_with(&format!("{}: ", model.display())) => {
+            Error::Usage(format!("--fid-model {m}"))
+        }
         Error::Usage(m) => Error::Usage(format!("--fid-model {}: {m}", model.display())),
         other => other,
     }

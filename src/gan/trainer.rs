@@ -428,6 +428,7 @@ fn open_run(args: &GanArgs) -> Result<(crate::run::Run<GanConfig>, FeatureExtrac
                 args.fid_input()?.as_ref(),
             )
             .map_err(|e| fid::for_flag(e, &args.fid_model))?;
+            extractor.check_memory(args.fid_samples)?;
             let cfg = args.to_config(new)?;
             loaded = Some(extractor);
             Ok(cfg)

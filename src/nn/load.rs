@@ -8,14 +8,32 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, Kind, Tensor};
 
-/// Loads a TorchScript module in eval mode; a file that is not one is a user error.
+/// Loads a TorchScript module in eval mode, after checking what its code runs
+/// ([`super::inspect`]); a file that is not one is a user error with libtorch's reason.
 pub fn load_module(path: &Path, device: Device) -> Result<CModule> {
+    super::inspect::check(path)?;
     let mut module = CModule::load_on_device(path, device).map_err(|e| {
-        let first = e.to_string().lines().next().unwrap_or("").to_string();
-        Error::corrupt(path, format!("not a TorchScript module: {first}"))
+        Error::corrupt(
+            path,
+            format!("not a TorchScript module: {}", torch_reason(&e)),
+        )
     })?;
     module.set_eval();
     Ok(module)
+}
+
+/// The first line of libtorch's message, without tch's prefix and, when it runs on, cut after
+/// its first sentence ("... not a ZIP archive. This is an internal miniz error. If you ...").
+fn torch_reason(e: &tch::TchError) -> String {
+    let s = e.to_string();
+    let first = s.lines().next().unwrap_or("").trim();
+    let first = first
+        .strip_prefix("Internal torch error: ")
+        .unwrap_or(first);
+    match first.find(". ") {
+        Some(i) if first.len() > 120 => first[..i].to_string(),
+        _ => first.to_string(),
+    }
 }
 
 /// Reads a model's `.json`; one that describes another kind of model (a generator given as a
@@ -131,48 +149,72 @@ impl InputSpec {
     }
 }
 
-/// The number of outputs `module` gives for one zero image of `shape` (a usage error naming
-/// `path` when it does not run on it or gives no `[1, K]`).
-fn output_size(module: &CModule, device: Device, path: &Path, shape: [i64; 3]) -> Result<i64> {
+/// The number of outputs `module` gives for a batch of two zero images of `shape` (a usage
+/// error naming `path` when it does not run on them or gives no `[2, K]` with K > 0); two, so
+/// that a model whose output ignores the batch (`[1, K]` for any batch) is caught here.
+/// `described`: where the shape comes from ("its .json", "--input-shape").
+fn output_size(
+    module: &CModule,
+    device: Device,
+    path: &Path,
+    shape: [i64; 3],
+    described: &str,
+) -> Result<i64> {
     let _g = tch::no_grad_guard();
     let [c, h, w] = shape;
-    let x = Tensor::zeros([1, c, h, w], (Kind::Float, device));
+    let x = Tensor::f_zeros([PROBE_BATCH, c, h, w], (Kind::Float, device))?;
     let y = module.forward_ts(&[x]).map_err(|e| {
         Error::usage(format!(
-            "{}: does not run on the input its .json describes ([N, {c}, {h}, {w}]): {}",
+            "{}: does not run on the input {described} describes ([N, {c}, {h}, {w}]): {}",
             path.display(),
-            e.to_string().lines().next().unwrap_or("")
+            torch_reason(&e)
         ))
     })?;
     match y.size()[..] {
-        [1, k] => Ok(k),
+        [PROBE_BATCH, k] if k > 0 => Ok(k),
+        [PROBE_BATCH, 0] => Err(Error::usage(format!(
+            "{}: gives no outputs (shape [{PROBE_BATCH}, 0] for {PROBE_BATCH} images)",
+            path.display()
+        ))),
         ref s => Err(Error::usage(format!(
-            "{}: gives outputs of shape {:?} for one image; expected [1, K]",
+            "{}: gives outputs of shape {:?} for a batch of {PROBE_BATCH} images; expected [{PROBE_BATCH}, K]",
             path.display(),
             s
         ))),
     }
 }
 
-/// Runs `module` once on a zero input `[1, C, H, W]` and checks that it gives `[1, outputs]`
-/// (`what` names the outputs: "classes", "features").
+/// Images in the load-time probe.
+const PROBE_BATCH: i64 = 2;
+
+/// Checks that `module` gives `outputs` per image for zero inputs of `shape` (as
+/// [`output_size`]); `what` names the outputs ("classes", "features"), `said` where their
+/// count and the shape come from ("its .json", "--classes").
 fn probe(
     module: &CModule,
     device: Device,
     path: &Path,
-    shape: [i64; 3],
-    outputs: i64,
-    what: &str,
+    shape: (&[i64; 3], &str),
+    expected: (i64, &str, &str),
 ) -> Result<()> {
-    let k = output_size(module, device, path, shape)?;
+    let k = output_size(module, device, path, *shape.0, shape.1)?;
+    check_outputs(path, k, expected)
+}
+
+/// `k` outputs per image against `expected` (as [`probe`]).
+fn check_outputs(path: &Path, k: i64, expected: (i64, &str, &str)) -> Result<()> {
+    let (outputs, what, said) = expected;
     if k != outputs {
         return Err(Error::usage(format!(
-            "{}: gives outputs of shape [{k}] for one image; its .json says {outputs} {what}",
+            "{}: gives {k} outputs per image; {said} says {outputs} {what}",
             path.display()
         )));
     }
     Ok(())
 }
+
+/// The most classes a classifier made elsewhere may have.
+pub const MAX_CLASSES: i64 = 1 << 20;
 
 /// A TorchScript classifier with the JSON written beside it by `neuroevo train`.
 pub struct Classifier {
@@ -190,44 +232,6 @@ impl Classifier {
     /// (the spec says what it reads) and its classes are counted with one forward pass.
     pub fn load_with(path: &Path, device: Device, spec: Option<&InputSpec>) -> Result<Self> {
         let path = &super::bundled::resolve(path)?;
-        if let Some(spec) = spec {
-            if !path.is_file() {
-                return Err(Error::usage(format!(
-                    "{}: no such model file",
-                    path.display()
-                )));
-            }
-            let json = crate::nn::export::info_path(path);
-            let mut info = if json.is_file() {
-                let mut i: ModelInfo = read_info(&json, "classifier")?;
-                i.input_shape = spec.input_shape;
-                i.input_range = spec.input_range;
-                if let Some(c) = &spec.classes {
-                    i.classes = c.clone();
-                }
-                i
-            } else {
-                spec.info("classifier")
-            };
-            let module = load_module(path, device)?;
-            let k = output_size(&module, device, path, info.input_shape)?;
-            if info.classes.is_empty() {
-                info.classes = (0..k).map(|i| i.to_string()).collect();
-            }
-            probe(
-                &module,
-                device,
-                path,
-                info.input_shape,
-                info.classes.len() as i64,
-                "classes",
-            )?;
-            return Ok(Classifier {
-                module,
-                info,
-                path: path.to_path_buf(),
-            });
-        }
         if !path.is_file() {
             return Err(Error::usage(format!(
                 "{}: no such model file",
@@ -235,22 +239,61 @@ impl Classifier {
             )));
         }
         let json = crate::nn::export::info_path(path);
-        let info: ModelInfo = read_info(&json, "classifier").map_err(|e| match e {
-            Error::Io { .. } => Error::usage(format!(
-                "{}: missing; it describes the model's input (neuroevo train writes it beside the .pt)",
-                json.display()
-            )),
-            other => other,
-        })?;
+        let has_json = json.is_file();
+        // the model first: a file libtorch cannot read is reported with its reason, whether
+        // or not a .json is beside it
         let module = load_module(path, device)?;
-        probe(
-            &module,
-            device,
-            path,
-            info.input_shape,
-            info.classes.len() as i64,
-            "classes",
-        )?;
+        let info = match spec {
+            Some(spec) => {
+                let mut info = if has_json {
+                    let mut i: ModelInfo = read_info(&json, "classifier")?;
+                    i.input_shape = spec.input_shape;
+                    i.input_range = spec.input_range;
+                    if let Some(c) = &spec.classes {
+                        i.classes = c.clone();
+                    }
+                    i
+                } else {
+                    spec.info("classifier")
+                };
+                let k = output_size(&module, device, path, info.input_shape, "--input-shape")?;
+                if k > MAX_CLASSES {
+                    // each class is named (and gets a population of its own in fool)
+                    return Err(Error::usage(format!(
+                        "{}: gives {k} outputs per image; a classifier may have at most {MAX_CLASSES} classes",
+                        path.display()
+                    )));
+                }
+                if info.classes.is_empty() {
+                    info.classes = (0..k).map(|i| i.to_string()).collect();
+                }
+                let said = if spec.classes.is_some() {
+                    "--classes"
+                } else {
+                    "its .json"
+                };
+                check_outputs(path, k, (info.classes.len() as i64, "classes", said))?;
+                info
+            }
+            None if !has_json => {
+                return Err(Error::usage(format!(
+                    "{}: missing; it describes the model's input (neuroevo train writes it beside the .pt; for a model made elsewhere give --input-shape and --input-range)",
+                    json.display()
+                )))
+            }
+            None => {
+                let info: ModelInfo = read_info(&json, "classifier")?;
+                let n = info.classes.len() as i64;
+                probe(
+                    &module,
+                    device,
+                    path,
+                    (&info.input_shape, "its .json"),
+                    (n, "classes", "its .json"),
+                )?;
+                info
+            }
+        };
         Ok(Classifier {
             module,
             info,
@@ -312,8 +355,15 @@ impl Generator {
                 path.display()
             )));
         }
-        let info: GeneratorInfo = read_info(&path.with_extension("json"), "generator")?;
         let module = load_module(path, device)?;
+        let json = path.with_extension("json");
+        if !json.is_file() {
+            return Err(Error::usage(format!(
+                "{}: missing; it describes the generator's latent and images (neuroevo gan writes it beside the .pt)",
+                json.display()
+            )));
+        }
+        let info: GeneratorInfo = read_info(&json, "generator")?;
         Ok(Generator { module, info })
     }
 }
@@ -336,17 +386,30 @@ impl FeatureExtractor {
     /// the features module (a model made elsewhere), its feature size found by a forward pass.
     pub fn load_with(model: &Path, device: Device, spec: Option<&InputSpec>) -> Result<Self> {
         let model = &super::bundled::resolve(model)?;
+        if !model.is_file() {
+            return Err(Error::usage(format!(
+                "{}: no such model file",
+                model.display()
+            )));
+        }
         let json = info_path(model);
-        if let (Some(spec), false) = (spec, json.is_file()) {
-            if !model.is_file() {
-                return Err(Error::usage(format!(
-                    "{}: no such model file",
-                    model.display()
-                )));
-            }
-            let mut info = spec.info("features");
+        if !json.is_file() {
+            // the model first: a file libtorch cannot read is reported with its reason
             let module = load_module(model, device)?;
-            info.feature_dim = output_size(&module, device, model, info.input_shape)?;
+            let Some(spec) = spec else {
+                return Err(Error::usage(format!(
+                    "no {} beside it (neuroevo train writes it; for a features model made elsewhere give --fid-input-shape and --fid-input-range)",
+                    json.display()
+                )));
+            };
+            let mut info = spec.info("features");
+            info.feature_dim = output_size(
+                &module,
+                device,
+                model,
+                info.input_shape,
+                "--fid-input-shape",
+            )?;
             return Ok(FeatureExtractor {
                 module,
                 info,
@@ -354,41 +417,27 @@ impl FeatureExtractor {
             });
         }
         // a features model made elsewhere: its .json says `"kind": "features"`
-        if let Ok(v) = fsutil::read_json::<serde_json::Value>(&json) {
-            if v.get("kind").and_then(|k| k.as_str()) == Some("features") {
-                let mut info: ModelInfo = serde_json::from_value(v).map_err(|e| {
-                    Error::corrupt(
-                        &json,
-                        format!("not the description of a features model: {e}"),
-                    )
-                })?;
-                let module = load_module(model, device)?;
-                let d = output_size(&module, device, model, info.input_shape)?;
-                if info.feature_dim == 0 {
-                    info.feature_dim = d;
-                }
-                probe(
-                    &module,
-                    device,
-                    model,
-                    info.input_shape,
-                    info.feature_dim,
-                    "features",
-                )?;
-                return Ok(FeatureExtractor {
-                    module,
-                    info,
-                    features_file: model.to_path_buf(),
-                });
+        let v: serde_json::Value = fsutil::read_json(&json)?;
+        if v.get("kind").and_then(|k| k.as_str()) == Some("features") {
+            let mut info: ModelInfo = serde_json::from_value(v).map_err(|e| {
+                Error::corrupt(
+                    &json,
+                    format!("not the description of a features model: {e}"),
+                )
+            })?;
+            let module = load_module(model, device)?;
+            let d = output_size(&module, device, model, info.input_shape, "its .json")?;
+            if info.feature_dim == 0 {
+                info.feature_dim = d;
             }
+            check_outputs(model, d, (info.feature_dim, "features", "its .json"))?;
+            return Ok(FeatureExtractor {
+                module,
+                info,
+                features_file: model.to_path_buf(),
+            });
         }
-        let info: ModelInfo = read_info(&json, "classifier").map_err(|e| match e {
-            Error::Io { .. } => Error::usage(format!(
-                "no {} beside it (neuroevo train writes it)",
-                json.display()
-            )),
-            other => other,
-        })?;
+        let info: ModelInfo = read_info(&json, "classifier")?;
         let features_file = match &info.features_file {
             Some(f) => model.with_file_name(f),
             None => features_path(model),
@@ -404,15 +453,29 @@ impl FeatureExtractor {
             &module,
             device,
             &features_file,
-            info.input_shape,
-            info.feature_dim,
-            "features",
+            (&info.input_shape, "its .json"),
+            (info.feature_dim, "features", "its .json"),
         )?;
         Ok(FeatureExtractor {
             module,
             info,
             features_file,
         })
+    }
+
+    /// Refuses an FID over `samples` images per set whose statistics cannot fit in memory:
+    /// the features of both sets (f64) and about six `D x D` f64 matrices (two covariances,
+    /// the square root of one with its eigenvectors, their product).
+    pub fn check_memory(&self, samples: i64) -> Result<()> {
+        let d = self.info.feature_dim as f64;
+        crate::run::memory::check(
+            &format!("--fid-model {}", self.features_file.display()),
+            &format!(
+                "the FID statistics of its {} features",
+                self.info.feature_dim
+            ),
+            2.0 * samples.max(0) as f64 * d * 8.0 + 6.0 * d * d * 8.0,
+        )
     }
 
     /// Features `[N, D]` of images `[N, C, H, W]` whose values lie in `range`: rescaled to the

@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod bundled;
 pub mod export;
+pub mod inspect;
 pub mod load;
 pub mod model;
 pub mod precision;

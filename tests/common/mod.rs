@@ -165,3 +165,16 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// Runs `script` with the `.venv` python of `scripts/setup.sh` (torch), `args` as `sys.argv[1:]`;
+/// from a file, since `torch.jit.script` reads the source of what it compiles.
+pub fn python(script: &str, args: &[&str]) {
+    let file = tempfile::Builder::new().suffix(".py").tempfile().unwrap();
+    std::fs::write(file.path(), script).unwrap();
+    let o = Command::new(repo(".venv/bin/python"))
+        .arg(file.path())
+        .args(args)
+        .output()
+        .expect("the .venv of scripts/setup.sh");
+    assert!(o.status.success(), "{}", stderr(&o));
+}
