@@ -11,7 +11,8 @@
 #   .venv/bin/python scripts/make-colour-mnist.py data/mnist-10k/train-images-idx3-ubyte.gz .dev/cmnist64 4000
 # Rehearse on a CPU with DEVICE=cpu BUDGET=5 TH_EPOCHS=1 SUBSET=512 (tiny, only to check flags);
 # GAN_ARGS are more flags for every gan run (e.g. "--fid-samples 100 --width 4" for a smoke run).
-# STEPS (default "bench thesis compare autocnn") picks the parts; COMPARE and SEEDS the 28x28
+# STEPS (default "bench thesis compare autocnn"; "untrusted" checks refused model files and the
+# run layer on the device) picks the parts; COMPARE and SEEDS the 28x28
 # comparison runs (names in cmp_flags below; p2-glr with base-2e-4 is the short-budget setting
 # in which evolution wins on the CPU, not yet run on a GPU).
 # Writes every run under WORK (default /tmp/gpu-check), a summary table to stdout and, when OUT
@@ -98,6 +99,50 @@ if [ -x "$BIN_DIR/auto-cnn" ] && has autocnn && [ "$(limit 60)" -ge 60 ]; then
   echo "== auto-cnn, the package's budget, on $DEVICE"
   BIN=$BIN_DIR/auto-cnn DEVICE=$DEVICE OUT=$WORK/autocnn timeout "$(limit 240)" \
     scripts/bench-autocnn.sh
+fi
+
+# untrusted input and the run layer on the device: a model file that writes a file is refused
+# before it runs, the shipped models run, train stops on patience and on Ctrl-C (nothing
+# exported), a tiny auto-cnn search runs
+check() { # NAME EXPECTED_EXIT COMMAND...: one line per check
+  local name=$1 want=$2; shift 2
+  timeout "$(limit 120)" "$@" >"$WORK/$name.log" 2>&1
+  local rc=$?
+  echo "$name: exit $rc (want $want) $( [ $rc -eq "$want" ] && echo ok || echo FAILED): $(grep -m1 'error' "$WORK/$name.log")"
+}
+if has untrusted; then
+  echo "== untrusted input and the run layer on $DEVICE"
+  N=$BIN_DIR/neuroevo
+  echo "untouched" >"$WORK/victim.txt"
+  # torch.jit.script reads the source of what it compiles: from a file
+  cat >"$WORK/thief.py" <<PY
+import torch
+class Thief(torch.nn.Module):
+    def forward(self, x):
+        t = torch.from_file("$WORK/victim.txt", shared=True, size=4, dtype=torch.uint8)
+        t.fill_(66)
+        # the result depends on the file, so the compiler keeps the read and the write
+        return x.flatten(1)[:, :10] + t[0].float() * 0
+torch.jit.script(Thief()).save("$WORK/thief.pt")
+PY
+  python3 "$WORK/thief.py"
+  check thief 2 "$N" fool -q --device "$DEVICE" --classifier "$WORK/thief.pt" \
+    --input-shape 1,28,28 --input-range 0,1 --generations 5 --out "$WORK/thief"
+  echo "victim file after the thief: $(cat "$WORK/victim.txt")"
+  check fool 0 "$N" fool -q --device "$DEVICE" --generations 50 --out "$WORK/fool"
+  check train-patience 0 "$N" train -q --device "$DEVICE" "${sub[@]}" --epochs 30 --patience 2 \
+    --arch "S16-16 P:max F32" --out "$WORK/train-p"
+  grep -o '"stop_reason": *"[a-z_]*"' "$WORK/train-p/result.json" 2>/dev/null
+  "$N" train -q --device "$DEVICE" "${sub[@]}" --epochs 1000 --arch "S8-8 F16" \
+    --out "$WORK/train-i" >"$WORK/train-i.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do [ -f "$WORK/train-i/state.json" ] && break; sleep 0.1; done
+  kill -INT $pid; wait $pid
+  echo "train-interrupted: exit $? (want 130), model.pt $( [ -e "$WORK/train-i/model.pt" ] && echo present || echo absent) (want absent)"
+  if [ -x "$BIN_DIR/auto-cnn" ]; then
+    check autocnn-tiny 0 "$BIN_DIR/auto-cnn" search -q --device "$DEVICE" --population 2 \
+      --generations 1 --epochs 1 --subset 1000 --out "$WORK/autocnn-tiny"
+  fi
 fi
 
 python3 - "$WORK" <<'P' | tee "$WORK/summary.txt"

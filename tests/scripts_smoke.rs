@@ -359,3 +359,41 @@ fn bench_broker() {
         );
     }
 }
+
+#[test]
+fn gpu_check_untrusted_step_rehearses_on_the_cpu() {
+    // the device machine's python3 has torch; here the .venv's does
+    let tmp = tempfile::tempdir().unwrap();
+    let path = format!(
+        "{}:{}",
+        repo(".venv/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(
+        "gpu-check.sh",
+        &[
+            ("BIN_DIR", s(Path::new(NEUROEVO).parent().unwrap())),
+            ("STEPS", "untrusted"),
+            ("SUBSET", "600"),
+            ("PATH", &path),
+            ("TOTAL", "200"),
+            ("WORK", s(&tmp.path().join("work"))),
+        ],
+        300,
+    );
+    for check in ["thief", "fool", "train-patience"] {
+        assert_eq!(
+            lines_with(&out, &[&format!("{check}: exit"), "ok"]),
+            1,
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("victim file after the thief: untouched"),
+        "{out}"
+    );
+    assert!(
+        out.contains("exit 130 (want 130), model.pt absent"),
+        "{out}"
+    );
+}
