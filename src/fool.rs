@@ -368,13 +368,14 @@ impl FoolArgs {
             checkpoint_every: self.checkpoint_every,
             log_every: 1,
         };
+        // model paths are kept resolved, so that --resume from another directory reads them
         Ok(FoolConfig {
-            classifier: self.classifier.clone(),
+            classifier: crate::fsutil::stored_path(&self.classifier),
             input: self.input_spec()?,
-            judge,
+            judge: judge.as_deref().map(crate::fsutil::stored_path),
             classes,
             space: self.space,
-            generator: self.generator.clone(),
+            generator: self.generator.as_deref().map(crate::fsutil::stored_path),
             init: self.init.unwrap_or(match self.space {
                 Space::Pixels => Init::Black,
                 Space::Latent => Init::Uniform,

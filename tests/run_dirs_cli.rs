@@ -199,6 +199,33 @@ fn paths_in_config_json_survive_a_resume_from_another_directory() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    // a classifier given by a relative path (fool), resumed from elsewhere
+    std::fs::create_dir_all(cwd.join("m")).unwrap();
+    for f in ["mnist-cnn.pt", "mnist-cnn.json"] {
+        std::fs::copy(common::repo("models").join(f), cwd.join("m").join(f)).unwrap();
+    }
+    let fo = tmp.path().join("fo");
+    let o = neuroevo()
+        .current_dir(&cwd)
+        .args([
+            "fool",
+            "-q",
+            "--classifier",
+            "m/mnist-cnn.pt",
+            "--judge",
+            "none",
+        ])
+        .args(["--class", "3", "--generations", "3", "--device", "cpu"])
+        .args(["--out", s(&fo)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = neuroevo()
+        .current_dir(&elsewhere)
+        .args(["fool", "-q", "--resume", s(&fo), "--generations", "6"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
