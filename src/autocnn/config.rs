@@ -3,6 +3,7 @@
 use super::genome::GenomeSpace;
 use crate::data::{DataArgs, DataOptions, DatasetName};
 use crate::error::{Error, Result};
+use crate::nn::arch::{Arch, Layer};
 use crate::nn::train::{Optimizer, Schedule, TrainConfig};
 use crate::nn::Precision;
 use crate::run::{Job, JobConfig, NewRun, RunArgs};
@@ -130,6 +131,18 @@ pub struct SearchConfig {
     pub seed: u64,
 }
 
+/// The largest `--population`: the checkpoint lists every genome of the population and the
+/// offspring and is rewritten after every network (a few MB at this size).
+pub const MAX_POPULATION: usize = 10_000;
+
+/// A genome shown in a message: at most 60 characters.
+pub(crate) fn shorten(genome: &str) -> String {
+    match genome.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &genome[..i]),
+        None => genome.to_string(),
+    }
+}
+
 pub(crate) fn parse_list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
     s.split(',')
         .map(|t| t.trim())
@@ -211,6 +224,14 @@ impl SearchConfig {
                 self.population
             )));
         }
+        // the checkpoint holds every genome and is rewritten after every network
+        if self.population > MAX_POPULATION {
+            return Err(Error::usage(format!(
+                "--population {}: at most {MAX_POPULATION} (the checkpoint, which lists every \
+                 genome, is rewritten after every network)",
+                self.population
+            )));
+        }
         // genomes of the population and the offspring, with their origins, in the checkpoint
         // and in memory (a few hundred bytes each)
         crate::run::memory::check(
@@ -241,7 +262,42 @@ impl SearchConfig {
             return Err(Error::usage("--final-epochs must be at least 1"));
         }
         self.space.validate()?;
+        // libtorch's optimizers keep the learning rate as a 32-bit float
+        if self.train.lr > f32::MAX as f64 {
+            return Err(Error::usage(format!(
+                "--lr {:e}: must be at most {:e} (libtorch keeps it as a 32-bit float)",
+                self.train.lr,
+                f32::MAX
+            )));
+        }
         self.train.validate()
+    }
+
+    /// Refuses a search whose deepest, widest initial genome (`--max-depth` skip layers of the
+    /// largest of `--filters`, no pooling) cannot train one step on images of `shape` in this
+    /// machine's memory, naming the flags to lower.
+    pub fn check_memory(&self, shape: [i64; 3], classes: i64) -> Result<()> {
+        let widest = *self.space.filters.iter().max().unwrap_or(&1);
+        let worst = Arch {
+            layers: vec![
+                Layer::Skip {
+                    f1: widest,
+                    f2: widest
+                };
+                self.space.max_depth
+            ],
+        };
+        crate::run::memory::check(
+            &format!(
+                "--filters {widest} with --max-depth {} and --batch-size {}",
+                self.space.max_depth, self.train.batch_size
+            ),
+            &format!(
+                "one training step of \"{}\" on {shape:?} images",
+                shorten(&worst.to_string())
+            ),
+            worst.training_bytes(shape, classes, self.train.batch_size as i64),
+        )
     }
 
     /// The settings a genome's fitness depends on; a cached fitness is reused only when they
