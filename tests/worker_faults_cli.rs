@@ -247,3 +247,47 @@ fn a_broker_killed_during_the_weights_upload_costs_the_worker_nothing() {
     assert!(evals.iter().all(|r| r["params"].as_i64().unwrap() > 0));
     assert!(out.join("best.pt").is_file());
 }
+
+/// (genome, fitness, params) of every evaluation, in order.
+fn scores(dir: &Path) -> Vec<(String, f64, i64)> {
+    log(dir)
+        .iter()
+        .filter(|r| r["kind"] == "evaluation")
+        .map(|r| {
+            let genome = r["genome"].as_str().unwrap().to_string();
+            (
+                genome,
+                r["fitness"].as_f64().unwrap(),
+                r["params"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_with_other_threads_scores_as_the_search_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    // big enough that libtorch's sums on 1 and 2 threads round differently
+    let flags = "auto-cnn search -q --subset 1000 --population 2 --generations 0 --epochs 1 \
+                 --filters 16,32 --seed 7 --device cpu --precision fp32 --threads 2";
+    let local = tmp.path().join("local");
+    let o = neuroevo()
+        .current_dir(repo(""))
+        .args(flags.split_whitespace())
+        .args(["--out", s(&local)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let server = NatsServer::start(&tmp.path().join("store"));
+    let _w = Worker::start(&server.url(), "w", &[]); // --threads 1
+    let dist = tmp.path().join("dist");
+    let child = neuroevo()
+        .current_dir(repo(""))
+        .args(flags.split_whitespace())
+        .args(["--broker", &server.url(), "--out", s(&dist)])
+        .spawn()
+        .unwrap();
+    let o = wait_output(child, 300);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(scores(&dist), scores(&local));
+}

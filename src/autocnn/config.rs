@@ -104,6 +104,11 @@ pub struct SearchArgs {
     /// else fp32), fp32 or bf16 (mixed precision, fp32 weights). The export computes in fp32.
     #[arg(long, default_value = "auto", value_parser = crate::ga::cli::precision_values())]
     pub precision: String,
+    /// CPU threads every network trains with, here and on workers (default: libtorch's choice
+    /// on this machine). Part of what a fitness depends on: libtorch's sums run in another
+    /// order on another number of threads.
+    #[arg(long)]
+    pub threads: Option<i32>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -129,6 +134,10 @@ pub struct SearchConfig {
     pub final_epochs: Option<usize>,
     pub device: String,
     pub seed: u64,
+    /// CPU threads every network trains with (CPU searches; none in searches made before it
+    /// was recorded, which train with the process's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<i32>,
 }
 
 /// The largest `--population`: the checkpoint lists every genome of the population and the
@@ -196,6 +205,10 @@ impl SearchArgs {
             final_epochs: self.final_epochs,
             device: new.device_name.clone(),
             seed,
+            threads: match new.device {
+                tch::Device::Cpu => Some(self.threads.unwrap_or_else(tch::get_num_threads)),
+                _ => None,
+            },
         })
     }
 }
@@ -258,6 +271,11 @@ impl SearchConfig {
                 "--time-budget must be a positive number of seconds",
             ));
         }
+        if let Some(t) = self.threads.filter(|t| !(1..=4096).contains(t)) {
+            return Err(Error::usage(format!(
+                "--threads {t}: must be between 1 and 4096"
+            )));
+        }
         if self.final_epochs == Some(0) {
             return Err(Error::usage("--final-epochs must be at least 1"));
         }
@@ -303,10 +321,13 @@ impl SearchConfig {
     /// The settings a genome's fitness depends on; a cached fitness is reused only when they
     /// are equal (the cache key hashes them with the genome).
     pub(crate) fn fitness_settings(&self) -> String {
-        json!({
+        let mut s = json!({
             "dataset": self.dataset.label(), "data": self.data, "train": self.train,
             "fitness_set": self.fitness_set, "on_shrink": self.on_shrink,
-        })
-        .to_string()
+        });
+        if let Some(t) = self.threads {
+            s["threads"] = json!(t);
+        }
+        s.to_string()
     }
 }

@@ -36,6 +36,10 @@ pub(crate) fn train_genome(
     bar: Option<&ProgressBar>,
 ) -> Result<Trained> {
     let t0 = Instant::now();
+    // the thread count is part of the fitness (the search's, wherever the network trains)
+    if let (Device::Cpu, Some(t)) = (data.device(), cfg.threads) {
+        tch::set_num_threads(t);
+    }
     let g = Arch::parse(genome)?;
     let zero = |note: String, evaluated: String| Trained {
         eval: Evaluation {

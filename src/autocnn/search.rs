@@ -451,6 +451,7 @@ mod tests {
             batch_size: 32,
             lr: 4e-3,
             precision: "auto".into(),
+            threads: None,
             schedule: "cosine".into(),
             run: RunArgs {
                 seed: Some(1),

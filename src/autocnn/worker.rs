@@ -44,7 +44,8 @@ pub struct WorkerArgs {
     /// Where this machine keeps its datasets (default: the task's, then the usual places).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// CPU threads of libtorch (default: libtorch's choice).
+    /// CPU threads of libtorch (default: libtorch's choice); a task of a search that
+    /// recorded its thread count trains with that count, on which its fitness depends.
     #[arg(long)]
     pub threads: Option<i32>,
     /// The worker's name in logs and the search's display (default: host-pid).
@@ -176,6 +177,8 @@ struct Worker<'a> {
     device: tch::Device,
     /// The consumer's ack deadline (paces the progress acks).
     deadline: Duration,
+    /// libtorch's CPU threads as `--threads` set them.
+    threads: i32,
     /// Loaded datasets (with their hashes) by dataset and options.
     datasets: HashMap<String, (Dataset, String)>,
 }
@@ -221,6 +224,7 @@ pub fn run_worker(args: &WorkerArgs) -> Result<()> {
             name,
             device,
             deadline,
+            threads: tch::get_num_threads(),
             datasets: HashMap::new(),
         };
         w.log(format!(
@@ -454,7 +458,12 @@ impl Worker<'_> {
         // train in a thread of its own; tell the broker we are at it meanwhile
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let (genome, cfg) = (task.genome.clone(), task.cfg.clone());
+        let own_threads = self.threads;
         std::thread::spawn(move || {
+            // a search that recorded its thread count gets it (in train_guarded), others ours
+            if cfg.threads.is_none() {
+                tch::set_num_threads(own_threads);
+            }
             let mut data = data;
             let r = train_guarded(&genome, &cfg, &mut data, None, None);
             let _ = tx.send((r, data));
