@@ -417,14 +417,15 @@ pub(crate) fn breed(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::{load_dataset, DataArgs};
     use crate::run::{NewRun, RunArgs};
     use rand::SeedableRng;
     use tch::Device;
 
-    fn cfg(population: usize) -> SearchConfig {
+    /// A valid configuration on mnist-10k (for the tests of other modules too).
+    pub(crate) fn cfg(population: usize) -> SearchConfig {
         let args = SearchArgs {
             broker: None,
             data: DataArgs {

@@ -320,14 +320,14 @@ impl Worker<'_> {
     /// Refuses a task: a final scored-0 answer with the reason when no worker can train it (or
     /// on its last delivery), else back to the queue for another worker.
     async fn refuse(&self, msg: &Message, task: &Task, r: Refusal, last: bool) -> Flow {
-        let (why, fin) = match r {
-            Refusal::Invalid(why) => (why, true),
-            Refusal::Here(why) => (why, last),
+        let (why, here) = match r {
+            Refusal::Invalid(why) => (why, false),
+            Refusal::Here(why) => (why, true),
         };
         let genome = super::config::shorten(&task.genome);
         let key = super::config::shorten(&task.key);
         self.log(format!("refused task {key} ({genome}): {why}"));
-        if !fin {
+        if here && !last {
             let _ = msg
                 .ack_with(AckKind::Nak(Some(Duration::from_millis(200))))
                 .await;
@@ -335,7 +335,7 @@ impl Worker<'_> {
             tokio::time::sleep(Duration::from_secs(2)).await;
             return Flow::Next;
         }
-        let note = if last && fin {
+        let note = if here {
             format!("scored 0: refused by the workers on all {MAX_DELIVER} deliveries, last by {}: {why}", self.name)
         } else {
             format!("scored 0: refused by worker {}: {why}", self.name)
@@ -571,6 +571,42 @@ impl Worker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn task(genome: &str) -> Task {
+        let cfg = crate::autocnn::search::tests::cfg(3);
+        Task {
+            protocol: broker::PROTOCOL,
+            search: "0123456789abcdef".into(),
+            key: cache_key(genome, &cfg.fitness_settings()),
+            genome: genome.into(),
+            cfg,
+            dataset_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn tasks_are_checked_as_the_search_checks_its_flags() {
+        assert!(check_task(&task("S32-64 P:max")).is_ok());
+        let invalid = |t: &Task| match check_task(t) {
+            Err(Refusal::Invalid(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        // another genome under this one's key
+        let mut t = task("S32-64 P:max");
+        t.genome = "P:avg".into();
+        assert!(invalid(&t).contains("not the key of its genome"));
+        // settings the search would refuse
+        let mut t = task("S32-64");
+        t.cfg.train.lr = 1e308;
+        assert!(invalid(&t).contains("--lr"));
+        let mut t = task("S32-64");
+        t.cfg.population = 0;
+        assert!(invalid(&t).contains("--population"));
+        // a genome outside the space, or not a genome
+        assert!(invalid(&task("S4096-4096")).contains("outside its search space"));
+        assert!(invalid(&task("F10")).contains("outside"));
+        assert!(invalid(&task("")).contains("not a layer list"));
+    }
 
     #[test]
     fn search_ids_are_subject_tokens() {
