@@ -56,11 +56,14 @@ fn key_of(task: &Value) -> String {
         Value::String(d) => d.clone(),
         v => format!("folder:{}", v["folder"].as_str().unwrap()),
     };
-    let settings = json!({
+    let mut settings = json!({
         "dataset": label, "data": cfg["data"], "train": cfg["train"],
         "fitness_set": cfg["fitness_set"], "on_shrink": cfg["on_shrink"],
-    })
-    .to_string();
+    });
+    if !cfg["threads"].is_null() {
+        settings["threads"] = cfg["threads"].clone();
+    }
+    let settings = settings.to_string();
     let genome = task["genome"].as_str().unwrap();
     let d = sha2::Sha256::digest(format!("{genome}\n{settings}").as_bytes());
     d[..12].iter().map(|b| format!("{b:02x}")).collect()
