@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const SEARCH: &str = "auto-cnn search -q --subset 600 --population 4 --generations 1 --epochs 3 --filters 8,16 --seed 5 --device cpu --precision fp32";
+const SEARCH: &str = "auto-cnn search -q --subset 600 --population 4 --generations 1 --epochs 3 --filters 8,16 --seed 5 --device cpu --precision fp32 --threads 1";
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
