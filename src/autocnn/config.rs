@@ -237,6 +237,13 @@ impl SearchConfig {
                 self.population
             )));
         }
+        // genomes of the population and the offspring, with their origins, in the checkpoint
+        // and in memory (a few hundred bytes each)
+        crate::run::memory::check(
+            &format!("--population {}", self.population),
+            "the population's genomes",
+            self.population as f64 * 2.0 * 512.0,
+        )?;
         // the checkpoint holds every genome and is rewritten after every network
         if self.population > MAX_POPULATION {
             return Err(Error::usage(format!(
@@ -245,13 +252,6 @@ impl SearchConfig {
                 self.population
             )));
         }
-        // genomes of the population and the offspring, with their origins, in the checkpoint
-        // and in memory (a few hundred bytes each)
-        crate::run::memory::check(
-            &format!("--population {}", self.population),
-            "the population's genomes",
-            self.population as f64 * 2.0 * 512.0,
-        )?;
         for (flag, p) in [
             ("--crossover-prob", self.crossover_prob),
             ("--mutation-prob", self.mutation_prob),
