@@ -9,6 +9,7 @@
 #   scripts/bench-autocnn.sh                 # seed 1, CPU
 #   SEEDS="1 2 3" FINAL_EPOCHS=3 scripts/bench-autocnn.sh
 #   SEEDS="1 2 3" DEVICE=cuda scripts/bench-autocnn.sh
+#   SUBSET=300 POPULATION=2 GENERATIONS=0 FILTERS=8 scripts/bench-autocnn.sh   # a smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/auto-cnn}
@@ -17,16 +18,23 @@ SEEDS=${SEEDS:-1}
 DEVICE=${DEVICE:-cpu}
 DATASET=${DATASET:-mnist-10k}
 FINAL_EPOCHS=${FINAL_EPOCHS:-}
-final=(); [ -n "$FINAL_EPOCHS" ] && final=(--final-epochs "$FINAL_EPOCHS")
+POPULATION=${POPULATION:-4}
+GENERATIONS=${GENERATIONS:-2}
+EPOCHS=${EPOCHS:-1}
+FILTERS=${FILTERS:-}
+SUBSET=${SUBSET:-}
+extra=(); [ -n "$FINAL_EPOCHS" ] && extra=(--final-epochs "$FINAL_EPOCHS")
+[ -n "$FILTERS" ] && extra+=(--filters "$FILTERS")
+[ -n "$SUBSET" ] && extra+=(--subset "$SUBSET")
 OUT=${OUT:-$(mktemp -d)}
-echo "auto-cnn search --dataset $DATASET --population 4 --generations 2 --epochs 1 --val-fraction 0.2 ${final[*]} on $DEVICE ($(nproc) cores)"
+echo "auto-cnn search --dataset $DATASET --population $POPULATION --generations $GENERATIONS --epochs $EPOCHS --val-fraction 0.2 ${extra[*]} on $DEVICE ($(nproc) cores)"
 printf '%-5s %9s %9s %6s %7s  %-36s %8s %9s %9s\n' seed wall_s speedup evals trained best val_acc test_1ep test_final
 for seed in $SEEDS; do
   run="$OUT/bench-seed$seed"
   rm -rf "$run"
   start=$(date +%s.%N)
-  "$BIN" search -q --dataset "$DATASET" --population 4 --generations 2 --epochs 1 \
-    --val-fraction 0.2 --seed "$seed" --device "$DEVICE" --out "$run" "${final[@]}" >/dev/null
+  "$BIN" search -q --dataset "$DATASET" --population "$POPULATION" --generations "$GENERATIONS" --epochs "$EPOCHS" \
+    --val-fraction 0.2 --seed "$seed" --device "$DEVICE" --out "$run" "${extra[@]}" >/dev/null
   end=$(date +%s.%N)
   python3 - "$run/result.json" "$seed" "$start" "$end" <<'P'
 import json, sys
@@ -40,6 +48,6 @@ P
   echo "      per network: $(python3 -c "
 import json
 ev = [json.loads(l) for l in open('$run/log.jsonl')]
-print(', '.join(f\"{e['genome']} {e['seconds']:.0f}s\" for e in ev if e['type'] == 'evaluation' and not e['cached']))")"
+print(', '.join(f\"{e['genome']} {e['seconds']:.0f}s\" for e in ev if e['kind'] == 'evaluation' and not e['cached']))")"
 done
 echo "auto-cnn 1.0 (TensorFlow 2.15 CPU, same machine and budget): 1234 s, 12 networks, best test accuracy 0.517"

@@ -5,14 +5,15 @@
 # i.e. it was published or its worker became free, to its result at the search, minus the
 # training seconds the worker measured), from the `broker_overhead_s` of the log records.
 #   scripts/bench-broker.sh
-#   ARGS="--population 8 --epochs 2" scripts/bench-broker.sh
+#   POPULATION=8 EPOCHS=3 scripts/bench-broker.sh
+#   SUBSET=300 POPULATION=2 GENERATIONS=0 EPOCHS=1 scripts/bench-broker.sh   # a smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/neuroevo}
 [ -x "$BIN" ] || cargo build --release --quiet
 command -v nats-server >/dev/null || { echo "needs nats-server (apt-get install nats-server)"; exit 1; }
 DEVICE=${DEVICE:-cpu}
-SEARCH="auto-cnn search -q --subset 1000 --population 6 --generations 2 --epochs 2 --filters 8,16 --seed 3 --device $DEVICE --precision fp32 ${ARGS:-}"
+SEARCH="auto-cnn search -q --subset ${SUBSET:-1000} --population ${POPULATION:-6} --generations ${GENERATIONS:-2} --epochs ${EPOCHS:-2} --filters ${FILTERS:-8,16} --seed 3 --device $DEVICE --precision fp32"
 tmp=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000))
 pids=()

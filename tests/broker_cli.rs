@@ -4,87 +4,15 @@
 //! address, a worker with other data, a malformed message). Each distributed search must give
 //! the evaluations (genome, fitness) of the in-process search with the same seed.
 mod common;
-use common::{log, neuroevo, repo, stderr, NatsServer};
-use std::io::{BufRead, BufReader};
+use common::{idx_set, log, neuroevo, repo, stderr, NatsServer, Worker};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SEARCH: &str = "auto-cnn search -q --subset 600 --population 4 --generations 1 --epochs 3 --filters 8,16 --seed 5 --device cpu --precision fp32";
+const SEARCH: &str = "auto-cnn search -q --subset 600 --population 4 --generations 1 --epochs 3 --filters 8,16 --seed 5 --device cpu --precision fp32 --threads 1";
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// A `neuroevo worker` whose log lines are collected.
-struct Worker {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Worker {
-    fn start(url: &str, name: &str, extra: &[&str]) -> Worker {
-        let mut child = neuroevo()
-            .current_dir(repo(""))
-            .args([
-                "worker",
-                "--broker",
-                url,
-                "--device",
-                "cpu",
-                "--threads",
-                "1",
-            ])
-            .args(["--name", name, "--ack-wait", "3"])
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stderr.take().unwrap();
-        let l = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
-                l.lock().unwrap().push(line);
-            }
-        });
-        let w = Worker { child, lines };
-        w.wait_for("serving");
-        w
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn wait_for(&self, needle: &str) {
-        let t = Instant::now();
-        while !self.log().iter().any(|l| l.contains(needle)) {
-            assert!(
-                t.elapsed() < Duration::from_secs(120),
-                "no {needle:?} in {:?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Task keys this worker trained to the end.
-    fn done(&self) -> Vec<String> {
-        self.log()
-            .iter()
-            .filter(|l| l.contains(": done "))
-            .filter_map(|l| l.split("(task ").nth(1).map(|k| k[..24].to_string()))
-            .collect()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn search(out: &Path, broker: Option<&str>, extra: &[&str]) -> std::process::Command {
@@ -223,35 +151,6 @@ fn a_killed_search_resumes_without_retraining_what_workers_scored() {
     keys.dedup();
     assert_eq!(keys.len(), evals.len(), "no evaluation recorded twice");
     assert_eq!(evals, in_process(tmp.path()));
-}
-
-/// The four IDX files of a tiny MNIST-shaped set in `dir/mnist`; `flip` changes one label.
-fn idx_set(dir: &Path, flip: bool) {
-    let sub = dir.join("mnist");
-    std::fs::create_dir_all(&sub).unwrap();
-    let idx = |dims: &[u32], data: &[u8]| {
-        let mut v = vec![0, 0, 8, dims.len() as u8];
-        for d in dims {
-            v.extend(d.to_be_bytes());
-        }
-        v.extend(data);
-        v
-    };
-    let pixels = |n: usize| -> Vec<u8> {
-        (0..n * 784)
-            .map(|i| ((i * 2_654_435_761) >> 13) as u8)
-            .collect()
-    };
-    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
-    let mut train_labels = labels(300);
-    if flip {
-        train_labels[7] = (train_labels[7] + 1) % 10;
-    }
-    let w = |name: &str, bytes: Vec<u8>| std::fs::write(sub.join(name), bytes).unwrap();
-    w("train-images-idx3-ubyte", idx(&[300, 28, 28], &pixels(300)));
-    w("train-labels-idx1-ubyte", idx(&[300], &train_labels));
-    w("t10k-images-idx3-ubyte", idx(&[100, 28, 28], &pixels(100)));
-    w("t10k-labels-idx1-ubyte", idx(&[100], &labels(100)));
 }
 
 #[test]

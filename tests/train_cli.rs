@@ -107,6 +107,11 @@ fn user_mistakes_exit_2_with_one_line() {
         (vec!["--weight-decay", "1e39"], "--weight-decay"),
         (vec!["--weight-decay", "NaN"], "--weight-decay"),
         (vec!["--weight-decay", "-1"], "--weight-decay -1"),
+        // a network that cannot train one step in this machine's memory
+        (
+            vec!["--arch", "S4096-4096 S4096-4096 S4096-4096"],
+            "needs ~",
+        ),
         // a place the model cannot be written to is found before the training
         (vec!["--export", under_a_file.to_str().unwrap()], "--export"),
     ];

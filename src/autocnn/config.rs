@@ -3,6 +3,7 @@
 use super::genome::GenomeSpace;
 use crate::data::{DataArgs, DataOptions, DatasetName};
 use crate::error::{Error, Result};
+use crate::nn::arch::{Arch, Layer};
 use crate::nn::train::{Optimizer, Schedule, TrainConfig};
 use crate::nn::Precision;
 use crate::run::{Job, JobConfig, NewRun, RunArgs};
@@ -103,6 +104,11 @@ pub struct SearchArgs {
     /// else fp32), fp32 or bf16 (mixed precision, fp32 weights). The export computes in fp32.
     #[arg(long, default_value = "auto", value_parser = crate::ga::cli::precision_values())]
     pub precision: String,
+    /// CPU threads every network trains with, here and on workers (default: libtorch's choice
+    /// on this machine). Part of what a fitness depends on: libtorch's sums run in another
+    /// order on another number of threads.
+    #[arg(long)]
+    pub threads: Option<i32>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -128,6 +134,22 @@ pub struct SearchConfig {
     pub final_epochs: Option<usize>,
     pub device: String,
     pub seed: u64,
+    /// CPU threads every network trains with (CPU searches; none in searches made before it
+    /// was recorded, which train with the process's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<i32>,
+}
+
+/// The largest `--population`: the checkpoint lists every genome of the population and the
+/// offspring and is rewritten after every network (a few MB at this size).
+pub const MAX_POPULATION: usize = 10_000;
+
+/// A genome shown in a message: at most 60 characters.
+pub(crate) fn shorten(genome: &str) -> String {
+    match genome.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &genome[..i]),
+        None => genome.to_string(),
+    }
 }
 
 pub(crate) fn parse_list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
@@ -183,6 +205,10 @@ impl SearchArgs {
             final_epochs: self.final_epochs,
             device: new.device_name.clone(),
             seed,
+            threads: match new.device {
+                tch::Device::Cpu => Some(self.threads.unwrap_or_else(tch::get_num_threads)),
+                _ => None,
+            },
         })
     }
 }
@@ -218,6 +244,14 @@ impl SearchConfig {
             "the population's genomes",
             self.population as f64 * 2.0 * 512.0,
         )?;
+        // the checkpoint holds every genome and is rewritten after every network
+        if self.population > MAX_POPULATION {
+            return Err(Error::usage(format!(
+                "--population {}: at most {MAX_POPULATION} (the checkpoint, which lists every \
+                 genome, is rewritten after every network)",
+                self.population
+            )));
+        }
         for (flag, p) in [
             ("--crossover-prob", self.crossover_prob),
             ("--mutation-prob", self.mutation_prob),
@@ -237,20 +271,56 @@ impl SearchConfig {
                 "--time-budget must be a positive number of seconds",
             ));
         }
+        if let Some(t) = self.threads.filter(|t| !(1..=4096).contains(t)) {
+            return Err(Error::usage(format!(
+                "--threads {t}: must be between 1 and 4096"
+            )));
+        }
         if self.final_epochs == Some(0) {
             return Err(Error::usage("--final-epochs must be at least 1"));
         }
         self.space.validate()?;
+        // the rates libtorch's optimizers can hold are checked there, for train too
         self.train.validate()
+    }
+
+    /// Refuses a search whose deepest, widest initial genome (`--max-depth` skip layers of the
+    /// largest of `--filters`, no pooling) cannot train one step on images of `shape` in this
+    /// machine's memory, naming the flags to lower.
+    pub fn check_memory(&self, shape: [i64; 3], classes: i64) -> Result<()> {
+        let widest = *self.space.filters.iter().max().unwrap_or(&1);
+        let worst = Arch {
+            layers: vec![
+                Layer::Skip {
+                    f1: widest,
+                    f2: widest
+                };
+                self.space.max_depth
+            ],
+        };
+        crate::run::memory::check(
+            &format!(
+                "--filters {widest} with --max-depth {} and --batch-size {}",
+                self.space.max_depth, self.train.batch_size
+            ),
+            &format!(
+                "one training step of \"{}\" on {shape:?} images",
+                shorten(&worst.to_string())
+            ),
+            worst.training_bytes(shape, classes, self.train.batch_size as i64),
+        )
     }
 
     /// The settings a genome's fitness depends on; a cached fitness is reused only when they
     /// are equal (the cache key hashes them with the genome).
     pub(crate) fn fitness_settings(&self) -> String {
-        json!({
+        let mut s = json!({
             "dataset": self.dataset.label(), "data": self.data, "train": self.train,
             "fitness_set": self.fitness_set, "on_shrink": self.on_shrink,
-        })
-        .to_string()
+        });
+        if let Some(t) = self.threads {
+            s["threads"] = json!(t);
+        }
+        s.to_string()
     }
 }

@@ -36,6 +36,10 @@ pub(crate) fn train_genome(
     bar: Option<&ProgressBar>,
 ) -> Result<Trained> {
     let t0 = Instant::now();
+    // the thread count is part of the fitness (the search's, wherever the network trains)
+    if let (Device::Cpu, Some(t)) = (data.device(), cfg.threads) {
+        tch::set_num_threads(t);
+    }
     let g = Arch::parse(genome)?;
     let zero = |note: String, evaluated: String| Trained {
         eval: Evaluation {
@@ -70,6 +74,13 @@ pub(crate) fn train_genome(
             Err(e) => return Ok(zero(format!("scored 0: {e}"), String::new())),
         },
     };
+    // a network that cannot train one step in this machine's memory is not started
+    let classes = data.num_classes() as i64;
+    let need = arch.training_bytes(data.shape, classes, cfg.train.batch_size as i64);
+    if let Err(e) = crate::run::memory::check("it", "one training step", need) {
+        let why = e.to_string().replacen("it: ", "", 1);
+        return Ok(zero(format!("scored 0: {why}"), arch.to_string()));
+    }
     // the initial weights depend on the seed only, not on what was trained before
     crate::rng::Streams::new(cfg.train.seed).init_libtorch();
     let vs = VarStore::new(data.device());
@@ -119,6 +130,44 @@ pub(crate) fn train_genome(
         },
         weights: Some(weights_bytes(&vs)?),
         overhead_s: None,
+    })
+}
+
+/// How the note of a training that panicked starts.
+pub(crate) const CRASHED: &str = "scored 0: training crashed";
+
+/// [`train_genome`], with a panic of the training (libtorch refusing a value) turned into a
+/// scored-0 evaluation that names it, so that one genome never ends a search or a worker.
+pub(crate) fn train_guarded(
+    genome: &str,
+    cfg: &SearchConfig,
+    data: &mut Dataset,
+    bars: Option<&MultiProgress>,
+    bar: Option<&ProgressBar>,
+) -> Result<Trained> {
+    let t0 = Instant::now();
+    let run = std::panic::AssertUnwindSafe(|| train_genome(genome, cfg, data, bars, bar));
+    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".into());
+        let what = what.lines().next().unwrap_or("").to_string();
+        Ok(Trained {
+            eval: Evaluation {
+                genome: genome.to_string(),
+                evaluated: String::new(),
+                params: 0,
+                fitness: 0.0,
+                val_acc: None,
+                test_acc: None,
+                seconds: t0.elapsed().as_secs_f64(),
+                note: Some(format!("{CRASHED}: {what}")),
+            },
+            weights: None,
+            overhead_s: None,
+        })
     })
 }
 
@@ -211,7 +260,7 @@ impl Evaluator for LocalEvaluator {
             let handles: Vec<_> = genomes
                 .iter()
                 .zip(self.workers.iter_mut())
-                .map(|(g, data)| s.spawn(move || train_genome(g, cfg, data, bars, bar)))
+                .map(|(g, data)| s.spawn(move || train_guarded(g, cfg, data, bars, bar)))
                 .collect();
             handles
                 .into_iter()

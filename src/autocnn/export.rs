@@ -3,6 +3,7 @@
 use super::cache::*;
 use super::config::*;
 use super::search::*;
+use super::session::open_run;
 use crate::data::{load_dataset, Dataset};
 use crate::device::parse_device;
 use crate::error::{Error, Result};
@@ -112,6 +113,14 @@ pub struct ExportArgs {
 pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
     let dir = &args.run_dir;
     let (mut cfg, state) = open_run(dir, "auto-cnn export")?;
+    // a live search rewrites best.ot and the checkpoint's best, and writes best.pt at its end
+    let _lock = crate::run::RunDir::new(dir).lock().map_err(|e| match e {
+        Error::Usage(m) => Error::usage(m.replace(
+            "wait for that run to end, or use another --out",
+            "export it when that search has ended",
+        )),
+        e => e,
+    })?;
     if let Some(d) = &args.device {
         cfg.device = d.clone();
     }

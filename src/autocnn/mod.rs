@@ -23,12 +23,14 @@ pub mod genome;
 pub mod remote;
 pub mod report;
 pub mod search;
+pub mod session;
 pub mod worker;
 
 pub use config::{FitnessSet, SearchArgs, SearchConfig, ShrinkPolicy};
 pub use export::{export_best, ExportArgs};
 pub use report::{show_run, ShowArgs};
-pub use search::{run_search, SearchSummary};
+pub use search::SearchSummary;
+pub use session::run_search;
 
 use crate::error::Result;
 

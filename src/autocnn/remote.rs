@@ -64,7 +64,8 @@ fn given_up(genome: &str) -> Evaluation {
         test_acc: None,
         seconds: 0.0,
         note: Some(format!(
-            "scored 0: its training failed on {} deliveries to workers (each died or crashed on it)",
+            "scored 0: no worker answered it in {} deliveries (each worker that took it died, \
+             was killed or lost the broker while training it)",
             broker::MAX_DELIVER
         )),
     }
@@ -106,7 +107,8 @@ impl Evaluator for NatsEvaluator {
             let mut by_seq: HashMap<u64, String> = HashMap::new();
             for (i, genome) in genomes.iter().enumerate() {
                 let key = cache_key(genome, &self.settings);
-                if let Some(mut eval) = b.cached(&key).await? {
+                // an entry of another genome under this key is not this genome's fitness
+                if let Some(mut eval) = b.cached(&key).await?.filter(|e| e.genome == *genome) {
                     eval.genome = genome.clone();
                     let weights = b.weights_of(&key).await?;
                     done(i, Ok(Trained { eval, weights, overhead_s: None }))?;
@@ -154,6 +156,13 @@ impl Evaluator for NatsEvaluator {
                             Err(_) => continue,
                         };
                         match broker::decode::<Outcome>("a result", &m.payload) {
+                            Ok(o) if pending.get(&o.key).is_some_and(|(i, _)| o.eval.genome != genomes[*i]) => {
+                                eprintln!(
+                                    "warning: ignored a result of {} for task {}: it scores {:?}, not {:?}",
+                                    o.worker, o.key, o.eval.genome, genomes[pending[&o.key].0]
+                                );
+                                let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
+                            }
                             Ok(o) => {
                                 if let Some((i, sent)) = pending.remove(&o.key) {
                                     let weights = if o.weights { b.weights_of(&o.key).await? } else { None };

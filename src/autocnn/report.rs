@@ -2,6 +2,7 @@
 use super::cache::*;
 use super::config::*;
 use super::search::*;
+use super::session::{load_cache, open_run};
 use crate::error::Result;
 use crate::fsutil;
 use crate::nn::export::ModelInfo;

@@ -9,25 +9,19 @@
 use super::cache::*;
 use super::config::*;
 use super::evaluate::*;
-use super::export::*;
 use super::genome;
-use super::report::*;
-use crate::device::device_name;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsutil;
 use crate::ga::plan::environmental_selection;
 use crate::ga::selection::{argbest, Selection};
 use crate::ga::GaRng;
 use crate::nn::arch::Arch;
-use crate::run::{
-    dir as rdir, drive, progress, Clocks, Ctx, Driver, Job, Position, RunDir, Step, StopCriteria,
-    StopReason,
-};
-use indicatif::{MultiProgress, ProgressBar};
+use crate::run::{dir as rdir, Clocks, Ctx, Position, Step, StopReason};
+use indicatif::MultiProgress;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Individual {
@@ -35,6 +29,14 @@ pub(crate) struct Individual {
     /// How it was made: random, copy, crossover, + mutation.
     pub(crate) origin: String,
     pub(crate) fitness: Option<f64>,
+}
+
+/// Whether an evaluation scored a network that trained (not a refusal, a crash or a genome
+/// that could not run): only such a network can be the best and be exported.
+pub(crate) fn trained_network(e: &Evaluation) -> bool {
+    !e.evaluated.is_empty()
+        && e.params > 0
+        && !e.note.as_deref().is_some_and(|n| n.starts_with("scored 0"))
 }
 
 /// Fitness of each individual; NaN (ranked last) where it is not known.
@@ -127,7 +129,7 @@ pub(crate) struct Search {
 }
 
 impl Search {
-    fn save(&mut self, clocks: &Clocks) -> Result<()> {
+    pub(crate) fn save(&mut self, clocks: &Clocks) -> Result<()> {
         self.state.elapsed_s = clocks.wall_s();
         self.state.cpu_s = clocks.cpu_s();
         fsutil::write_json_atomic(&self.dir.join(rdir::STATE), &self.state)
@@ -171,7 +173,7 @@ impl Search {
         cached: bool,
         weights: Option<&[u8]>,
     ) -> Result<()> {
-        let better = self.best_fitness().is_none_or(|b| e.fitness > b);
+        let better = trained_network(&e) && self.best_fitness().is_none_or(|b| e.fitness > b);
         if better {
             if let Some(bytes) = weights {
                 fsutil::write_atomic(&self.dir.join(rdir::BEST_WEIGHTS), bytes)?;
@@ -414,230 +416,16 @@ pub(crate) fn breed(
     out
 }
 
-/// Reads the config and checkpoint of an existing search directory.
-pub(crate) fn open_run(dir: &Path, what: &str) -> Result<(SearchConfig, SearchState)> {
-    let rd = RunDir::new(dir);
-    rd.check_resumable(Job::AutoCnn, what)?;
-    if !rd.file(rdir::STATE).is_file() {
-        return Err(Error::usage(format!(
-            "{what} {}: no {} there: the search stopped before its first checkpoint",
-            dir.display(),
-            rdir::STATE
-        )));
-    }
-    Ok((
-        crate::run::context::read_config(&rd)?,
-        fsutil::read_json(&rd.file(rdir::STATE))?,
-    ))
-}
-
-/// The fitness cache of a search directory (empty before the first evaluation).
-pub(crate) fn load_cache(dir: &Path) -> Result<Cache> {
-    let path = dir.join("cache.json");
-    if path.exists() {
-        fsutil::read_json(&path)
-    } else {
-        Ok(Cache::default())
-    }
-}
-
-/// `auto-cnn search`: runs (or resumes) a search, then exports the best network.
-pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
-    let run = crate::run::open(
-        &args.run,
-        |new| {
-            let cfg = args.to_config(new)?;
-            cfg.validate()?;
-            Ok(cfg)
-        },
-        |cfg| {
-            // the run may be extended: more generations or another time budget
-            if let Some(g) = args.generations {
-                cfg.generations = g;
-            }
-            if let Some(t) = args.time_budget {
-                cfg.time_budget_s = Some(t);
-            }
-            if args.final_epochs.is_some() {
-                cfg.final_epochs = args.final_epochs;
-            }
-            cfg.validate()
-        },
-    )?;
-    let dir = run.dir.path().to_path_buf();
-    let state = if run.resumed {
-        let (_, mut state) = open_run(&dir, "--resume")?;
-        state.stop_reason = None;
-        state
-    } else {
-        let mut rng = run.streams.ga();
-        let population = (0..run.cfg.population)
-            .map(|_| Individual {
-                genome: run.cfg.space.random_genome(&mut rng).to_string(),
-                origin: "random".into(),
-                fitness: None,
-            })
-            .collect();
-        SearchState {
-            generation: 0,
-            phase: Phase::Evaluate,
-            rng,
-            population,
-            offspring: Vec::new(),
-            evaluations: 0,
-            trained: 0,
-            cache_hits: 0,
-            log_lines: 0,
-            elapsed_s: 0.0,
-            cpu_s: 0.0,
-            best: None,
-            stop_reason: None,
-            broker_id: None,
-        }
-    };
-    let mut state = state;
-    let cfg = run.cfg;
-    let mut local = LocalEvaluator::new(&cfg)?;
-    // with a broker, this process keeps its copy of the data for the hash and the export
-    let remote = match &args.broker {
-        Some(url) => {
-            let id = state
-                .broker_id
-                .get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()))
-                .clone();
-            let hash = super::broker::dataset_hash(&local.workers[0])?;
-            Some(super::remote::NatsEvaluator::connect(
-                url,
-                &id,
-                hash,
-                cfg.fitness_settings(),
-            )?)
-        }
-        None => None,
-    };
-    let workers = &local.workers;
-    let settings = cfg.fitness_settings();
-    let cache = load_cache(&dir)?;
-    // records written after the last checkpoint are dropped; the search redoes them
-    let covered = state.log_lines;
-    let (log, _) = crate::run::Log::open(&run.dir.log(), |i, _| i < covered)?;
-    let quiet = run.quiet;
-    let bars = (!quiet).then(MultiProgress::new);
-    let total = (cfg.population * (cfg.generations + 1)).max(state.evaluations) as u64;
-    let bar = match &bars {
-        Some(mp) => progress::add_to(mp, Some(total), "networks"),
-        None => ProgressBar::hidden(),
-    };
-    bar.set_position(state.evaluations as u64);
-    if !quiet {
-        let d = &workers[0];
-        bar.println(format!(
-            "auto-cnn: {} ({} train / {} val / {} test, {:?}), population {}, {} generations, {} epochs per network, fitness on {}, {} device(s) from {}, seed {}{}",
-            d.name,
-            d.train.len(),
-            d.val.len(),
-            d.test.len(),
-            d.shape,
-            cfg.population,
-            cfg.generations,
-            cfg.train.epochs,
-            cfg.fitness_set,
-            if args.broker.is_some() { 0 } else { workers.len() },
-            match &args.broker {
-                Some(url) => format!("{} (workers on that broker train the networks)", super::broker::shown(url)),
-                None => device_name(d.device()),
-            },
-            cfg.seed,
-            if args.run.resume.is_some() {
-                format!(", resuming at generation {} after {} evaluations", state.generation, state.evaluations)
-            } else {
-                String::new()
-            }
-        ));
-    }
-    let resumed_at = state.evaluations;
-    let mut driver = Driver {
-        stop: StopCriteria {
-            generations: Some(cfg.generations as u64),
-            time_budget_s: cfg.time_budget_s,
-            ..Default::default()
-        },
-        log,
-        clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
-        bar,
-        resumed: run.resumed,
-    };
-    let (evaluator, mut export_data): (Box<dyn Evaluator>, Option<crate::data::Dataset>) =
-        match remote {
-            Some(r) => (Box::new(r), Some(local.workers.swap_remove(0))),
-            None => (Box::new(local), None),
-        };
-    let mut search = Search {
-        cfg,
-        dir,
-        state,
-        cache,
-        settings,
-        evaluator: Some(evaluator),
-        bars,
-        trained_this_session: 0,
-        overhead_s: None,
-    };
-    search.save(&driver.clocks)?;
-    let reason = drive(&mut search, &mut driver)?;
-    search.state.stop_reason = Some(reason.as_str().into());
-    search.save(&driver.clocks)?;
-    driver.bar.finish_and_clear();
-    plot_fitness(&search.dir)?;
-    let best_eval = search
-        .state
-        .best
-        .clone()
-        .ok_or_else(|| Error::Other("no network was trained: nothing to export".into()))?;
-    let mut data = match export_data.take() {
-        Some(d) => d,
-        None => load_workers(&search.cfg)?.swap_remove(0),
-    };
-    let best = export_model(
-        &search.dir,
-        &search.dir.join("best.pt"),
-        &search.cfg,
-        &best_eval,
-        search.cfg.final_epochs,
-        &mut data,
-        search.bars.as_ref(),
-    )?;
-    let cache_entries: Vec<Evaluation> = search.cache.entries.values().cloned().collect();
-    let s = &search.state;
-    let summary = SearchSummary {
-        run_dir: search.dir.clone(),
-        generations_done: s.generation,
-        evaluations: s.evaluations,
-        trained: s.trained,
-        cache_hits: s.cache_hits,
-        trained_this_session: search.trained_this_session,
-        resumed_at_evaluation: resumed_at,
-        elapsed_s: s.elapsed_s,
-        stop_reason: s
-            .stop_reason
-            .clone()
-            .unwrap_or_else(|| "generations".into()),
-        best,
-        table: table(&cache_entries, 10, search.cfg.fitness_set),
-    };
-    fsutil::write_json_atomic(&search.dir.join("result.json"), &summary)?;
-    Ok(summary)
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::{load_dataset, DataArgs};
     use crate::run::{NewRun, RunArgs};
     use rand::SeedableRng;
     use tch::Device;
 
-    fn cfg(population: usize) -> SearchConfig {
+    /// A valid configuration on mnist-10k (for the tests of other modules too).
+    pub(crate) fn cfg(population: usize) -> SearchConfig {
         let args = SearchArgs {
             broker: None,
             data: DataArgs {
@@ -664,6 +452,7 @@ mod tests {
             batch_size: 32,
             lr: 4e-3,
             precision: "auto".into(),
+            threads: None,
             schedule: "cosine".into(),
             run: RunArgs {
                 seed: Some(1),

@@ -163,6 +163,47 @@ impl Arch {
         Ok([c, h, w])
     }
 
+    /// Bytes one training step of this network needs, estimated before anything is allocated:
+    /// fp32 weights with their gradients and two Adam moments, the activations autograd keeps
+    /// for a batch of `batch` images of shape `input` (and as much again for their gradients),
+    /// and the forward pass of an evaluation batch of [`crate::nn::train::EVAL_BATCH`] images.
+    /// An upper estimate for a layer list that [`Arch::output_shape`] accepts; used to refuse a
+    /// network that cannot fit before training it.
+    pub fn training_bytes(&self, input: [i64; 3], classes: i64, batch: i64) -> f64 {
+        let [mut c, mut h, mut w] = input.map(|v| v.max(1) as f64);
+        let (mut params, mut saved, mut widest) = (0.0f64, c * h * w, c * h * w);
+        for l in &self.layers {
+            let px = h * w;
+            match *l {
+                Layer::Skip { f1, f2 } => {
+                    let (f1, f2) = (f1 as f64, f2 as f64);
+                    // conv3x3 + BN, conv3x3 + BN, 1x1 shortcut
+                    params += 9.0 * c * f1 + 3.0 * f1 + 9.0 * f1 * f2 + 3.0 * f2 + c * f2 + f2;
+                    // conv/BN/ReLU outputs of both convolutions, the shortcut and the sum
+                    saved += px * (3.0 * f1 + 4.0 * f2);
+                    widest = widest.max(px * (f1 + 2.0 * f2));
+                    c = f2;
+                }
+                Layer::Pool { .. } => {
+                    h = (h / 2.0).floor().max(1.0);
+                    w = (w / 2.0).floor().max(1.0);
+                    // the pooled map and max pooling's indices (8 bytes each)
+                    saved += 3.0 * c * h * w;
+                }
+                Layer::Fc { units } => {
+                    let u = units as f64;
+                    params += c * h * w * u + u;
+                    saved += 2.0 * u;
+                    (c, h, w) = (u, 1.0, 1.0);
+                }
+                Layer::Dropout { .. } => saved += 2.0 * c * h * w,
+            }
+        }
+        params += c * h * w * classes.max(1) as f64 + classes.max(1) as f64;
+        let eval = crate::nn::train::EVAL_BATCH as f64;
+        4.0 * (4.0 * params + 2.0 * batch.max(1) as f64 * saved + eval * widest)
+    }
+
     /// Number of pooling layers.
     pub fn pools(&self) -> usize {
         self.layers
@@ -197,6 +238,31 @@ mod tests {
             let e = Arch::parse(s).unwrap_err().to_string();
             assert!(e.contains(needle), "{s}: {e}");
         }
+    }
+
+    #[test]
+    fn a_training_step_is_estimated_from_weights_and_activations() {
+        let small = Arch::parse("S8-8 P:max").unwrap();
+        let b = small.training_bytes([1, 28, 28], 10, 16);
+        assert!((1e5..1e8).contains(&b), "{b}");
+        // three 4096-filter skip layers on 28x28: ~790M parameters, tens of GB with Adam
+        let huge = Arch::parse("S4096-4096 S4096-4096 S4096-4096").unwrap();
+        let h = huge.training_bytes([1, 28, 28], 10, 16);
+        assert!(h > 2e10, "{h}");
+        // more images per step, more layers or wider layers never need less
+        assert!(small.training_bytes([1, 28, 28], 10, 64) > b);
+        assert!(
+            Arch::parse("S8-8 S8-8 P:max")
+                .unwrap()
+                .training_bytes([1, 28, 28], 10, 16)
+                > b
+        );
+        assert!(
+            Arch::parse("S8-16 P:max")
+                .unwrap()
+                .training_bytes([1, 28, 28], 10, 16)
+                > b
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Helpers shared by the CLI tests: the binaries, their stderr, a run's log and config.
 #![allow(dead_code)]
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub fn neuroevo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_neuroevo"))
@@ -118,12 +121,95 @@ impl NatsServer {
         }
     }
 
+    /// Kills the server (SIGKILL, as a crash or a power cut) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Stops the server (SIGTERM) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             let _ = c.wait();
         }
+    }
+}
+
+/// A client of the broker for tests that write or read raw messages themselves.
+pub struct NatsClient {
+    rt: tokio::runtime::Runtime,
+    js: async_nats::jetstream::Context,
+}
+
+impl NatsClient {
+    pub fn connect(url: &str) -> NatsClient {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let js = rt.block_on(async {
+            async_nats::jetstream::new(async_nats::connect(url).await.unwrap())
+        });
+        NatsClient { rt, js }
+    }
+
+    /// Publishes `bytes` on `subject` into JetStream and waits for the broker's ack.
+    pub fn publish(&self, subject: &str, bytes: Vec<u8>) {
+        self.rt.block_on(async {
+            self.js
+                .publish(subject.to_string(), bytes.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        })
+    }
+
+    /// Every message stored in `stream` (JSON), oldest first.
+    pub fn messages(&self, stream: &str) -> Vec<serde_json::Value> {
+        self.rt.block_on(async {
+            let Ok(mut st) = self.js.get_stream(stream).await else {
+                return Vec::new();
+            };
+            let info = st.info().await.unwrap().state.clone();
+            let mut out = Vec::new();
+            for seq in info.first_sequence..=info.last_sequence {
+                if let Ok(m) = st.get_raw_message(seq).await {
+                    if let Ok(v) = serde_json::from_slice(&m.payload) {
+                        out.push(v);
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// Drops every message of `stream`.
+    pub fn purge(&self, stream: &str) {
+        self.rt.block_on(async {
+            self.js
+                .get_stream(stream)
+                .await
+                .unwrap()
+                .purge()
+                .await
+                .unwrap();
+        });
+    }
+}
+
+/// Waits up to `secs` seconds for `cond`, failing with `what`.
+pub fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -177,4 +263,108 @@ pub fn python(script: &str, args: &[&str]) {
         .output()
         .expect("the .venv of scripts/setup.sh");
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A `neuroevo worker` whose log lines are collected.
+pub struct Worker {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Worker {
+    pub fn start(url: &str, name: &str, extra: &[&str]) -> Worker {
+        let mut child = neuroevo()
+            .current_dir(repo(""))
+            .args([
+                "worker",
+                "--broker",
+                url,
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+            ])
+            .args(["--name", name, "--ack-wait", "3"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stderr.take().unwrap();
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        let w = Worker { child, lines };
+        w.wait_for("serving");
+        w
+    }
+
+    /// Whether the worker process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn wait_for(&self, needle: &str) {
+        let t = Instant::now();
+        while !self.log().iter().any(|l| l.contains(needle)) {
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "no {needle:?} in {:?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Task keys this worker trained to the end.
+    pub fn done(&self) -> Vec<String> {
+        self.log()
+            .iter()
+            .filter(|l| l.contains(": done "))
+            .filter_map(|l| l.split("(task ").nth(1).map(|k| k[..24].to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The four IDX files of a tiny MNIST-shaped set in `dir/mnist`; `flip` changes one label.
+pub fn idx_set(dir: &Path, flip: bool) {
+    let sub = dir.join("mnist");
+    std::fs::create_dir_all(&sub).unwrap();
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut v = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            v.extend(d.to_be_bytes());
+        }
+        v.extend(data);
+        v
+    };
+    let pixels = |n: usize| -> Vec<u8> {
+        (0..n * 784)
+            .map(|i| ((i * 2_654_435_761) >> 13) as u8)
+            .collect()
+    };
+    let labels = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 10) as u8).collect() };
+    let mut train_labels = labels(300);
+    if flip {
+        train_labels[7] = (train_labels[7] + 1) % 10;
+    }
+    let w = |name: &str, bytes: Vec<u8>| std::fs::write(sub.join(name), bytes).unwrap();
+    w("train-images-idx3-ubyte", idx(&[300, 28, 28], &pixels(300)));
+    w("train-labels-idx1-ubyte", idx(&[300], &train_labels));
+    w("t10k-images-idx3-ubyte", idx(&[100, 28, 28], &pixels(100)));
+    w("t10k-labels-idx1-ubyte", idx(&[100], &labels(100)));
 }
