@@ -363,20 +363,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
             "--patience counts epochs without a better validation accuracy: it needs --val-fraction above 0",
         ));
     }
-    // a network that cannot train one step in this machine's memory is refused before it is
-    // built
-    crate::run::memory::check(
-        &format!(
-            "--arch \"{}\" with --batch-size {}",
-            cfg.arch, cfg.train.batch_size
-        ),
-        &format!("one training step on {:?} images", data.shape),
-        arch.training_bytes(
-            data.shape,
-            data.num_classes() as i64,
-            cfg.train.batch_size as i64,
-        ),
-    )?;
+    check_memory(cfg, &arch, &data)?;
     // the initial weights depend on the seed alone
     run.streams.init_libtorch();
     let mut vs = tch::nn::VarStore::new(device);
@@ -511,4 +498,20 @@ fn print_header(
             .map(|d| format!(", resuming after epoch {d}"))
             .unwrap_or_default()
     );
+}
+
+/// Refuses a network that cannot train one step in this machine's memory, before it is built.
+fn check_memory(cfg: &TrainRunConfig, arch: &Arch, data: &crate::data::Dataset) -> Result<()> {
+    crate::run::memory::check(
+        &format!(
+            "--arch \"{}\" with --batch-size {}",
+            cfg.arch, cfg.train.batch_size
+        ),
+        &format!("one training step on {:?} images", data.shape),
+        arch.training_bytes(
+            data.shape,
+            data.num_classes() as i64,
+            cfg.train.batch_size as i64,
+        ),
+    )
 }
