@@ -5,7 +5,7 @@
 //! run layer's and reach the step through [`Ctx`].
 //!
 //! The GA engine ([`super::engine`], under `gari` and `fool`), the GAN trainer (both `gan`
-//! modes) and the architecture search of `auto-cnn` are the three [`Step`]s.
+//! modes), the architecture search of `auto-cnn` and `train`'s epochs are the four [`Step`]s.
 use super::clock::Clocks;
 use super::log::Log;
 use super::stop::{Position, StopCriteria, StopReason};
