@@ -19,7 +19,7 @@ pub enum Error {
     },
     #[error("{path}: {msg}")]
     Corrupt { path: PathBuf, msg: String },
-    #[error("libtorch: {0}")]
+    #[error("libtorch: {}", torch_reason(.0))]
     Torch(#[from] tch::TchError),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
@@ -66,6 +66,15 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// libtorch's reason without its C++ backtrace: the text before `Exception raised from` (or
+/// its first line), so that an error of libtorch prints as one line.
+fn torch_reason(e: &tch::TchError) -> String {
+    let text = e.to_string();
+    let reason = text.split("Exception raised from").next().unwrap_or("");
+    let first = reason.lines().map(str::trim).find(|l| !l.is_empty());
+    first.unwrap_or(text.trim()).to_string()
+}
+
 /// Shorthand: `ensure!(cond, "message {}", x)` returns a `Usage` error when `cond` is false.
 #[macro_export]
 macro_rules! ensure_usage {
@@ -74,4 +83,24 @@ macro_rules! ensure_usage {
             return Err($crate::error::Error::Usage(format!($($arg)*)));
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn a_libtorch_error_prints_as_one_line_without_cpp_frames() {
+        let t = tch::Tensor::zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu));
+        let raw = t.f_matmul(&t).unwrap_err();
+        // libtorch's own text carries its C++ frames
+        assert!(raw.to_string().contains("frame #"), "{raw}");
+        let e: Error = raw.into();
+        let shown = e.to_string();
+        assert_eq!(shown.lines().count(), 1, "{shown}");
+        assert!(
+            shown.starts_with("libtorch: ") && shown.contains("mat"),
+            "{shown}"
+        );
+        assert!(!shown.contains("frame #"), "{shown}");
+    }
 }
