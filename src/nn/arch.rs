@@ -45,6 +45,14 @@ impl fmt::Display for Layer {
     }
 }
 
+/// How large a network is: its trainable parameters and the multiply-accumulates of one forward
+/// pass of one image ([`Arch::size`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetSize {
+    pub params: i64,
+    pub macs: i64,
+}
+
 /// A network as a list of layers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Arch {
@@ -161,6 +169,43 @@ impl Arch {
             }
         }
         Ok([c, h, w])
+    }
+
+    /// The trainable parameters and the multiply-accumulates of one forward pass of one image
+    /// of shape `input` through this network and a head to `classes` outputs, counted from the
+    /// layer list alone, before anything is built (what a size cap is checked against).
+    /// Convolutions count `k*k*cin` MACs per output value, dense layers `in` per output;
+    /// batch norm, ReLU, pooling and the additions are not counted (they are not products).
+    pub fn size(&self, input: [i64; 3], classes: i64) -> Result<NetSize> {
+        self.output_shape(input)?;
+        let [mut c, mut h, mut w] = input;
+        let mut flat: Option<i64> = None;
+        let (mut params, mut macs) = (0i64, 0i64);
+        for l in &self.layers {
+            match *l {
+                Layer::Skip { f1, f2 } => {
+                    // conv3x3 + bias, BN (weight, bias), conv3x3 + bias, BN, 1x1 shortcut + bias
+                    params += 9 * c * f1 + f1 + 2 * f1 + 9 * f1 * f2 + f2 + 2 * f2 + c * f2 + f2;
+                    macs += h * w * (9 * c * f1 + 9 * f1 * f2 + c * f2);
+                    c = f2;
+                }
+                Layer::Pool { .. } => {
+                    h /= 2;
+                    w /= 2;
+                }
+                Layer::Fc { units } => {
+                    let inp = flat.unwrap_or(c * h * w);
+                    params += inp * units + units;
+                    macs += inp * units;
+                    flat = Some(units);
+                }
+                Layer::Dropout { .. } => {}
+            }
+        }
+        let features = flat.unwrap_or(c * h * w);
+        params += features * classes + classes;
+        macs += features * classes;
+        Ok(NetSize { params, macs })
     }
 
     /// Bytes one training step of this network needs, estimated before anything is allocated:

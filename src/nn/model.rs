@@ -189,6 +189,34 @@ mod tests {
     use tch::{Device, Kind};
 
     #[test]
+    fn the_size_counted_from_the_layer_list_is_the_built_network_s() {
+        for (i, (a, input, classes)) in [
+            ("S8-4 P:max S4-6 P:avg F16 D0.5", [1, 28, 28], 10),
+            ("S32-64 P:max P:avg S16-16", [3, 32, 32], 7),
+            ("P:max F5", [1, 8, 8], 3),
+            ("S128-512 S256-128 P:max", [1, 28, 28], 10),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let arch = Arch::parse(a).unwrap();
+            LayerNet::new(&(vs.root() / i), &arch, input, classes).unwrap();
+            let size = arch.size(input, classes).unwrap();
+            assert_eq!(size.params, parameter_count(&vs), "{a}");
+        }
+        // by hand: S2-3 on 1x4x4, 2 classes: convolutions 16*(9*1*2) + 16*(9*2*3) + 16*(1*3),
+        // head 48*2 multiply-accumulates
+        let s = Arch::parse("S2-3").unwrap().size([1, 4, 4], 2).unwrap();
+        assert_eq!(s.macs, 288 + 864 + 48 + 96);
+        assert_eq!(s.params, (18 + 2) + 4 + (54 + 3) + 6 + (3 + 3) + (96 + 2));
+        assert!(Arch::parse("P:max P:max P:max")
+            .unwrap()
+            .size([1, 4, 4], 2)
+            .is_err());
+    }
+
+    #[test]
     fn shapes_follow_the_arch() {
         let vs = nn::VarStore::new(Device::Cpu);
         let arch = Arch::parse("S8-4 P:max S4-6 P:avg F16 D0.5").unwrap();
