@@ -198,7 +198,9 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client> {
     }
 }
 
-fn broker_err(what: &str, e: impl std::fmt::Display) -> Error {
+/// An error of the broker while doing `what` (the one wording of the search, the worker and
+/// the broker's setup).
+pub(crate) fn broker_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Other(format!("broker: {what}: {e}"))
 }
 

@@ -5,7 +5,6 @@ use super::cache::*;
 use super::config::*;
 use super::genome;
 use crate::data::{load_dataset, Dataset};
-use crate::device::parse_device;
 use crate::error::{Error, Result};
 use crate::nn::arch::Arch;
 use crate::nn::model::{parameter_count, LayerNet};
@@ -178,8 +177,10 @@ pub fn weights_bytes(vs: &VarStore) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-pub(crate) fn load_workers(cfg: &SearchConfig) -> Result<Vec<Dataset>> {
-    let workers = worker_devices(&cfg.device)?
+/// One copy of the dataset per device networks are trained on (see [`worker_devices`]),
+/// checked to have the split the fitness is measured on.
+pub(crate) fn load_workers(cfg: &SearchConfig, device: Device) -> Result<Vec<Dataset>> {
+    let workers = worker_devices(&cfg.device, device)
         .into_iter()
         .map(|d| load_dataset(&cfg.dataset, &cfg.data, d))
         .collect::<Result<Vec<_>>>()?;
@@ -197,16 +198,15 @@ pub(crate) fn load_workers(cfg: &SearchConfig) -> Result<Vec<Dataset>> {
 }
 
 /// The devices networks are trained on: every CUDA device for `auto`/`cuda` on a machine with
-/// several, else the one named.
-pub(crate) fn worker_devices(name: &str) -> Result<Vec<Device>> {
-    let d = parse_device(name)?;
+/// several, else the one named. `device` is `name` as the run layer parsed it.
+pub(crate) fn worker_devices(name: &str, device: Device) -> Vec<Device> {
     let all = matches!(name.trim().to_ascii_lowercase().as_str(), "auto" | "cuda");
-    Ok(match d {
+    match device {
         Device::Cuda(_) if all => (0..tch::Cuda::device_count() as usize)
             .map(Device::Cuda)
             .collect(),
-        _ => vec![d],
-    })
+        _ => vec![device],
+    }
 }
 
 /// An evaluation backend of the search: it scores genomes, each a function of (genome, the
@@ -235,10 +235,11 @@ pub struct LocalEvaluator {
 }
 
 impl LocalEvaluator {
-    /// One worker per device of `cfg.device` (every CUDA device for `auto`/`cuda`).
-    pub fn new(cfg: &SearchConfig) -> Result<Self> {
+    /// One worker per device of `cfg.device` (every CUDA device for `auto`/`cuda`), which the
+    /// run layer parsed as `device`.
+    pub fn new(cfg: &SearchConfig, device: Device) -> Result<Self> {
         Ok(LocalEvaluator {
-            workers: load_workers(cfg)?,
+            workers: load_workers(cfg, device)?,
         })
     }
 }

@@ -2,8 +2,7 @@
 //! from the weights the search trained (`best.ot`) or retrained on train+val.
 use super::cache::*;
 use super::config::*;
-use super::search::*;
-use super::session::open_run;
+use super::state::*;
 use crate::data::{load_dataset, Dataset};
 use crate::device::parse_device;
 use crate::error::{Error, Result};
@@ -12,6 +11,7 @@ use crate::nn::export::{export_classifier, ModelInfo};
 use crate::nn::model::{parameter_count, LayerNet};
 use crate::nn::train::{accuracy, train_classifier, TrainConfig, EVAL_BATCH};
 use crate::nn::Precision;
+use crate::run::{dir as rdir, RunDir};
 use indicatif::MultiProgress;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,7 @@ use tch::nn::VarStore;
 /// Trains (with `final_epochs`, from scratch on train+val) or loads (`best.ot`) the best
 /// network and exports it as TorchScript at `path`, with its test accuracy.
 pub(crate) fn export_model(
-    dir: &Path,
+    dir: &RunDir,
     path: &Path,
     cfg: &SearchConfig,
     best: &Evaluation,
@@ -29,7 +29,7 @@ pub(crate) fn export_model(
     bars: Option<&MultiProgress>,
 ) -> Result<BestModel> {
     let arch = Arch::parse(&best.evaluated)?;
-    let weights = dir.join("best.ot");
+    let weights = dir.file(rdir::BEST_WEIGHTS);
     let load_best = |vs: &mut VarStore| {
         vs.load(&weights).map_err(|e| {
             Error::corrupt(
@@ -111,10 +111,10 @@ pub struct ExportArgs {
 
 /// `auto-cnn export`: exports the best network of a search.
 pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
-    let dir = &args.run_dir;
-    let (mut cfg, state) = open_run(dir, "auto-cnn export")?;
+    let rd = RunDir::new(&args.run_dir);
+    let (mut cfg, state) = open_run(&rd, "auto-cnn export")?;
     // a live search rewrites best.ot and the checkpoint's best, and writes best.pt at its end
-    let _lock = crate::run::RunDir::new(dir).lock().map_err(|e| match e {
+    let _lock = rd.lock().map_err(|e| match e {
         Error::Usage(m) => Error::usage(m.replace(
             "wait for that run to end, or use another --out",
             "export it when that search has ended",
@@ -130,14 +130,14 @@ pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
     let best = state.best.ok_or_else(|| {
         Error::usage(format!(
             "{}: no network has been evaluated yet",
-            dir.display()
+            rd.path().display()
         ))
     })?;
     let mut data = load_dataset(&cfg.dataset, &cfg.data, parse_device(&cfg.device)?)?;
     let bars = (!args.quiet).then(MultiProgress::new);
-    let path = args.out.clone().unwrap_or_else(|| dir.join("best.pt"));
+    let path = args.out.clone().unwrap_or_else(|| rd.file(BEST_MODEL));
     export_model(
-        dir,
+        &rd,
         &path,
         &cfg,
         &best,

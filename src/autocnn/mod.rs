@@ -24,13 +24,14 @@ pub mod remote;
 pub mod report;
 pub mod search;
 pub mod session;
+pub mod state;
 pub mod worker;
 
 pub use config::{FitnessSet, SearchArgs, SearchConfig, ShrinkPolicy};
 pub use export::{export_best, ExportArgs};
 pub use report::{show_run, ShowArgs};
-pub use search::SearchSummary;
 pub use session::run_search;
+pub use state::SearchSummary;
 
 use crate::error::Result;
 

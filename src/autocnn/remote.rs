@@ -4,7 +4,7 @@
 //! already holds are not published at all (two searches with the same settings never train
 //! the same genome twice; a resumed search never retrains what a worker already scored), and a
 //! task published again after a resume is dropped by the stream's duplicate window.
-use super::broker::{self, Broker, Outcome, Status, Task};
+use super::broker::{self, broker_err, Broker, Outcome, Status, Task};
 use super::cache::{cache_key, Evaluation};
 use super::config::SearchConfig;
 use super::evaluate::{Evaluator, Trained};
@@ -49,10 +49,6 @@ impl NatsEvaluator {
     }
 }
 
-fn broker_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Other(format!("broker: {what}: {e}"))
-}
-
 /// The evaluation of a task given up after [`broker::MAX_DELIVER`] deliveries.
 fn given_up(genome: &str) -> Evaluation {
     Evaluation {
@@ -70,6 +66,24 @@ fn given_up(genome: &str) -> Evaluation {
         )),
     }
 }
+
+/// The tasks of one call not answered yet.
+#[derive(Default)]
+struct Pending {
+    /// Cache key -> (index of the genome, when its task was published).
+    by_key: HashMap<String, (usize, Instant)>,
+    /// Stream sequence of a task -> its key (the delivery advisories name the sequence).
+    by_seq: HashMap<u64, String>,
+}
+
+/// Who trains what, and when each worker last handed in a result (it was free from then on).
+#[derive(Default)]
+struct Workers {
+    training: BTreeMap<String, Option<String>>,
+    free_since: HashMap<String, Instant>,
+}
+
+type Done<'a> = &'a mut dyn FnMut(usize, Result<Trained>) -> Result<()>;
 
 impl Evaluator for NatsEvaluator {
     /// A whole generation at once: the workers share it out.
@@ -102,39 +116,8 @@ impl Evaluator for NatsEvaluator {
                 ))
                 .await
                 .map_err(|e| broker_err("the delivery advisories", e))?;
-            // key -> (index, when published); stream sequence -> key
-            let mut pending: HashMap<String, (usize, Instant)> = HashMap::new();
-            let mut by_seq: HashMap<u64, String> = HashMap::new();
-            for (i, genome) in genomes.iter().enumerate() {
-                let key = cache_key(genome, &self.settings);
-                // an entry of another genome under this key is not this genome's fitness
-                if let Some(mut eval) = b.cached(&key).await?.filter(|e| e.genome == *genome) {
-                    eval.genome = genome.clone();
-                    let weights = b.weights_of(&key).await?;
-                    done(i, Ok(Trained { eval, weights, overhead_s: None }))?;
-                    continue;
-                }
-                let task = Task {
-                    protocol: broker::PROTOCOL,
-                    search: search.clone(),
-                    key: key.clone(),
-                    genome: genome.clone(),
-                    cfg: cfg.clone(),
-                    dataset_hash: self.dataset_hash.clone(),
-                };
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{search}.{key}").as_str());
-                let ack = b
-                    .js
-                    .publish_with_headers(broker::TASK_SUBJECT, headers, broker::encode(&task)?.into())
-                    .await
-                    .map_err(|e| broker_err("publishing a task", e))?
-                    .await
-                    .map_err(|e| broker_err("publishing a task", e))?;
-                by_seq.insert(ack.sequence, key.clone());
-                pending.insert(key, (i, Instant::now()));
-            }
-            if pending.is_empty() {
+            let mut pending = self.publish(genomes, cfg, done).await?;
+            if pending.by_key.is_empty() {
                 return Ok(());
             }
             let mut results = self
@@ -142,11 +125,9 @@ impl Evaluator for NatsEvaluator {
                 .messages()
                 .await
                 .map_err(|e| broker_err("reading results", e))?;
-            let mut workers: BTreeMap<String, Option<String>> = BTreeMap::new();
-            // when each worker last handed in a result (it was free from then on)
-            let mut free_since: HashMap<String, Instant> = HashMap::new();
+            let mut workers = Workers::default();
             let mut tick = tokio::time::interval(Duration::from_millis(500));
-            while !pending.is_empty() {
+            while !pending.by_key.is_empty() {
                 tokio::select! {
                     m = results.next() => {
                         let Some(m) = m else { return Err(broker_err("reading results", "the stream ended")) };
@@ -155,49 +136,17 @@ impl Evaluator for NatsEvaluator {
                             // a broker restart: the consumer carries on once it is back
                             Err(_) => continue,
                         };
-                        match broker::decode::<Outcome>("a result", &m.payload) {
-                            Ok(o) if pending.get(&o.key).is_some_and(|(i, _)| o.eval.genome != genomes[*i]) => {
-                                eprintln!(
-                                    "warning: ignored a result of {} for task {}: it scores {:?}, not {:?}",
-                                    o.worker, o.key, o.eval.genome, genomes[pending[&o.key].0]
-                                );
-                                let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
-                            }
-                            Ok(o) => {
-                                if let Some((i, sent)) = pending.remove(&o.key) {
-                                    let weights = if o.weights { b.weights_of(&o.key).await? } else { None };
-                                    let mut eval = o.eval;
-                                    eval.genome = genomes[i].clone();
-                                    let now = Instant::now();
-                                    let from = free_since.get(&o.worker).map_or(sent, |f| (*f).max(sent));
-                                    let overhead = ((now - from).as_secs_f64() - eval.seconds).max(0.0);
-                                    free_since.insert(o.worker.clone(), now);
-                                    if let Some(bar) = bar {
-                                        bar.set_message(format!(
-                                            "{}: {} scored {:.4} ({:.1} s training, {:.0} ms broker)",
-                                            o.worker, eval.genome, eval.fitness, eval.seconds,
-                                            1000.0 * overhead
-                                        ));
-                                    }
-                                    done(i, Ok(Trained { eval, weights, overhead_s: Some(overhead) }))?;
-                                }
-                                let _ = m.ack().await;
-                            }
-                            Err(e) => {
-                                eprintln!("warning: rejected a message on {}: {e}", m.subject);
-                                let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
-                            }
-                        }
+                        self.on_result(m, genomes, &mut pending, &mut workers, bar, done).await?;
                     }
                     s = status.next() => {
                         if let Some(s) = s {
                             if let Ok(st) = serde_json::from_slice::<Status>(&s.payload) {
-                                workers.insert(st.worker, st.genome);
+                                workers.training.insert(st.worker, st.genome);
                                 if let Some(bar) = bar {
-                                    let list: Vec<String> = workers.iter().map(|(w, g)| {
+                                    let list: Vec<String> = workers.training.iter().map(|(w, g)| {
                                         format!("{w}: {}", g.as_deref().unwrap_or("idle"))
                                     }).collect();
-                                    bar.set_message(format!("{} waiting | {}", pending.len(), list.join(" | ")));
+                                    bar.set_message(format!("{} waiting | {}", pending.by_key.len(), list.join(" | ")));
                                 }
                             }
                         }
@@ -205,8 +154,8 @@ impl Evaluator for NatsEvaluator {
                     a = advisories.next() => {
                         let seq = a.and_then(|a| serde_json::from_slice::<serde_json::Value>(&a.payload).ok())
                             .and_then(|v| v["stream_seq"].as_u64());
-                        if let Some(key) = seq.and_then(|s| by_seq.get(&s)) {
-                            if let Some((i, _)) = pending.remove(key) {
+                        if let Some(key) = seq.and_then(|s| pending.by_seq.get(&s)) {
+                            if let Some((i, _)) = pending.by_key.remove(key) {
                                 done(i, Ok(Trained { eval: given_up(&genomes[i]), weights: None, overhead_s: None }))?;
                             }
                         }
@@ -221,5 +170,129 @@ impl Evaluator for NatsEvaluator {
             }
             Ok(())
         })
+    }
+}
+
+impl NatsEvaluator {
+    /// Hands back what the shared cache already holds and publishes a task for every other
+    /// genome.
+    async fn publish(
+        &self,
+        genomes: &[String],
+        cfg: &SearchConfig,
+        done: Done<'_>,
+    ) -> Result<Pending> {
+        let b = &self.broker;
+        let search = &self.search;
+        let mut pending = Pending::default();
+        for (i, genome) in genomes.iter().enumerate() {
+            let key = cache_key(genome, &self.settings);
+            // an entry of another genome under this key is not this genome's fitness
+            if let Some(mut eval) = b.cached(&key).await?.filter(|e| e.genome == *genome) {
+                eval.genome = genome.clone();
+                let weights = b.weights_of(&key).await?;
+                done(
+                    i,
+                    Ok(Trained {
+                        eval,
+                        weights,
+                        overhead_s: None,
+                    }),
+                )?;
+                continue;
+            }
+            let task = Task {
+                protocol: broker::PROTOCOL,
+                search: search.clone(),
+                key: key.clone(),
+                genome: genome.clone(),
+                cfg: cfg.clone(),
+                dataset_hash: self.dataset_hash.clone(),
+            };
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                format!("{search}.{key}").as_str(),
+            );
+            let ack = b
+                .js
+                .publish_with_headers(broker::TASK_SUBJECT, headers, broker::encode(&task)?.into())
+                .await
+                .map_err(|e| broker_err("publishing a task", e))?
+                .await
+                .map_err(|e| broker_err("publishing a task", e))?;
+            pending.by_seq.insert(ack.sequence, key.clone());
+            pending.by_key.insert(key, (i, Instant::now()));
+        }
+        Ok(pending)
+    }
+
+    /// One message on the search's results subject: the evaluation of a pending task is handed
+    /// back (with the broker's overhead), anything else is acknowledged and dropped.
+    async fn on_result(
+        &self,
+        m: async_nats::jetstream::Message,
+        genomes: &[String],
+        pending: &mut Pending,
+        workers: &mut Workers,
+        bar: Option<&ProgressBar>,
+        done: Done<'_>,
+    ) -> Result<()> {
+        let pending = &mut pending.by_key;
+        match broker::decode::<Outcome>("a result", &m.payload) {
+            Ok(o)
+                if pending
+                    .get(&o.key)
+                    .is_some_and(|(i, _)| o.eval.genome != genomes[*i]) =>
+            {
+                eprintln!(
+                    "warning: ignored a result of {} for task {}: it scores {:?}, not {:?}",
+                    o.worker, o.key, o.eval.genome, genomes[pending[&o.key].0]
+                );
+                let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
+            }
+            Ok(o) => {
+                if let Some((i, sent)) = pending.remove(&o.key) {
+                    let weights = if o.weights {
+                        self.broker.weights_of(&o.key).await?
+                    } else {
+                        None
+                    };
+                    let mut eval = o.eval;
+                    eval.genome = genomes[i].clone();
+                    let now = Instant::now();
+                    let from = workers
+                        .free_since
+                        .get(&o.worker)
+                        .map_or(sent, |f| (*f).max(sent));
+                    let overhead = ((now - from).as_secs_f64() - eval.seconds).max(0.0);
+                    workers.free_since.insert(o.worker.clone(), now);
+                    if let Some(bar) = bar {
+                        bar.set_message(format!(
+                            "{}: {} scored {:.4} ({:.1} s training, {:.0} ms broker)",
+                            o.worker,
+                            eval.genome,
+                            eval.fitness,
+                            eval.seconds,
+                            1000.0 * overhead
+                        ));
+                    }
+                    done(
+                        i,
+                        Ok(Trained {
+                            eval,
+                            weights,
+                            overhead_s: Some(overhead),
+                        }),
+                    )?;
+                }
+                let _ = m.ack().await;
+            }
+            Err(e) => {
+                eprintln!("warning: rejected a message on {}: {e}", m.subject);
+                let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
+            }
+        }
+        Ok(())
     }
 }

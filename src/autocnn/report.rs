@@ -1,17 +1,17 @@
 //! What a search shows a person: `fitness.png`, the table of the best genomes, `auto-cnn show`.
 use super::cache::*;
 use super::config::*;
-use super::search::*;
-use super::session::{load_cache, open_run};
+use super::state::*;
 use crate::error::Result;
 use crate::fsutil;
 use crate::nn::export::ModelInfo;
 use crate::plot::{line_plot, Panel, Series};
+use crate::run::RunDir;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-pub(crate) fn read_records(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("log.jsonl"))
+pub(crate) fn read_records(dir: &RunDir) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.log())
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -19,7 +19,7 @@ pub(crate) fn read_records(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 /// `fitness.png`: best and mean fitness of the population per generation.
-pub(crate) fn plot_fitness(dir: &Path) -> Result<()> {
+pub(crate) fn plot_fitness(dir: &RunDir) -> Result<()> {
     let gens: Vec<serde_json::Value> = read_records(dir)
         .into_iter()
         .filter(|r| crate::run::log::kind_of(r) == "generation")
@@ -32,7 +32,7 @@ pub(crate) fn plot_fitness(dir: &Path) -> Result<()> {
             .collect(),
     };
     line_plot(
-        &dir.join("fitness.png"),
+        &dir.file("fitness.png"),
         "auto-cnn: fitness (accuracy after the short training) per generation",
         "generation",
         &[Panel {
@@ -91,8 +91,9 @@ pub struct ShowArgs {
 
 /// `auto-cnn show`: what a search has done so far and its best genomes.
 pub fn show_run(dir: &Path, top: usize) -> Result<String> {
-    let (cfg, state) = open_run(dir, "auto-cnn show")?;
-    let cache = load_cache(dir)?;
+    let rd = RunDir::new(dir);
+    let (cfg, state) = open_run(&rd, "auto-cnn show")?;
+    let cache = load_cache(&rd)?;
     let mut s = format!(
         "auto-cnn search in {}: {}, population {}, {} generations, {} epochs per network, fitness on {}, seed {}\n",
         dir.display(),
@@ -137,13 +138,13 @@ pub fn show_run(dir: &Path, top: usize) -> Result<String> {
     );
     let entries: Vec<Evaluation> = cache.entries.values().cloned().collect();
     s.push_str(&table(&entries, top, cfg.fitness_set));
-    let info = dir.join("best.json");
+    let info = rd.file(BEST_INFO);
     if info.exists() {
         let i: ModelInfo = fsutil::read_json(&info)?;
         let _ = writeln!(
             s,
             "exported: {} = {} ({} parameters), test acc {}",
-            dir.join("best.pt").display(),
+            rd.file(BEST_MODEL).display(),
             i.arch,
             i.parameters,
             super::fmt_acc(i.metrics["test_acc"].as_f64())

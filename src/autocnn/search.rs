@@ -10,113 +10,24 @@ use super::cache::*;
 use super::config::*;
 use super::evaluate::*;
 use super::genome;
+use super::state::*;
 use crate::error::Result;
 use crate::fsutil;
 use crate::ga::plan::environmental_selection;
 use crate::ga::selection::{argbest, Selection};
 use crate::ga::GaRng;
 use crate::nn::arch::Arch;
-use crate::run::{dir as rdir, Clocks, Ctx, Position, Step, StopReason};
+use crate::run::{dir as rdir, Clocks, Ctx, Position, RunDir, Step, StopReason};
 use indicatif::MultiProgress;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::PathBuf;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Individual {
-    pub(crate) genome: String,
-    /// How it was made: random, copy, crossover, + mutation.
-    pub(crate) origin: String,
-    pub(crate) fitness: Option<f64>,
-}
-
-/// Whether an evaluation scored a network that trained (not a refusal, a crash or a genome
-/// that could not run): only such a network can be the best and be exported.
-pub(crate) fn trained_network(e: &Evaluation) -> bool {
-    !e.evaluated.is_empty()
-        && e.params > 0
-        && !e.note.as_deref().is_some_and(|n| n.starts_with("scored 0"))
-}
-
-/// Fitness of each individual; NaN (ranked last) where it is not known.
-pub(crate) fn fitness_of(list: &[Individual]) -> Vec<f64> {
-    list.iter().map(|p| p.fitness.unwrap_or(f64::NAN)).collect()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Phase {
-    /// Train the individuals without fitness (the population in generation 0, else offspring).
-    Evaluate,
-    /// The generation is complete: breed the next offspring (or stop).
-    Breed,
-    /// Written by earlier versions after the last generation; read as `Breed`.
-    Done,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct SearchState {
-    pub(crate) generation: usize,
-    pub(crate) phase: Phase,
-    pub(crate) rng: GaRng,
-    pub(crate) population: Vec<Individual>,
-    pub(crate) offspring: Vec<Individual>,
-    pub(crate) evaluations: usize,
-    pub(crate) trained: usize,
-    pub(crate) cache_hits: usize,
-    pub(crate) log_lines: usize,
-    pub(crate) elapsed_s: f64,
-    /// CPU seconds of the search so far, over all invocations.
-    #[serde(default)]
-    pub(crate) cpu_s: f64,
-    pub(crate) best: Option<Evaluation>,
-    pub(crate) stop_reason: Option<String>,
-    /// The search's id on a broker (made when it first runs with --broker).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) broker_id: Option<String>,
-}
-
-/// The best network, as exported.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct BestModel {
-    pub genome: String,
-    pub params: i64,
-    pub val_acc: Option<f64>,
-    /// Test accuracy of the exported model.
-    pub test_acc: Option<f64>,
-    /// Test accuracy of the network as the search trained it (`--epochs`); equals `test_acc`
-    /// unless `--final-epochs` retrained it.
-    #[serde(default)]
-    pub search_test_acc: Option<f64>,
-    pub path: PathBuf,
-}
-
-/// `result.json` of a search.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SearchSummary {
-    pub run_dir: PathBuf,
-    pub generations_done: usize,
-    pub evaluations: usize,
-    pub trained: usize,
-    pub cache_hits: usize,
-    /// Networks trained by this process (after a resume: only what was left).
-    pub trained_this_session: usize,
-    /// Evaluations already done when this process started.
-    pub resumed_at_evaluation: usize,
-    pub elapsed_s: f64,
-    pub stop_reason: String,
-    pub best: BestModel,
-    #[serde(skip)]
-    pub table: String,
-}
 
 /// The architecture search as the run layer's [`Step`]: a generation is breeding offspring,
 /// evaluating them (cache first) and the environmental (mu+lambda) selection; the state is
 /// checkpointed after every evaluation, so a resume never retrains a network it already scored.
 pub(crate) struct Search {
     pub(crate) cfg: SearchConfig,
-    pub(crate) dir: PathBuf,
+    pub(crate) dir: RunDir,
     pub(crate) state: SearchState,
     pub(crate) cache: Cache,
     pub(crate) settings: String,
@@ -132,7 +43,7 @@ impl Search {
     pub(crate) fn save(&mut self, clocks: &Clocks) -> Result<()> {
         self.state.elapsed_s = clocks.wall_s();
         self.state.cpu_s = clocks.cpu_s();
-        fsutil::write_json_atomic(&self.dir.join(rdir::STATE), &self.state)
+        fsutil::write_json_atomic(&self.dir.file(rdir::STATE), &self.state)
     }
 
     fn log(&mut self, ctx: &mut Ctx, record: serde_json::Value) -> Result<()> {
@@ -176,7 +87,7 @@ impl Search {
         let better = trained_network(&e) && self.best_fitness().is_none_or(|b| e.fitness > b);
         if better {
             if let Some(bytes) = weights {
-                fsutil::write_atomic(&self.dir.join(rdir::BEST_WEIGHTS), bytes)?;
+                fsutil::write_atomic(&self.dir.file(rdir::BEST_WEIGHTS), bytes)?;
             }
             if weights.is_some() || cached {
                 self.state.best = Some(e.clone());
@@ -185,7 +96,7 @@ impl Search {
         if !cached {
             let key = cache_key(&e.genome, &self.settings);
             self.cache.entries.insert(key, e.clone());
-            fsutil::write_json_atomic(&self.dir.join(rdir::CACHE), &self.cache)?;
+            fsutil::write_json_atomic(&self.dir.file(rdir::CACHE), &self.cache)?;
             self.state.trained += 1;
             self.trained_this_session += 1;
         } else {

@@ -7,43 +7,89 @@ use super::evaluate::*;
 use super::export::*;
 use super::report::*;
 use super::search::*;
+use super::state::*;
+use crate::data::Dataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::run::{dir as rdir, drive, progress, Clocks, Driver, Job, RunDir, StopCriteria};
+use crate::ga::GaRng;
+use crate::run::{drive, progress, Clocks, Driver, Run, RunDir, StopCriteria};
 use indicatif::{MultiProgress, ProgressBar};
-use std::path::Path;
-
-/// Reads the config and checkpoint of an existing search directory.
-pub(crate) fn open_run(dir: &Path, what: &str) -> Result<(SearchConfig, SearchState)> {
-    let rd = RunDir::new(dir);
-    rd.check_resumable(Job::AutoCnn, what)?;
-    if !rd.file(rdir::STATE).is_file() {
-        return Err(Error::usage(format!(
-            "{what} {}: no {} there: the search stopped before its first checkpoint",
-            dir.display(),
-            rdir::STATE
-        )));
-    }
-    Ok((
-        crate::run::context::read_config(&rd)?,
-        fsutil::read_json(&rd.file(rdir::STATE))?,
-    ))
-}
-
-/// The fitness cache of a search directory (empty before the first evaluation).
-pub(crate) fn load_cache(dir: &Path) -> Result<Cache> {
-    let path = dir.join("cache.json");
-    if path.exists() {
-        fsutil::read_json(&path)
-    } else {
-        Ok(Cache::default())
-    }
-}
+use tch::Device;
 
 /// `auto-cnn search`: runs (or resumes) a search, then exports the best network.
 pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
-    let run = crate::run::open(
+    let run = open(args)?;
+    let mut state = if run.resumed {
+        let mut state = read_state(&run.dir, "--resume")?;
+        state.stop_reason = None;
+        state
+    } else {
+        first_state(&run.cfg, run.streams.ga())
+    };
+    let cfg = &run.cfg;
+    let mut local = LocalEvaluator::new(cfg, run.device)?;
+    let d = &local.workers[0];
+    cfg.check_memory(d.shape, d.num_classes() as i64)?;
+    // with a broker, this process keeps its copy of the data for the hash and the export
+    let remote = match &args.broker {
+        Some(url) => Some(connect_broker(url, &mut state, &local.workers[0], cfg)?),
+        None => None,
+    };
+    let settings = cfg.fitness_settings();
+    let cache = load_cache(&run.dir)?;
+    // records written after the last checkpoint are dropped; the search redoes them
+    let covered = state.log_lines;
+    let (log, _) = crate::run::Log::open(&run.dir.log(), |i, _| i < covered)?;
+    let bars = (!run.quiet).then(MultiProgress::new);
+    let total = (cfg.population * (cfg.generations + 1)).max(state.evaluations) as u64;
+    let bar = match &bars {
+        Some(mp) => progress::add_to(mp, Some(total), "networks"),
+        None => ProgressBar::hidden(),
+    };
+    bar.set_position(state.evaluations as u64);
+    if !run.quiet {
+        bar.println(banner(args, cfg, &local.workers, &state));
+    }
+    let resumed_at = state.evaluations;
+    let mut driver = Driver {
+        stop: StopCriteria {
+            generations: Some(cfg.generations as u64),
+            time_budget_s: cfg.time_budget_s,
+            ..Default::default()
+        },
+        log,
+        clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
+        bar,
+        resumed: run.resumed,
+    };
+    let (evaluator, export_data): (Box<dyn Evaluator>, Option<Dataset>) = match remote {
+        Some(r) => (Box::new(r), Some(local.workers.swap_remove(0))),
+        None => (Box::new(local), None),
+    };
+    let mut search = Search {
+        cfg: run.cfg,
+        dir: run.dir,
+        state,
+        cache,
+        settings,
+        evaluator: Some(evaluator),
+        bars,
+        trained_this_session: 0,
+        overhead_s: None,
+    };
+    search.save(&driver.clocks)?;
+    let reason = drive(&mut search, &mut driver)?;
+    search.state.stop_reason = Some(reason.as_str().into());
+    search.save(&driver.clocks)?;
+    driver.bar.finish_and_clear();
+    finish(search, export_data, resumed_at, run.device)
+}
+
+/// Opens the run: a new one from the flags, or the one `--resume` names, extended by the flags
+/// a resume may change.
+fn open(args: &SearchArgs) -> Result<Run<SearchConfig>> {
+    crate::run::open(
         &args.run,
         |new| {
             let cfg = args.to_config(new)?;
@@ -63,144 +109,104 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
             }
             cfg.validate()
         },
-    )?;
-    let dir = run.dir.path().to_path_buf();
-    let state = if run.resumed {
-        let (_, mut state) = open_run(&dir, "--resume")?;
-        state.stop_reason = None;
-        state
-    } else {
-        let mut rng = run.streams.ga();
-        let population = (0..run.cfg.population)
-            .map(|_| Individual {
-                genome: run.cfg.space.random_genome(&mut rng).to_string(),
-                origin: "random".into(),
-                fitness: None,
-            })
-            .collect();
-        SearchState {
-            generation: 0,
-            phase: Phase::Evaluate,
-            rng,
-            population,
-            offspring: Vec::new(),
-            evaluations: 0,
-            trained: 0,
-            cache_hits: 0,
-            log_lines: 0,
-            elapsed_s: 0.0,
-            cpu_s: 0.0,
-            best: None,
-            stop_reason: None,
-            broker_id: None,
-        }
-    };
-    let mut state = state;
-    let cfg = run.cfg;
-    let mut local = LocalEvaluator::new(&cfg)?;
-    let d = &local.workers[0];
-    cfg.check_memory(d.shape, d.num_classes() as i64)?;
-    // with a broker, this process keeps its copy of the data for the hash and the export
-    let remote = match &args.broker {
-        Some(url) => {
-            let id = state
-                .broker_id
-                .get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()))
-                .clone();
-            let hash = super::broker::dataset_hash(&local.workers[0])?;
-            Some(super::remote::NatsEvaluator::connect(
-                url,
-                &id,
-                hash,
-                cfg.fitness_settings(),
-            )?)
-        }
-        None => None,
-    };
-    let workers = &local.workers;
-    let settings = cfg.fitness_settings();
-    let cache = load_cache(&dir)?;
-    // records written after the last checkpoint are dropped; the search redoes them
-    let covered = state.log_lines;
-    let (log, _) = crate::run::Log::open(&run.dir.log(), |i, _| i < covered)?;
-    let quiet = run.quiet;
-    let bars = (!quiet).then(MultiProgress::new);
-    let total = (cfg.population * (cfg.generations + 1)).max(state.evaluations) as u64;
-    let bar = match &bars {
-        Some(mp) => progress::add_to(mp, Some(total), "networks"),
-        None => ProgressBar::hidden(),
-    };
-    bar.set_position(state.evaluations as u64);
-    if !quiet {
-        let d = &workers[0];
-        bar.println(format!(
-            "auto-cnn: {} ({} train / {} val / {} test, {:?}), population {}, {} generations, {} epochs per network, fitness on {}, {} device(s) from {}, seed {}{}",
-            d.name,
-            d.train.len(),
-            d.val.len(),
-            d.test.len(),
-            d.shape,
-            cfg.population,
-            cfg.generations,
-            cfg.train.epochs,
-            cfg.fitness_set,
-            if args.broker.is_some() { 0 } else { workers.len() },
-            match &args.broker {
-                Some(url) => format!("{} (workers on that broker train the networks)", super::broker::shown(url)),
-                None => device_name(d.device()),
-            },
-            cfg.seed,
-            if args.run.resume.is_some() {
-                format!(", resuming at generation {} after {} evaluations", state.generation, state.evaluations)
-            } else {
-                String::new()
-            }
-        ));
+    )
+}
+
+/// The state of a new search: a random population, nothing evaluated.
+fn first_state(cfg: &SearchConfig, mut rng: GaRng) -> SearchState {
+    let population = (0..cfg.population)
+        .map(|_| Individual {
+            genome: cfg.space.random_genome(&mut rng).to_string(),
+            origin: "random".into(),
+            fitness: None,
+        })
+        .collect();
+    SearchState {
+        generation: 0,
+        phase: Phase::Evaluate,
+        rng,
+        population,
+        offspring: Vec::new(),
+        evaluations: 0,
+        trained: 0,
+        cache_hits: 0,
+        log_lines: 0,
+        elapsed_s: 0.0,
+        cpu_s: 0.0,
+        best: None,
+        stop_reason: None,
+        broker_id: None,
     }
-    let resumed_at = state.evaluations;
-    let mut driver = Driver {
-        stop: StopCriteria {
-            generations: Some(cfg.generations as u64),
-            time_budget_s: cfg.time_budget_s,
-            ..Default::default()
+}
+
+/// The backend that hands the networks to the workers of the broker at `url`, under the
+/// search's id on that broker (made on its first run with `--broker`).
+fn connect_broker(
+    url: &str,
+    state: &mut SearchState,
+    data: &Dataset,
+    cfg: &SearchConfig,
+) -> Result<super::remote::NatsEvaluator> {
+    let id = state
+        .broker_id
+        .get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()))
+        .clone();
+    let hash = super::broker::dataset_hash(data)?;
+    super::remote::NatsEvaluator::connect(url, &id, hash, cfg.fitness_settings())
+}
+
+/// The line a search starts with: the data, the search's settings and where networks train.
+fn banner(
+    args: &SearchArgs,
+    cfg: &SearchConfig,
+    workers: &[Dataset],
+    state: &SearchState,
+) -> String {
+    let d = &workers[0];
+    format!(
+        "auto-cnn: {} ({} train / {} val / {} test, {:?}), population {}, {} generations, {} epochs per network, fitness on {}, {} device(s) from {}, seed {}{}",
+        d.name,
+        d.train.len(),
+        d.val.len(),
+        d.test.len(),
+        d.shape,
+        cfg.population,
+        cfg.generations,
+        cfg.train.epochs,
+        cfg.fitness_set,
+        if args.broker.is_some() { 0 } else { workers.len() },
+        match &args.broker {
+            Some(url) => format!("{} (workers on that broker train the networks)", super::broker::shown(url)),
+            None => device_name(d.device()),
         },
-        log,
-        clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
-        bar,
-        resumed: run.resumed,
-    };
-    let (evaluator, mut export_data): (Box<dyn Evaluator>, Option<crate::data::Dataset>) =
-        match remote {
-            Some(r) => (Box::new(r), Some(local.workers.swap_remove(0))),
-            None => (Box::new(local), None),
-        };
-    let mut search = Search {
-        cfg,
-        dir,
-        state,
-        cache,
-        settings,
-        evaluator: Some(evaluator),
-        bars,
-        trained_this_session: 0,
-        overhead_s: None,
-    };
-    search.save(&driver.clocks)?;
-    let reason = drive(&mut search, &mut driver)?;
-    search.state.stop_reason = Some(reason.as_str().into());
-    search.save(&driver.clocks)?;
-    driver.bar.finish_and_clear();
-    plot_fitness(&search.dir)?;
+        cfg.seed,
+        if args.run.resume.is_some() {
+            format!(", resuming at generation {} after {} evaluations", state.generation, state.evaluations)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// After the loop: `fitness.png`, the export of the best network and `result.json`.
+fn finish(
+    search: Search,
+    export_data: Option<Dataset>,
+    resumed_at: usize,
+    device: Device,
+) -> Result<SearchSummary> {
+    let dir = &search.dir;
+    plot_fitness(dir)?;
     let Some(best_eval) = search.state.best.clone() else {
-        return Err(nothing_trained(&search.dir, &search.cache, &search.state));
+        return Err(nothing_trained(dir, &search.cache, &search.state));
     };
-    let mut data = match export_data.take() {
+    let mut data = match export_data {
         Some(d) => d,
-        None => load_workers(&search.cfg)?.swap_remove(0),
+        None => load_workers(&search.cfg, device)?.swap_remove(0),
     };
     let best = export_model(
-        &search.dir,
-        &search.dir.join("best.pt"),
+        dir,
+        &dir.file(BEST_MODEL),
         &search.cfg,
         &best_eval,
         search.cfg.final_epochs,
@@ -210,7 +216,7 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     let cache_entries: Vec<Evaluation> = search.cache.entries.values().cloned().collect();
     let s = &search.state;
     let summary = SearchSummary {
-        run_dir: search.dir.clone(),
+        run_dir: dir.path().to_path_buf(),
         generations_done: s.generation,
         evaluations: s.evaluations,
         trained: s.trained,
@@ -225,14 +231,14 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         best,
         table: table(&cache_entries, 10, search.cfg.fitness_set),
     };
-    fsutil::write_json_atomic(&search.dir.join("result.json"), &summary)?;
+    fsutil::write_json_atomic(&dir.result(), &summary)?;
     Ok(summary)
 }
 
 /// A search none of whose evaluations trained a network (every task refused, crashed or scored
 /// 0): `result.json` says so with the counts and the first reasons, and the search ends with
 /// one line naming the most common reason.
-fn nothing_trained(dir: &Path, cache: &Cache, state: &SearchState) -> Error {
+fn nothing_trained(dir: &RunDir, cache: &Cache, state: &SearchState) -> Error {
     let mut reasons: Vec<(usize, String)> = Vec::new();
     for e in cache.entries.values() {
         let why = e.note.clone().unwrap_or_else(|| "scored 0".into());
@@ -243,14 +249,14 @@ fn nothing_trained(dir: &Path, cache: &Cache, state: &SearchState) -> Error {
     }
     reasons.sort_by(|a, b| b.0.cmp(&a.0));
     let result = serde_json::json!({
-        "run_dir": dir, "generations_done": state.generation,
+        "run_dir": dir.path(), "generations_done": state.generation,
         "evaluations": state.evaluations, "trained": state.trained,
         "cache_hits": state.cache_hits, "elapsed_s": state.elapsed_s,
         "stop_reason": state.stop_reason, "best": null,
         "failures": reasons.iter().map(|(n, r)| serde_json::json!({"count": n, "reason": r}))
             .collect::<Vec<_>>(),
     });
-    let written = fsutil::write_json_atomic(&dir.join("result.json"), &result);
+    let written = fsutil::write_json_atomic(&dir.result(), &result);
     let first = reasons
         .first()
         .map(|(n, r)| format!("; {n} of them: {r}"))
@@ -265,7 +271,7 @@ fn nothing_trained(dir: &Path, cache: &Cache, state: &SearchState) -> Error {
     };
     Error::Other(format!(
         "{}: no network could be trained: {what}{}",
-        dir.display(),
+        dir.path().display(),
         match written {
             Ok(()) => " (see result.json and log.jsonl)".to_string(),
             Err(e) => format!(" (and result.json could not be written: {e})"),

@@ -15,7 +15,7 @@
 //! worker cannot train (other data, too little memory) goes back to the queue for another, and
 //! gets that final answer on its last delivery. Results and weights are stored with retries,
 //! so a broker restart in the middle of an upload costs time, not the worker.
-use super::broker::{self, Broker, Outcome, Status, Task, MAX_DELIVER};
+use super::broker::{self, broker_err, Broker, Outcome, Status, Task, MAX_DELIVER};
 use super::cache::{cache_key, Evaluation};
 use super::config::{SearchConfig, ShrinkPolicy};
 use super::evaluate::{train_guarded, Trained, CRASHED};
@@ -58,10 +58,6 @@ pub struct WorkerArgs {
     /// Stop after this many tasks (default: serve until Ctrl-C).
     #[arg(long)]
     pub max_tasks: Option<usize>,
-}
-
-fn broker_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Other(format!("broker: {what}: {e}"))
 }
 
 fn default_name() -> String {
