@@ -1,9 +1,9 @@
 //! Loading TorchScript models with the `.json` beside them: classifiers (`neuroevo train`,
 //! `auto-cnn`), generators (`neuroevo gan`) and feature extractors (a classifier's
 //! `.features.pt`, the FID's). A file that is not what it should be is a user error naming it.
-use super::export::{features_path, info_path, ModelInfo};
+use super::sidecar::{features_path, info_path, read_info, ModelInfo, Sidecar};
+pub use super::sidecar::{generator_kind, GeneratorInfo};
 use crate::error::{Error, Result};
-use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, Kind, Tensor};
@@ -33,34 +33,6 @@ fn torch_reason(e: &tch::TchError) -> String {
     match first.find(". ") {
         Some(i) if first.len() > 120 => first[..i].to_string(),
         _ => first.to_string(),
-    }
-}
-
-/// Reads a model's `.json`; one that describes another kind of model (a generator given as a
-/// classifier, say) is a usage error that says which.
-fn read_info<T: serde::de::DeserializeOwned>(json: &Path, want: &str) -> Result<T> {
-    let v: serde_json::Value = fsutil::read_json(json)?;
-    let kind = v
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .map(str::to_string)
-        .or_else(|| {
-            // descriptions written before they named their kind
-            if v.get("latent_dim").is_some() {
-                Some("generator".into())
-            } else if v.get("format").is_some() {
-                Some("classifier".into())
-            } else {
-                None
-            }
-        });
-    match kind.as_deref() {
-        Some(k) if k != want => Err(Error::usage(format!(
-            "{}: describes a {k}, not a {want}",
-            json.display()
-        ))),
-        _ => serde_json::from_value(v)
-            .map_err(|e| Error::corrupt(json, format!("not the description of a {want}: {e}"))),
     }
 }
 
@@ -318,30 +290,6 @@ impl Classifier {
     }
 }
 
-/// A TorchScript generator `z -> image` with its JSON (`latent_dim`, `output_shape`,
-/// `output_range`), as exported by `neuroevo gan`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GeneratorInfo {
-    #[serde(default = "generator_kind")]
-    pub kind: String,
-    pub latent_dim: i64,
-    /// Shape of the latent input after the batch dimension, e.g. `[100]` or `[128, 1, 1]`.
-    pub latent_shape: Vec<i64>,
-    /// `[C, H, W]`
-    pub output_shape: [i64; 3],
-    pub output_range: (f32, f32),
-    /// dcgan generators: the transposed convolutions (cin, cout, k, stride, pad, bn), which
-    /// `python/neuroevo_torch.py` rebuilds with the weights of `weights_file`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights_file: Option<String>,
-}
-
-pub fn generator_kind() -> String {
-    "generator".into()
-}
-
 pub struct Generator {
     pub module: CModule,
     pub info: GeneratorInfo,
@@ -417,14 +365,9 @@ impl FeatureExtractor {
             });
         }
         // a features model made elsewhere: its .json says `"kind": "features"`
-        let v: serde_json::Value = fsutil::read_json(&json)?;
-        if v.get("kind").and_then(|k| k.as_str()) == Some("features") {
-            let mut info: ModelInfo = serde_json::from_value(v).map_err(|e| {
-                Error::corrupt(
-                    &json,
-                    format!("not the description of a features model: {e}"),
-                )
-            })?;
+        let sidecar = Sidecar::read(&json)?;
+        if sidecar.kind.as_deref() == Some("features") {
+            let mut info: ModelInfo = sidecar.parse("features")?;
             let module = load_module(model, device)?;
             let d = output_size(&module, device, model, info.input_shape, "its .json")?;
             if info.feature_dim == 0 {
@@ -437,7 +380,7 @@ impl FeatureExtractor {
                 features_file: model.to_path_buf(),
             });
         }
-        let info: ModelInfo = read_info(&json, "classifier")?;
+        let info: ModelInfo = sidecar.parse("classifier")?;
         let features_file = match &info.features_file {
             Some(f) => model.with_file_name(f),
             None => features_path(model),
