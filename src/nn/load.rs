@@ -185,6 +185,41 @@ fn check_outputs(path: &Path, k: i64, expected: (i64, &str, &str)) -> Result<()>
     Ok(())
 }
 
+/// A model file as every loader takes it: a shipped model's default path resolved (when
+/// `bundled`), the file checked to exist, and the path of the `.json` that describes it.
+struct ModelFile {
+    path: PathBuf,
+    json: PathBuf,
+}
+
+impl ModelFile {
+    /// `noun` names the file in the error ("model", "generator").
+    fn find(path: &Path, noun: &str, bundled: bool) -> Result<Self> {
+        let path = if bundled {
+            super::bundled::resolve(path)?
+        } else {
+            path.to_path_buf()
+        };
+        if !path.is_file() {
+            return Err(Error::usage(format!(
+                "{}: no such {noun} file",
+                path.display()
+            )));
+        }
+        let json = info_path(&path);
+        Ok(ModelFile { path, json })
+    }
+
+    fn has_json(&self) -> bool {
+        self.json.is_file()
+    }
+
+    /// The usage error for a `.json` that is needed and missing; `why` says what it holds.
+    fn missing(&self, why: &str) -> Error {
+        Error::usage(format!("{}: missing; {why}", self.json.display()))
+    }
+}
+
 /// The most classes a classifier made elsewhere may have.
 pub const MAX_CLASSES: i64 = 1 << 20;
 
@@ -203,63 +238,22 @@ impl Classifier {
     /// As [`Classifier::load`]; with `spec`, a model made elsewhere: its `.json` may be missing
     /// (the spec says what it reads) and its classes are counted with one forward pass.
     pub fn load_with(path: &Path, device: Device, spec: Option<&InputSpec>) -> Result<Self> {
-        let path = &super::bundled::resolve(path)?;
-        if !path.is_file() {
-            return Err(Error::usage(format!(
-                "{}: no such model file",
-                path.display()
-            )));
-        }
-        let json = crate::nn::export::info_path(path);
-        let has_json = json.is_file();
+        let file = ModelFile::find(path, "model", true)?;
         // the model first: a file libtorch cannot read is reported with its reason, whether
         // or not a .json is beside it
-        let module = load_module(path, device)?;
+        let module = load_module(&file.path, device)?;
         let info = match spec {
-            Some(spec) => {
-                let mut info = if has_json {
-                    let mut i: ModelInfo = read_info(&json, "classifier")?;
-                    i.input_shape = spec.input_shape;
-                    i.input_range = spec.input_range;
-                    if let Some(c) = &spec.classes {
-                        i.classes = c.clone();
-                    }
-                    i
-                } else {
-                    spec.info("classifier")
-                };
-                let k = output_size(&module, device, path, info.input_shape, "--input-shape")?;
-                if k > MAX_CLASSES {
-                    // each class is named (and gets a population of its own in fool)
-                    return Err(Error::usage(format!(
-                        "{}: gives {k} outputs per image; a classifier may have at most {MAX_CLASSES} classes",
-                        path.display()
-                    )));
-                }
-                if info.classes.is_empty() {
-                    info.classes = (0..k).map(|i| i.to_string()).collect();
-                }
-                let said = if spec.classes.is_some() {
-                    "--classes"
-                } else {
-                    "its .json"
-                };
-                check_outputs(path, k, (info.classes.len() as i64, "classes", said))?;
-                info
-            }
-            None if !has_json => {
-                return Err(Error::usage(format!(
-                    "{}: missing; it describes the model's input (neuroevo train writes it beside the .pt; for a model made elsewhere give --input-shape and --input-range)",
-                    json.display()
-                )))
+            Some(spec) => Self::described_by_flags(&module, device, &file, spec)?,
+            None if !file.has_json() => {
+                return Err(file.missing("it describes the model's input (neuroevo train writes it beside the .pt; for a model made elsewhere give --input-shape and --input-range)"))
             }
             None => {
-                let info: ModelInfo = read_info(&json, "classifier")?;
+                let info: ModelInfo = read_info(&file.json, "classifier")?;
                 let n = info.classes.len() as i64;
                 probe(
                     &module,
                     device,
-                    path,
+                    &file.path,
                     (&info.input_shape, "its .json"),
                     (n, "classes", "its .json"),
                 )?;
@@ -269,8 +263,48 @@ impl Classifier {
         Ok(Classifier {
             module,
             info,
-            path: path.to_path_buf(),
+            path: file.path,
         })
+    }
+
+    /// The description of a model made elsewhere: `spec` over its `.json` if it has one, the
+    /// classes counted with one forward pass.
+    fn described_by_flags(
+        module: &CModule,
+        device: Device,
+        file: &ModelFile,
+        spec: &InputSpec,
+    ) -> Result<ModelInfo> {
+        let path = &file.path;
+        let mut info = if file.has_json() {
+            let mut i: ModelInfo = read_info(&file.json, "classifier")?;
+            i.input_shape = spec.input_shape;
+            i.input_range = spec.input_range;
+            if let Some(c) = &spec.classes {
+                i.classes = c.clone();
+            }
+            i
+        } else {
+            spec.info("classifier")
+        };
+        let k = output_size(module, device, path, info.input_shape, "--input-shape")?;
+        if k > MAX_CLASSES {
+            // each class is named (and gets a population of its own in fool)
+            return Err(Error::usage(format!(
+                "{}: gives {k} outputs per image; a classifier may have at most {MAX_CLASSES} classes",
+                path.display()
+            )));
+        }
+        if info.classes.is_empty() {
+            info.classes = (0..k).map(|i| i.to_string()).collect();
+        }
+        let said = if spec.classes.is_some() {
+            "--classes"
+        } else {
+            "its .json"
+        };
+        check_outputs(path, k, (info.classes.len() as i64, "classes", said))?;
+        Ok(info)
     }
 
     /// Softmax probabilities `[N, classes]` of images `[N, C, H, W]` in the model's input range.
@@ -297,21 +331,12 @@ pub struct Generator {
 
 impl Generator {
     pub fn load(path: &Path, device: Device) -> Result<Self> {
-        if !path.is_file() {
-            return Err(Error::usage(format!(
-                "{}: no such generator file",
-                path.display()
-            )));
+        let file = ModelFile::find(path, "generator", false)?;
+        let module = load_module(&file.path, device)?;
+        if !file.has_json() {
+            return Err(file.missing("it describes the generator's latent and images (neuroevo gan writes it beside the .pt)"));
         }
-        let module = load_module(path, device)?;
-        let json = path.with_extension("json");
-        if !json.is_file() {
-            return Err(Error::usage(format!(
-                "{}: missing; it describes the generator's latent and images (neuroevo gan writes it beside the .pt)",
-                json.display()
-            )));
-        }
-        let info: GeneratorInfo = read_info(&json, "generator")?;
+        let info: GeneratorInfo = read_info(&file.json, "generator")?;
         Ok(Generator { module, info })
     }
 }
@@ -333,15 +358,9 @@ impl FeatureExtractor {
     /// As [`FeatureExtractor::load`]; with `spec` and no `.json` beside it, `model` itself is
     /// the features module (a model made elsewhere), its feature size found by a forward pass.
     pub fn load_with(model: &Path, device: Device, spec: Option<&InputSpec>) -> Result<Self> {
-        let model = &super::bundled::resolve(model)?;
-        if !model.is_file() {
-            return Err(Error::usage(format!(
-                "{}: no such model file",
-                model.display()
-            )));
-        }
-        let json = info_path(model);
-        if !json.is_file() {
+        let file = ModelFile::find(model, "model", true)?;
+        let (model, json) = (&file.path, &file.json);
+        if !file.has_json() {
             // the model first: a file libtorch cannot read is reported with its reason
             let module = load_module(model, device)?;
             let Some(spec) = spec else {
@@ -365,7 +384,7 @@ impl FeatureExtractor {
             });
         }
         // a features model made elsewhere: its .json says `"kind": "features"`
-        let sidecar = Sidecar::read(&json)?;
+        let sidecar = Sidecar::read(json)?;
         if sidecar.kind.as_deref() == Some("features") {
             let mut info: ModelInfo = sidecar.parse("features")?;
             let module = load_module(model, device)?;
