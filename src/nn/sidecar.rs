@@ -177,3 +177,55 @@ impl Sidecar {
 pub(crate) fn read_info<T: serde::de::DeserializeOwned>(json: &Path, want: &str) -> Result<T> {
     Sidecar::read(json)?.parse(want)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, json: &str) -> PathBuf {
+        let p = dir.join("m.json");
+        std::fs::write(&p, json).unwrap();
+        p
+    }
+
+    #[test]
+    fn kind_is_read_or_told_from_older_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let kind = |json: &str| Sidecar::read(&write(dir.path(), json)).unwrap().kind;
+        assert_eq!(kind(r#"{"kind": "features"}"#).as_deref(), Some("features"));
+        assert_eq!(kind(r#"{"latent_dim": 8}"#).as_deref(), Some("generator"));
+        assert_eq!(
+            kind(r#"{"format": "TorchScript"}"#).as_deref(),
+            Some("classifier")
+        );
+        assert_eq!(kind(r#"{"input_shape": [1, 2, 2]}"#), None);
+    }
+
+    #[test]
+    fn another_kind_or_a_bad_description_is_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), r#"{"latent_dim": 8}"#);
+        let e = read_info::<ModelInfo>(&p, "classifier").err().unwrap();
+        assert!(
+            e.to_string()
+                .contains("describes a generator, not a classifier"),
+            "{e}"
+        );
+        let p = write(dir.path(), r#"{"kind": "features", "input_shape": 3}"#);
+        let e = read_info::<ModelInfo>(&p, "features").err().unwrap();
+        assert!(
+            e.to_string()
+                .contains("not the description of a features model"),
+            "{e}"
+        );
+        let p = write(
+            dir.path(),
+            r#"{"input_shape": [1, 28, 28], "input_range": [0, 1]}"#,
+        );
+        let info: ModelInfo = read_info(&p, "classifier").unwrap();
+        assert_eq!(
+            (info.kind.as_str(), info.input_shape),
+            ("classifier", [1, 28, 28])
+        );
+    }
+}
