@@ -45,13 +45,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// adam or sgd.
-    #[arg(long, default_value = "adam", value_parser = crate::ga::cli::optimizer_values())]
+    #[arg(long, default_value = "adam", value_parser = crate::nn::cli::optimizer_values())]
     pub optimizer: String,
     /// Momentum of SGD.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f64,
     /// constant or cosine.
-    #[arg(long, default_value = "constant", value_parser = crate::ga::cli::schedule_values())]
+    #[arg(long, default_value = "constant", value_parser = crate::nn::cli::schedule_values())]
     pub schedule: String,
     /// L2 weight decay.
     #[arg(long, default_value_t = 0.0)]
@@ -61,7 +61,7 @@ pub struct TrainArgs {
     pub augment_shift: i64,
     /// What convolutions compute in while training: auto (bf16 on a CPU with AVX512-BF16, else
     /// fp32), fp32 or bf16 (mixed precision, fp32 weights). The exported model computes in fp32.
-    #[arg(long, default_value = "auto", value_parser = crate::ga::cli::precision_values())]
+    #[arg(long, default_value = "auto", value_parser = crate::nn::cli::precision_values())]
     pub precision: String,
     /// Where to write the TorchScript model (default OUT/model.pt); also writes
     /// <stem>.features.pt and <stem>.json beside it.

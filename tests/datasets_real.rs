@@ -3,7 +3,7 @@
 //! regular files: FIFOs, devices, symlink loops.
 mod common;
 use common::{mkfifo, neuroevo, output_within, repo, stderr};
-use neuroevo::data::datasets::{FASHION_SUMS, IDX_FILES};
+use neuroevo::data::lookup::{FASHION_SUMS, IDX_FILES};
 use neuroevo::data::{load_dataset, DataOptions, DatasetName};
 use std::path::Path;
 use tch::{Device, Kind};

@@ -98,11 +98,11 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 4e-3)]
     pub lr: f64,
     /// Learning-rate schedule of every training: cosine (to 0 over --epochs) or constant.
-    #[arg(long, default_value = "cosine", value_parser = crate::ga::cli::schedule_values())]
+    #[arg(long, default_value = "cosine", value_parser = crate::nn::cli::schedule_values())]
     pub schedule: String,
     /// What convolutions compute in while networks train: auto (bf16 on a CPU with AVX512-BF16,
     /// else fp32), fp32 or bf16 (mixed precision, fp32 weights). The export computes in fp32.
-    #[arg(long, default_value = "auto", value_parser = crate::ga::cli::precision_values())]
+    #[arg(long, default_value = "auto", value_parser = crate::nn::cli::precision_values())]
     pub precision: String,
     /// CPU threads every network trains with, here and on workers (default: libtorch's choice
     /// on this machine). Part of what a fitness depends on: libtorch's sums run in another

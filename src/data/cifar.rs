@@ -1,7 +1,8 @@
 //! CIFAR-10's binary version: where it is found or downloaded (SHA-256 checked), unpacking the
 //! archive, and reading its batches into a [`Dataset`](super::Dataset)'s splits.
-use super::datasets::*;
 use super::download::{download_any, Checksum};
+use super::lookup::{mirrors, search_dirs};
+use super::options::DataOptions;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 

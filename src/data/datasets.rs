@@ -1,4 +1,5 @@
-//! Named datasets and how they are found.
+//! Loading a named dataset: reading its files into train and test splits, then a seeded subset
+//! and validation split.
 //!
 //! `mnist-10k` is embedded in the binary. `mnist`, `fashion-mnist` and `cifar10` are looked up
 //! in `--data-dir`, then `$NEUROEVO_DATA`, then the user's cache directory
@@ -7,191 +8,21 @@
 //! they are downloaded from the usual public mirrors (or only from `$NEUROEVO_MIRROR/<name>/` when
 //! that is set) with
 //! SHA-256 checks into the first of those directories. Offline, the error says so and names the
-//! bundled `mnist-10k`; it never switches datasets silently.
+//! bundled `mnist-10k`; it never switches datasets silently. Finding and downloading the files
+//! is [`super::lookup`]'s.
 pub use super::cifar::read_cifar;
-use super::cifar::*;
-use super::download::{download_any, Checksum};
+use super::cifar::{locate_cifar, CIFAR_CLASSES};
 use super::idx::parse_idx;
+pub use super::lookup::{cache_dir, search_dirs, FASHION_SUMS, IDX_FILES};
+use super::lookup::{locate_idx, FASHION_MIRRORS, MNIST_MIRRORS, MNIST_SUMS};
+pub use super::options::{DataOptions, DatasetName};
+use super::split::to_split;
+pub use super::split::{Batches, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::rng::GaRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetName {
-    Mnist10k,
-    Mnist,
-    FashionMnist,
-    Cifar10,
-    Folder(PathBuf),
-}
-
-impl DatasetName {
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s.trim() {
-            "mnist-10k" | "mnist10k" => DatasetName::Mnist10k,
-            "mnist" => DatasetName::Mnist,
-            "fashion-mnist" | "fashion_mnist" | "fashion" => DatasetName::FashionMnist,
-            "cifar10" | "cifar-10" => DatasetName::Cifar10,
-            other => match other.strip_prefix("folder:") {
-                Some(p) if !p.is_empty() => DatasetName::Folder(PathBuf::from(p)),
-                _ => {
-                    return Err(Error::usage(format!(
-                        "--dataset {other}: expected mnist-10k, mnist, fashion-mnist, cifar10 or folder:PATH"
-                    )))
-                }
-            },
-        })
-    }
-    pub fn label(&self) -> String {
-        match self {
-            DatasetName::Mnist10k => "mnist-10k".into(),
-            DatasetName::Mnist => "mnist".into(),
-            DatasetName::FashionMnist => "fashion-mnist".into(),
-            DatasetName::Cifar10 => "cifar10".into(),
-            DatasetName::Folder(p) => format!("folder:{}", p.display()),
-        }
-    }
-}
-
-/// How to load a dataset.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct DataOptions {
-    pub data_dir: Option<PathBuf>,
-    /// Fraction of the training set held out for validation (seeded).
-    pub val_fraction: f64,
-    pub seed: u64,
-    /// Use at most this many training (and test) images, a seeded random subset: for quick runs.
-    pub subset: Option<usize>,
-    /// Folder datasets: side of the square images, and channels (1 or 3).
-    pub image_size: u32,
-    pub channels: u8,
-    pub download: bool,
-}
-
-impl Default for DataOptions {
-    fn default() -> Self {
-        DataOptions {
-            data_dir: None,
-            val_fraction: 0.1,
-            seed: 0,
-            subset: None,
-            image_size: 64,
-            channels: 3,
-            download: true,
-        }
-    }
-}
-
-/// Images `[N, C, H, W]` (f32) and labels `[N]` (i64), on one device.
-pub struct Split {
-    pub x: Tensor,
-    pub y: Tensor,
-}
-
-impl Split {
-    pub fn len(&self) -> usize {
-        self.y.size()[0] as usize
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    fn select(&self, idx: &[i64]) -> Split {
-        let i = Tensor::from_slice(idx).to_device(self.x.device());
-        Split {
-            x: self.x.index_select(0, &i),
-            y: self.y.index_select(0, &i),
-        }
-    }
-}
-
-pub struct Dataset {
-    pub name: String,
-    pub classes: Vec<String>,
-    /// `[C, H, W]`
-    pub shape: [i64; 3],
-    /// Range of the image values: (0, 1) for the classification sets, (-1, 1) for folders.
-    pub value_range: (f32, f32),
-    pub train: Split,
-    pub val: Split,
-    pub test: Split,
-}
-
-impl Dataset {
-    pub fn num_classes(&self) -> usize {
-        self.classes.len()
-    }
-    pub fn device(&self) -> Device {
-        self.train.x.device()
-    }
-    /// Train and validation splits together (for a final model trained on both).
-    pub fn train_and_val(&self) -> Split {
-        Split {
-            x: Tensor::cat(&[&self.train.x, &self.val.x], 0),
-            y: Tensor::cat(&[&self.train.y, &self.val.y], 0),
-        }
-    }
-}
-
-/// Seeded mini-batches sliced on the device: one index upload per epoch, no host round trip
-/// per batch.
-pub struct Batches<'a> {
-    split: &'a Split,
-    perm: Option<Tensor>,
-    pos: i64,
-    n: i64,
-    bs: i64,
-}
-
-impl<'a> Batches<'a> {
-    /// Batches of `bs` in a seeded random order (`rng`), or in order when `rng` is `None`.
-    pub fn new(split: &'a Split, bs: usize, rng: Option<&mut GaRng>) -> Self {
-        let n = split.len() as i64;
-        let perm = rng.map(|rng| {
-            let mut p: Vec<i64> = (0..n).collect();
-            p.shuffle(rng);
-            Tensor::from_slice(&p).to_device(split.x.device())
-        });
-        Batches {
-            split,
-            perm,
-            pos: 0,
-            n,
-            bs: bs.max(1) as i64,
-        }
-    }
-    pub fn num_batches(&self) -> usize {
-        ((self.n + self.bs - 1) / self.bs) as usize
-    }
-}
-
-impl Iterator for Batches<'_> {
-    type Item = (Tensor, Tensor);
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.n {
-            return None;
-        }
-        let len = self.bs.min(self.n - self.pos);
-        let out = match &self.perm {
-            Some(p) => {
-                let idx = p.narrow(0, self.pos, len);
-                (
-                    self.split.x.index_select(0, &idx),
-                    self.split.y.index_select(0, &idx),
-                )
-            }
-            None => (
-                self.split.x.narrow(0, self.pos, len),
-                self.split.y.narrow(0, self.pos, len),
-            ),
-        };
-        self.pos += len;
-        Some(out)
-    }
-}
+use tch::{Device, Tensor};
 
 static MNIST10K: [(&str, &[u8]); 4] = [
     (
@@ -212,60 +43,6 @@ static MNIST10K: [(&str, &[u8]); 4] = [
     ),
 ];
 
-pub const IDX_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
-
-/// SHA-256 of the gzip files as published, and of their content (any compression).
-const MNIST_SUMS: [Checksum; 4] = [
-    Checksum {
-        file: Some("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-        content: Some("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
-    },
-    Checksum {
-        file: Some("3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-        content: Some("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-    },
-    Checksum {
-        file: Some("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-        content: Some("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
-    },
-    Checksum {
-        file: Some("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
-        content: Some("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
-    },
-];
-
-/// Content SHA-256 of Fashion-MNIST (as in Debian's dataset-fashion-mnist, which recompresses
-/// the upstream files; the content is what is checked).
-pub const FASHION_SUMS: [Checksum; 4] = [
-    Checksum {
-        file: None,
-        content: Some("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-    },
-    Checksum {
-        file: None,
-        content: Some("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-    },
-    Checksum {
-        file: None,
-        content: Some("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-    },
-    Checksum {
-        file: None,
-        content: Some("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
-    },
-];
-
-const MNIST_MIRRORS: [&str; 2] = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-];
-const FASHION_MIRRORS: [&str; 1] = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
-
 const FASHION_CLASSES: [&str; 10] = [
     "T-shirt/top",
     "Trouser",
@@ -278,97 +55,6 @@ const FASHION_CLASSES: [&str; 10] = [
     "Bag",
     "Ankle boot",
 ];
-
-/// The user's cache directory for datasets.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
-        return Some(PathBuf::from(x).join("neuroevo"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/neuroevo"))
-}
-
-/// The directories searched, in order.
-pub fn search_dirs(opts: &DataOptions) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(d) = &opts.data_dir {
-        v.push(d.clone());
-    }
-    if let Some(d) = std::env::var_os("NEUROEVO_DATA").filter(|d| !d.is_empty()) {
-        v.push(PathBuf::from(d));
-    }
-    if let Some(d) = cache_dir() {
-        v.push(d);
-    }
-    v
-}
-
-/// `stem.gz` or `stem` in `dir`, whatever it is: one that is not a regular file (a FIFO, a
-/// device) is found here and refused by the read, with its path, rather than passed over.
-pub(crate) fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
-    [format!("{stem}.gz"), stem.to_string()]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.metadata().is_ok_and(|m| !m.is_dir()))
-}
-
-pub(crate) fn mirrors(sub: &str, defaults: &[&str], file: &str) -> Vec<String> {
-    match std::env::var("NEUROEVO_MIRROR") {
-        Ok(m) if !m.is_empty() => vec![format!("{}/{sub}/{file}", m.trim_end_matches('/'))],
-        _ => defaults.iter().map(|b| format!("{b}{file}")).collect(),
-    }
-}
-
-/// Finds the four IDX files of `sub` (e.g. "mnist"), downloading them if needed.
-fn locate_idx(
-    sub: &str,
-    opts: &DataOptions,
-    extra: &[PathBuf],
-    defaults: &[&str],
-    sums: &[Checksum; 4],
-) -> Result<Vec<PathBuf>> {
-    let dirs = search_dirs(opts);
-    let mut candidates: Vec<PathBuf> = dirs.iter().flat_map(|d| [d.join(sub), d.clone()]).collect();
-    candidates.extend(extra.iter().cloned());
-    for c in &candidates {
-        let found: Vec<_> = IDX_FILES.iter().filter_map(|f| find_file(c, f)).collect();
-        if found.len() == 4 {
-            return Ok(found);
-        }
-    }
-    let hand = |d: &Path| {
-        format!(
-            "place {} (.gz or raw) in {} by hand, or use --dataset mnist-10k (10,000 MNIST digits bundled with neuroevo)",
-            IDX_FILES.join(", "),
-            d.join(sub).display()
-        )
-    };
-    let Some(target_root) = dirs.first() else {
-        return Err(Error::usage(format!("{sub}: not found, and no --data-dir, $NEUROEVO_DATA or home directory to download into")));
-    };
-    let target = target_root.join(sub);
-    let shown: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
-    if !opts.download {
-        return Err(Error::usage(format!(
-            "{sub}: not found in {}; {}",
-            shown.join(", "),
-            hand(target_root)
-        )));
-    }
-    let mut paths = Vec::new();
-    for (stem, sum) in IDX_FILES.iter().zip(sums) {
-        let file = format!("{stem}.gz");
-        let dest = target.join(&file);
-        if let Err(e) = download_any(&mirrors(sub, defaults, &file), &dest, sum) {
-            return Err(Error::usage(format!(
-                "{sub}: not found in {}, and the download failed (offline?): {e}; {}",
-                shown.join(", "),
-                hand(target_root)
-            )));
-        }
-        paths.push(dest);
-    }
-    Ok(paths)
-}
 
 /// Images `[N, H, W]` and labels from IDX bytes, checked against each other.
 fn idx_pair(
@@ -399,26 +85,6 @@ fn idx_pair(
     Ok((x.data, y.data, x.dims[0], x.dims[1], x.dims[2]))
 }
 
-pub(crate) fn to_split(
-    x: Vec<u8>,
-    y: Vec<u8>,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    device: Device,
-) -> Split {
-    let x = Tensor::from_slice(&x)
-        .view([n as i64, c as i64, h as i64, w as i64])
-        .to_device(device)
-        .to_kind(Kind::Float)
-        / 255.0;
-    let y = Tensor::from_slice(&y)
-        .to_kind(Kind::Int64)
-        .to_device(device);
-    Split { x, y }
-}
-
 /// Loads a dataset onto `device`, with a seeded validation split held out from train. Ctrl-C or
 /// SIGTERM while it loads ends the process at once ([`crate::interrupt::loading`]).
 pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> Result<Dataset> {
@@ -429,8 +95,56 @@ pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> R
             opts.val_fraction
         )));
     }
+    let (classes, train, test, value_range) = read_splits(name, opts, device)?;
+    let shape = {
+        let s = train.x.size();
+        [s[1], s[2], s[3]]
+    };
+    // seeded subset, then a seeded validation split
+    let mut rng = crate::rng::Streams::new(opts.seed).data_split();
+    let subset = |split: Split, rng: &mut GaRng| -> Split {
+        match opts.subset {
+            Some(k) if k < split.len() => {
+                let mut idx: Vec<i64> = (0..split.len() as i64).collect();
+                idx.shuffle(rng);
+                idx.truncate(k);
+                split.select(&idx)
+            }
+            _ => split,
+        }
+    };
+    let train = subset(train, &mut rng);
+    let test = subset(test, &mut rng);
+    let mut idx: Vec<i64> = (0..train.len() as i64).collect();
+    idx.shuffle(&mut rng);
+    let n_val = (train.len() as f64 * opts.val_fraction).round() as usize;
+    let (val_idx, train_idx) = idx.split_at(n_val);
+    let (val, train) = (train.select(val_idx), train.select(train_idx));
+    if train.is_empty() {
+        return Err(Error::usage(format!(
+            "{}: no training images left",
+            name.label()
+        )));
+    }
+    Ok(Dataset {
+        name: name.label(),
+        classes,
+        shape,
+        value_range,
+        train,
+        val,
+        test,
+    })
+}
+
+/// The classes, train and test splits and value range of `name`, read as its files are.
+fn read_splits(
+    name: &DatasetName,
+    opts: &DataOptions,
+    device: Device,
+) -> Result<(Vec<String>, Split, Split, (f32, f32))> {
     let digits: Vec<String> = (0..10).map(|d| d.to_string()).collect();
-    let (classes, train, test, value_range) = match name {
+    Ok(match name {
         DatasetName::Mnist10k => {
             let p = |i: usize| PathBuf::from(format!("<embedded mnist-10k>/{}", MNIST10K[i].0));
             let (x, y, n, h, w) = idx_pair((MNIST10K[0].1, &p(0)), (MNIST10K[1].1, &p(1)), 10)?;
@@ -500,54 +214,15 @@ pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> R
             };
             (f.classes, Split { x, y }, empty, (-1.0, 1.0))
         }
-    };
-    let shape = {
-        let s = train.x.size();
-        [s[1], s[2], s[3]]
-    };
-    // seeded subset, then a seeded validation split
-    let mut rng = crate::rng::Streams::new(opts.seed).data_split();
-    let subset = |split: Split, rng: &mut GaRng| -> Split {
-        match opts.subset {
-            Some(k) if k < split.len() => {
-                let mut idx: Vec<i64> = (0..split.len() as i64).collect();
-                idx.shuffle(rng);
-                idx.truncate(k);
-                split.select(&idx)
-            }
-            _ => split,
-        }
-    };
-    let train = subset(train, &mut rng);
-    let test = subset(test, &mut rng);
-    let mut idx: Vec<i64> = (0..train.len() as i64).collect();
-    idx.shuffle(&mut rng);
-    let n_val = (train.len() as f64 * opts.val_fraction).round() as usize;
-    let (val_idx, train_idx) = idx.split_at(n_val);
-    let (val, train) = (train.select(val_idx), train.select(train_idx));
-    if train.is_empty() {
-        return Err(Error::usage(format!(
-            "{}: no training images left",
-            name.label()
-        )));
-    }
-    Ok(Dataset {
-        name: name.label(),
-        classes,
-        shape,
-        value_range,
-        train,
-        val,
-        test,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::cifar::CIFAR_SUM;
     use crate::data::download::{sha256_hex, tests::serve};
     use crate::data::idx::encode_idx;
-    use rand::SeedableRng;
     use std::io::Write;
 
     fn opts(dir: &Path) -> DataOptions {
@@ -597,23 +272,6 @@ mod tests {
             (sub.train.len() + sub.val.len(), sub.test.len()),
             (300, 300)
         );
-    }
-
-    #[test]
-    fn batches_cover_every_sample_once() {
-        let split = Split {
-            x: Tensor::arange(10, (Kind::Float, Device::Cpu)).view([10, 1, 1, 1]),
-            y: Tensor::arange(10, (Kind::Int64, Device::Cpu)),
-        };
-        let mut rng = GaRng::seed_from_u64(1);
-        let b = Batches::new(&split, 4, Some(&mut rng));
-        assert_eq!(b.num_batches(), 3);
-        let mut seen: Vec<i64> = b
-            .flat_map(|(_, y)| Vec::<i64>::try_from(&y).unwrap())
-            .collect();
-        assert_ne!(seen, (0..10).collect::<Vec<_>>(), "shuffled");
-        seen.sort();
-        assert_eq!(seen, (0..10).collect::<Vec<_>>());
     }
 
     #[test]

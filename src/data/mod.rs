@@ -7,8 +7,13 @@ pub mod download;
 pub mod files;
 pub mod folder;
 pub mod idx;
+pub mod lookup;
+pub mod options;
+pub mod split;
 
-pub use datasets::{load_dataset, Batches, DataOptions, Dataset, DatasetName, Split};
+pub use datasets::load_dataset;
+pub use options::{DataOptions, DatasetName};
+pub use split::{Batches, Dataset, Split};
 
 use std::path::PathBuf;
 
@@ -50,16 +55,5 @@ impl DataArgs {
                 download: true,
             },
         ))
-    }
-}
-
-impl DatasetName {
-    /// As kept in `config.json`: a folder that exists by its absolute path, so that `--resume`
-    /// from another working directory reads the same images.
-    pub fn stored(self) -> Self {
-        match self {
-            DatasetName::Folder(p) => DatasetName::Folder(crate::fsutil::stored_path(&p)),
-            other => other,
-        }
     }
 }

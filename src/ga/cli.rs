@@ -130,7 +130,7 @@ pub fn selection(s: &str) -> std::result::Result<crate::ga::Selection, String> {
 }
 
 /// The choices of a closed-set flag, listed by `--help`; each is parsed by its type's `parse`.
-fn choices(values: &[(&'static str, &[&'static str])]) -> clap::builder::PossibleValuesParser {
+pub fn choices(values: &[(&'static str, &[&'static str])]) -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(values.iter().map(|(name, aliases)| {
         clap::builder::PossibleValue::new(*name).aliases(aliases.iter().copied())
     }))
@@ -170,24 +170,5 @@ pub fn mutation_values() -> clap::builder::PossibleValuesParser {
         ("replace", &["random"]),
         ("gaussian", &["normal"]),
         ("polynomial", &["poly"]),
-    ])
-}
-
-/// `--optimizer`.
-pub fn optimizer_values() -> clap::builder::PossibleValuesParser {
-    choices(&[("adam", &[]), ("sgd", &[])])
-}
-
-/// `--schedule`.
-pub fn schedule_values() -> clap::builder::PossibleValuesParser {
-    choices(&[("constant", &["none"]), ("cosine", &[])])
-}
-
-/// `--precision`.
-pub fn precision_values() -> clap::builder::PossibleValuesParser {
-    choices(&[
-        ("auto", &[]),
-        ("fp32", &["float", "f32"]),
-        ("bf16", &["bfloat16"]),
     ])
 }

@@ -61,7 +61,7 @@ fn unpacked() -> Result<PathBuf> {
         .map(|b| format!("{b:02x}"))
         .collect();
     let cache =
-        crate::data::datasets::cache_dir().unwrap_or_else(|| std::env::temp_dir().join("neuroevo"));
+        crate::data::lookup::cache_dir().unwrap_or_else(|| std::env::temp_dir().join("neuroevo"));
     let dir = cache.join(format!("models-{hash}"));
     for (name, bytes) in FILES {
         let path = dir.join(name);

@@ -2,9 +2,9 @@
 //! mode and saved atomically, so the file loads anywhere (`torch.jit.load` in Python,
 //! `tch::CModule::load` in Rust) and takes any batch size. Weights become constants.
 use super::model::LayerNet;
+pub use super::sidecar::{features_path, info_path, ModelInfo};
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::nn::{self, ModuleT};
 use tch::{CModule, Device, Tensor};
 
@@ -33,95 +33,6 @@ pub fn export_traced(
     vs.set_device(device);
     vs.unfreeze();
     result
-}
-
-/// What a user needs to feed an exported classifier; written as `<model>.json`. A model made
-/// elsewhere needs only `input_shape` and `input_range` (and `kind: "features"` for a feature
-/// extractor); classes and feature sizes are then found with one forward pass.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// `classifier` (the `.features.pt` beside it is its features module).
-    #[serde(default = "classifier_kind")]
-    pub kind: String,
-    #[serde(default)]
-    pub format: String,
-    #[serde(default)]
-    pub arch: String,
-    /// `[C, H, W]`; inputs are `[N, C, H, W]` float32.
-    pub input_shape: [i64; 3],
-    /// Range of the input values, e.g. [0, 1] = pixel / 255.
-    pub input_range: (f32, f32),
-    #[serde(default)]
-    pub normalization: String,
-    #[serde(default)]
-    pub outputs: String,
-    #[serde(default)]
-    pub classes: Vec<String>,
-    /// TorchScript file returning the penultimate-layer features `[N, feature_dim]`.
-    #[serde(default)]
-    pub features_file: Option<String>,
-    #[serde(default)]
-    pub feature_dim: i64,
-    /// The weights as safetensors (tch's variable names), which `python/neuroevo_torch.py`
-    /// loads into the same network rebuilt from `arch` as a trainable `torch.nn.Module`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights_file: Option<String>,
-    #[serde(default)]
-    pub parameters: i64,
-    #[serde(default)]
-    pub dataset: String,
-    #[serde(default)]
-    pub traced_batch: i64,
-    #[serde(default)]
-    pub metrics: serde_json::Value,
-}
-
-fn classifier_kind() -> String {
-    "classifier".into()
-}
-
-impl ModelInfo {
-    /// The description of a classifier trained on `data` (`metrics`: accuracies and settings).
-    pub fn for_classifier(
-        net: &LayerNet,
-        parameters: i64,
-        data: &crate::data::Dataset,
-        metrics: serde_json::Value,
-    ) -> Self {
-        ModelInfo {
-            kind: classifier_kind(),
-            format: "TorchScript (traced, eval mode, CPU)".into(),
-            arch: net.arch.to_string(),
-            input_shape: data.shape,
-            input_range: data.value_range,
-            normalization: if data.value_range == (0.0, 1.0) {
-                "pixel / 255".into()
-            } else {
-                "pixel / 127.5 - 1".into()
-            },
-            outputs: "logits [N, classes] (apply softmax for probabilities)".into(),
-            classes: data.classes.clone(),
-            features_file: None,
-            weights_file: None,
-            feature_dim: net.feature_dim,
-            parameters,
-            dataset: data.name.clone(),
-            traced_batch: 0,
-            metrics,
-        }
-    }
-}
-
-pub fn features_path(model: &Path) -> PathBuf {
-    let stem = model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    model.with_file_name(format!("{stem}.features.pt"))
-}
-
-pub fn info_path(model: &Path) -> PathBuf {
-    model.with_extension("json")
 }
 
 /// Exports a classifier as `path` (logits), `<stem>.features.pt` (penultimate features) and

@@ -1,9 +1,9 @@
 //! Loading TorchScript models with the `.json` beside them: classifiers (`neuroevo train`,
 //! `auto-cnn`), generators (`neuroevo gan`) and feature extractors (a classifier's
 //! `.features.pt`, the FID's). A file that is not what it should be is a user error naming it.
-use super::export::{features_path, info_path, ModelInfo};
+use super::sidecar::{features_path, info_path, read_info, ModelInfo, Sidecar};
+pub use super::sidecar::{generator_kind, GeneratorInfo};
 use crate::error::{Error, Result};
-use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, Kind, Tensor};
@@ -33,34 +33,6 @@ fn torch_reason(e: &tch::TchError) -> String {
     match first.find(". ") {
         Some(i) if first.len() > 120 => first[..i].to_string(),
         _ => first.to_string(),
-    }
-}
-
-/// Reads a model's `.json`; one that describes another kind of model (a generator given as a
-/// classifier, say) is a usage error that says which.
-fn read_info<T: serde::de::DeserializeOwned>(json: &Path, want: &str) -> Result<T> {
-    let v: serde_json::Value = fsutil::read_json(json)?;
-    let kind = v
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .map(str::to_string)
-        .or_else(|| {
-            // descriptions written before they named their kind
-            if v.get("latent_dim").is_some() {
-                Some("generator".into())
-            } else if v.get("format").is_some() {
-                Some("classifier".into())
-            } else {
-                None
-            }
-        });
-    match kind.as_deref() {
-        Some(k) if k != want => Err(Error::usage(format!(
-            "{}: describes a {k}, not a {want}",
-            json.display()
-        ))),
-        _ => serde_json::from_value(v)
-            .map_err(|e| Error::corrupt(json, format!("not the description of a {want}: {e}"))),
     }
 }
 
@@ -213,6 +185,41 @@ fn check_outputs(path: &Path, k: i64, expected: (i64, &str, &str)) -> Result<()>
     Ok(())
 }
 
+/// A model file as every loader takes it: a shipped model's default path resolved (when
+/// `bundled`), the file checked to exist, and the path of the `.json` that describes it.
+struct ModelFile {
+    path: PathBuf,
+    json: PathBuf,
+}
+
+impl ModelFile {
+    /// `noun` names the file in the error ("model", "generator").
+    fn find(path: &Path, noun: &str, bundled: bool) -> Result<Self> {
+        let path = if bundled {
+            super::bundled::resolve(path)?
+        } else {
+            path.to_path_buf()
+        };
+        if !path.is_file() {
+            return Err(Error::usage(format!(
+                "{}: no such {noun} file",
+                path.display()
+            )));
+        }
+        let json = info_path(&path);
+        Ok(ModelFile { path, json })
+    }
+
+    fn has_json(&self) -> bool {
+        self.json.is_file()
+    }
+
+    /// The usage error for a `.json` that is needed and missing; `why` says what it holds.
+    fn missing(&self, why: &str) -> Error {
+        Error::usage(format!("{}: missing; {why}", self.json.display()))
+    }
+}
+
 /// The most classes a classifier made elsewhere may have.
 pub const MAX_CLASSES: i64 = 1 << 20;
 
@@ -231,63 +238,22 @@ impl Classifier {
     /// As [`Classifier::load`]; with `spec`, a model made elsewhere: its `.json` may be missing
     /// (the spec says what it reads) and its classes are counted with one forward pass.
     pub fn load_with(path: &Path, device: Device, spec: Option<&InputSpec>) -> Result<Self> {
-        let path = &super::bundled::resolve(path)?;
-        if !path.is_file() {
-            return Err(Error::usage(format!(
-                "{}: no such model file",
-                path.display()
-            )));
-        }
-        let json = crate::nn::export::info_path(path);
-        let has_json = json.is_file();
+        let file = ModelFile::find(path, "model", true)?;
         // the model first: a file libtorch cannot read is reported with its reason, whether
         // or not a .json is beside it
-        let module = load_module(path, device)?;
+        let module = load_module(&file.path, device)?;
         let info = match spec {
-            Some(spec) => {
-                let mut info = if has_json {
-                    let mut i: ModelInfo = read_info(&json, "classifier")?;
-                    i.input_shape = spec.input_shape;
-                    i.input_range = spec.input_range;
-                    if let Some(c) = &spec.classes {
-                        i.classes = c.clone();
-                    }
-                    i
-                } else {
-                    spec.info("classifier")
-                };
-                let k = output_size(&module, device, path, info.input_shape, "--input-shape")?;
-                if k > MAX_CLASSES {
-                    // each class is named (and gets a population of its own in fool)
-                    return Err(Error::usage(format!(
-                        "{}: gives {k} outputs per image; a classifier may have at most {MAX_CLASSES} classes",
-                        path.display()
-                    )));
-                }
-                if info.classes.is_empty() {
-                    info.classes = (0..k).map(|i| i.to_string()).collect();
-                }
-                let said = if spec.classes.is_some() {
-                    "--classes"
-                } else {
-                    "its .json"
-                };
-                check_outputs(path, k, (info.classes.len() as i64, "classes", said))?;
-                info
-            }
-            None if !has_json => {
-                return Err(Error::usage(format!(
-                    "{}: missing; it describes the model's input (neuroevo train writes it beside the .pt; for a model made elsewhere give --input-shape and --input-range)",
-                    json.display()
-                )))
+            Some(spec) => Self::described_by_flags(&module, device, &file, spec)?,
+            None if !file.has_json() => {
+                return Err(file.missing("it describes the model's input (neuroevo train writes it beside the .pt; for a model made elsewhere give --input-shape and --input-range)"))
             }
             None => {
-                let info: ModelInfo = read_info(&json, "classifier")?;
+                let info: ModelInfo = read_info(&file.json, "classifier")?;
                 let n = info.classes.len() as i64;
                 probe(
                     &module,
                     device,
-                    path,
+                    &file.path,
                     (&info.input_shape, "its .json"),
                     (n, "classes", "its .json"),
                 )?;
@@ -297,8 +263,48 @@ impl Classifier {
         Ok(Classifier {
             module,
             info,
-            path: path.to_path_buf(),
+            path: file.path,
         })
+    }
+
+    /// The description of a model made elsewhere: `spec` over its `.json` if it has one, the
+    /// classes counted with one forward pass.
+    fn described_by_flags(
+        module: &CModule,
+        device: Device,
+        file: &ModelFile,
+        spec: &InputSpec,
+    ) -> Result<ModelInfo> {
+        let path = &file.path;
+        let mut info = if file.has_json() {
+            let mut i: ModelInfo = read_info(&file.json, "classifier")?;
+            i.input_shape = spec.input_shape;
+            i.input_range = spec.input_range;
+            if let Some(c) = &spec.classes {
+                i.classes = c.clone();
+            }
+            i
+        } else {
+            spec.info("classifier")
+        };
+        let k = output_size(module, device, path, info.input_shape, "--input-shape")?;
+        if k > MAX_CLASSES {
+            // each class is named (and gets a population of its own in fool)
+            return Err(Error::usage(format!(
+                "{}: gives {k} outputs per image; a classifier may have at most {MAX_CLASSES} classes",
+                path.display()
+            )));
+        }
+        if info.classes.is_empty() {
+            info.classes = (0..k).map(|i| i.to_string()).collect();
+        }
+        let said = if spec.classes.is_some() {
+            "--classes"
+        } else {
+            "its .json"
+        };
+        check_outputs(path, k, (info.classes.len() as i64, "classes", said))?;
+        Ok(info)
     }
 
     /// Softmax probabilities `[N, classes]` of images `[N, C, H, W]` in the model's input range.
@@ -318,30 +324,6 @@ impl Classifier {
     }
 }
 
-/// A TorchScript generator `z -> image` with its JSON (`latent_dim`, `output_shape`,
-/// `output_range`), as exported by `neuroevo gan`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GeneratorInfo {
-    #[serde(default = "generator_kind")]
-    pub kind: String,
-    pub latent_dim: i64,
-    /// Shape of the latent input after the batch dimension, e.g. `[100]` or `[128, 1, 1]`.
-    pub latent_shape: Vec<i64>,
-    /// `[C, H, W]`
-    pub output_shape: [i64; 3],
-    pub output_range: (f32, f32),
-    /// dcgan generators: the transposed convolutions (cin, cout, k, stride, pad, bn), which
-    /// `python/neuroevo_torch.py` rebuilds with the weights of `weights_file`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layers: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights_file: Option<String>,
-}
-
-pub fn generator_kind() -> String {
-    "generator".into()
-}
-
 pub struct Generator {
     pub module: CModule,
     pub info: GeneratorInfo,
@@ -349,21 +331,12 @@ pub struct Generator {
 
 impl Generator {
     pub fn load(path: &Path, device: Device) -> Result<Self> {
-        if !path.is_file() {
-            return Err(Error::usage(format!(
-                "{}: no such generator file",
-                path.display()
-            )));
+        let file = ModelFile::find(path, "generator", false)?;
+        let module = load_module(&file.path, device)?;
+        if !file.has_json() {
+            return Err(file.missing("it describes the generator's latent and images (neuroevo gan writes it beside the .pt)"));
         }
-        let module = load_module(path, device)?;
-        let json = path.with_extension("json");
-        if !json.is_file() {
-            return Err(Error::usage(format!(
-                "{}: missing; it describes the generator's latent and images (neuroevo gan writes it beside the .pt)",
-                json.display()
-            )));
-        }
-        let info: GeneratorInfo = read_info(&json, "generator")?;
+        let info: GeneratorInfo = read_info(&file.json, "generator")?;
         Ok(Generator { module, info })
     }
 }
@@ -385,15 +358,9 @@ impl FeatureExtractor {
     /// As [`FeatureExtractor::load`]; with `spec` and no `.json` beside it, `model` itself is
     /// the features module (a model made elsewhere), its feature size found by a forward pass.
     pub fn load_with(model: &Path, device: Device, spec: Option<&InputSpec>) -> Result<Self> {
-        let model = &super::bundled::resolve(model)?;
-        if !model.is_file() {
-            return Err(Error::usage(format!(
-                "{}: no such model file",
-                model.display()
-            )));
-        }
-        let json = info_path(model);
-        if !json.is_file() {
+        let file = ModelFile::find(model, "model", true)?;
+        let (model, json) = (&file.path, &file.json);
+        if !file.has_json() {
             // the model first: a file libtorch cannot read is reported with its reason
             let module = load_module(model, device)?;
             let Some(spec) = spec else {
@@ -417,14 +384,9 @@ impl FeatureExtractor {
             });
         }
         // a features model made elsewhere: its .json says `"kind": "features"`
-        let v: serde_json::Value = fsutil::read_json(&json)?;
-        if v.get("kind").and_then(|k| k.as_str()) == Some("features") {
-            let mut info: ModelInfo = serde_json::from_value(v).map_err(|e| {
-                Error::corrupt(
-                    &json,
-                    format!("not the description of a features model: {e}"),
-                )
-            })?;
+        let sidecar = Sidecar::read(json)?;
+        if sidecar.kind.as_deref() == Some("features") {
+            let mut info: ModelInfo = sidecar.parse("features")?;
             let module = load_module(model, device)?;
             let d = output_size(&module, device, model, info.input_shape, "its .json")?;
             if info.feature_dim == 0 {
@@ -437,7 +399,7 @@ impl FeatureExtractor {
                 features_file: model.to_path_buf(),
             });
         }
-        let info: ModelInfo = read_info(&json, "classifier")?;
+        let info: ModelInfo = sidecar.parse("classifier")?;
         let features_file = match &info.features_file {
             Some(f) => model.with_file_name(f),
             None => features_path(model),
