@@ -81,7 +81,7 @@ mod tests {
         std::hint::black_box(x);
         let (wall, cpu) = (c.wall_s(), c.cpu_s());
         assert!(wall >= 0.11, "{wall}");
-        // the busy loop counts (other test threads of this process may add to it)
-        assert!(cpu >= 0.04, "cpu {cpu} wall {wall}");
+        // the busy loop counts, even on a loaded machine (other test threads may add to it)
+        assert!(cpu >= 0.01, "cpu {cpu} wall {wall}");
     }
 }
