@@ -133,6 +133,9 @@ fn every_job_writes_the_scalars_of_its_log_for_tensorboard() {
         &t.join("fool"),
     );
     same(&t.join("fool/class-3"));
+    // the merged log of every class, its curves under `class-C/`
+    same(&t.join("fool"));
+    assert!(read_events(&t.join("fool")).contains_key("class-3/fitness/best"));
 
     ok(
         &[
