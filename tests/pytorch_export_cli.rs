@@ -3,12 +3,8 @@
 //! rebuilds the same `torch.nn.Module` from the `.json`'s layer list: in Python, its outputs
 //! equal the TorchScript export's, its parameters train.
 mod common;
-use common::{neuroevo, repo, stderr};
+use common::{neuroevo, repo, s, stderr, TINY_GAN};
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Checks in Python that the rebuilt module of `json` equals `pt` (logits and features) within
 /// 1e-5 and that one optimizer step changes its parameters.
@@ -161,22 +157,9 @@ fn gan_generators_of_both_modes_rebuild_as_trainable_modules() {
             .current_dir(repo(""))
             .args(["gan", "-q", "--device", "cpu", "--mode", mode])
             .args(&extra)
-            .args([
-                "--population",
-                "2",
-                "--subset",
-                "256",
-                "--fid-samples",
-                "100",
-            ])
-            .args([
-                "--batch-size",
-                "16",
-                "--eval-batch",
-                "16",
-                "--generations",
-                "2",
-            ])
+            .args(["--population", "2"])
+            .args(TINY_GAN)
+            .args(["--generations", "2"])
             .args(["--out", s(&out)])
             .output()
             .unwrap();

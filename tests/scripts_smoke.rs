@@ -6,7 +6,7 @@
 //! TensorBoard which it serves; `setup.sh` installs packages, so it runs in its `CHECK=1` mode,
 //! which changes nothing. No script writes into the checkout here.
 mod common;
-use common::{output_within, repo, stderr};
+use common::{output_within, repo, s, stderr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -50,10 +50,6 @@ fn run(name: &str, env: &[(&str, &str)], secs: u64) -> String {
         stderr(&o)
     );
     out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Lines of `out` that contain all of `words`.

@@ -2,13 +2,9 @@
 //! real `tensorboard` package's event reader (from the `.venv` of `scripts/setup.sh`): its
 //! scalars equal the log's, also after a SIGKILL and `--resume`.
 mod common;
-use common::{log, neuroevo, repo, stderr};
+use common::{log, neuroevo, repo, s, stderr, tiny_dcgan, TINY_GAN};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 type Curves = BTreeMap<String, Vec<(i64, f32)>>;
 
@@ -183,29 +179,25 @@ fn every_job_writes_the_scalars_of_its_log_for_tensorboard() {
         let out = t.join(format!("gan-{mode}"));
         ok(
             &[
-                "gan",
-                "-q",
-                "--device",
-                "cpu",
-                "--mode",
-                mode,
-                "--subset",
-                "256",
-                "--fid-samples",
-                "100",
-                "--population",
-                "2",
-                "--d-population",
-                "2",
-                "--batch-size",
-                "16",
-                "--eval-batch",
-                "16",
-                "--width",
-                "4",
-                "--generations",
-                "3",
-            ],
+                &[
+                    "gan",
+                    "-q",
+                    "--device",
+                    "cpu",
+                    "--mode",
+                    mode,
+                    "--population",
+                    "2",
+                    "--d-population",
+                    "2",
+                    "--width",
+                    "4",
+                    "--generations",
+                    "3",
+                ][..],
+                &TINY_GAN,
+            ]
+            .concat(),
             &out,
         );
         same(&out);
@@ -354,31 +346,10 @@ fn image_events_have_each_step_once_after_a_kill_and_resume() {
     let samples = out.join("samples");
     kill_when_then_resume(
         &[
-            "gan",
-            "-q",
-            "--device",
-            "cpu",
-            "--mode",
-            "dcgan",
-            "--subset",
-            "256",
-            "--fid-samples",
-            "100",
-            "--population",
-            "2",
-            "--d-population",
-            "2",
-            "--batch-size",
-            "16",
-            "--eval-batch",
-            "16",
-            "--width",
-            "4",
-            "--epochs",
-            "4",
-            "--out",
-            o,
-        ],
+            &tiny_dcgan()[..],
+            &["--d-population", "2", "--epochs", "4", "--out", o],
+        ]
+        .concat(),
         || std::fs::read_dir(&samples).is_ok_and(|d| d.count() >= 2),
         &["gan", "-q", "--resume", o],
     );
