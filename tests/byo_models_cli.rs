@@ -3,7 +3,7 @@
 //! and judge, with `--input-shape`/`--input-range` and no `.json`) and by `gan` as the FID model
 //! (a minimal `.json`: kind, input shape and range). Sizes are probed with one forward pass.
 mod common;
-use common::{repo, run_in_repo, s, stderr, tiny_dcgan};
+use common::{run_in_repo, s, stderr, tiny_dcgan, venv_python};
 use std::path::Path;
 
 /// Traces a 10-class MNIST-shaped CNN (`cls.pt`) and a 32-d feature extractor (`feat.pt`).
@@ -20,7 +20,7 @@ x = torch.rand(2, 1, 28, 28)
 torch.jit.trace(cls, x).save(f"{d}/cls.pt")
 torch.jit.trace(feat, x).save(f"{d}/feat.pt")
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(dir)])
         .output()
         .expect("the .venv of scripts/setup.sh");

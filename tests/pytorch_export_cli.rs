@@ -3,7 +3,7 @@
 //! rebuilds the same `torch.nn.Module` from the `.json`'s layer list: in Python, its outputs
 //! equal the TorchScript export's, its parameters train.
 mod common;
-use common::{neuroevo, repo, s, stderr, TINY_GAN};
+use common::{neuroevo, repo, s, stderr, venv_python, TINY_GAN};
 use std::path::Path;
 
 /// Checks in Python that the rebuilt module of `json` equals `pt` (logits and features) within
@@ -34,7 +34,7 @@ changed = sum(not torch.equal(a, b) for a, b in zip(before, params))
 assert changed == len(params), (changed, len(params))
 print("ok", d, df)
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args([
             "-c",
             script,
@@ -130,7 +130,7 @@ opt.zero_grad(); loss.backward(); opt.step()
 assert all(not torch.equal(a, b) for a, b in zip(before, params))
 print("ok", d)
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(&repo("python")), s(json), s(pt)])
         .output()
         .unwrap();

@@ -2,7 +2,7 @@
 //! real `tensorboard` package's event reader (from the `.venv` of `scripts/setup.sh`): its
 //! scalars equal the log's, also after a SIGKILL and `--resume`.
 mod common;
-use common::{log, neuroevo, repo, s, stderr, tiny_dcgan, TINY_GAN};
+use common::{log, neuroevo, repo, s, stderr, tiny_dcgan, venv_python, TINY_GAN};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -17,7 +17,7 @@ ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
 ea.Reload()
 print(json.dumps({t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags()["scalars"]}))
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(dir)])
         .output()
         .expect("the .venv of scripts/setup.sh, with tensorboard");
@@ -54,7 +54,7 @@ for t in ea.Tags()["images"]:
     out[t] = [len(im), im[0].width, im[0].height]
 print(json.dumps(out))
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(dir)])
         .output()
         .unwrap();
@@ -262,7 +262,7 @@ ea = EventAccumulator(sys.argv[1], size_guidance={"images": 0})
 ea.Reload()
 print(json.dumps({t: [e.step for e in ea.Images(t)] for t in ea.Tags()["images"]}))
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(dir)])
         .output()
         .unwrap();

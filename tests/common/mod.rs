@@ -291,12 +291,20 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The Python of the checkout's `.venv` (made by `scripts/setup.sh`, with torch and
+/// tensorboard).
+pub fn venv_python() -> PathBuf {
+    let p = repo(".venv/bin/python");
+    assert!(p.exists(), "{} missing: run scripts/setup.sh", p.display());
+    p
+}
+
 /// Runs `script` with the `.venv` python of `scripts/setup.sh` (torch), `args` as `sys.argv[1:]`;
 /// from a file, since `torch.jit.script` reads the source of what it compiles.
 pub fn python(script: &str, args: &[&str]) {
     let file = tempfile::Builder::new().suffix(".py").tempfile().unwrap();
     std::fs::write(file.path(), script).unwrap();
-    let o = Command::new(repo(".venv/bin/python"))
+    let o = Command::new(venv_python())
         .arg(file.path())
         .args(args)
         .output()
