@@ -3,12 +3,8 @@
 //! and judge, with `--input-shape`/`--input-range` and no `.json`) and by `gan` as the FID model
 //! (a minimal `.json`: kind, input shape and range). Sizes are probed with one forward pass.
 mod common;
-use common::{neuroevo, repo, stderr};
+use common::{run_in_repo, s, stderr, tiny_dcgan, venv_python};
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Traces a 10-class MNIST-shaped CNN (`cls.pt`) and a 32-d feature extractor (`feat.pt`).
 fn trace_in_python(dir: &Path) {
@@ -24,19 +20,11 @@ x = torch.rand(2, 1, 28, 28)
 torch.jit.trace(cls, x).save(f"{d}/cls.pt")
 torch.jit.trace(feat, x).save(f"{d}/feat.pt")
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(dir)])
         .output()
         .expect("the .venv of scripts/setup.sh");
     assert!(o.status.success(), "{}", stderr(&o));
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    neuroevo()
-        .current_dir(repo(""))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -47,7 +35,7 @@ fn models_traced_in_pytorch_are_used_by_fool_and_as_the_fid_model() {
     let cls = t.join("cls.pt");
     // fool: no .json; the classes are counted (10); the same model as judge
     let out = t.join("fool");
-    let o = run(&[
+    let o = run_in_repo(&[
         "fool",
         "-q",
         "--device",
@@ -75,7 +63,7 @@ fn models_traced_in_pytorch_are_used_by_fool_and_as_the_fid_model() {
     assert_eq!(r["classes"][0]["class"], 7);
     assert!(r["classes"][0]["judge_confidence"].is_number(), "{r}");
     // it resumes with what it was given
-    let o = run(&["fool", "-q", "--resume", s(&out), "--generations", "4"]);
+    let o = run_in_repo(&["fool", "-q", "--resume", s(&out), "--generations", "4"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     // names that do not fit the model, a shape it cannot read, flags half given
@@ -110,7 +98,7 @@ fn models_traced_in_pytorch_are_used_by_fool_and_as_the_fid_model() {
         ];
         args.extend(extra);
         args.extend(["--out", s(&bad)]);
-        let o = run(&args);
+        let o = run_in_repo(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         let err = stderr(&o);
         assert!(err.lines().count() == 1 && err.contains(says), "{err}");
@@ -124,34 +112,17 @@ fn models_traced_in_pytorch_are_used_by_fool_and_as_the_fid_model() {
     )
     .unwrap();
     let gan_args = |model: &Path, out: &Path, extra: &[&str]| -> std::process::Output {
-        let mut a = vec![
-            "gan",
-            "-q",
-            "--device",
-            "cpu",
-            "--mode",
-            "dcgan",
-            "--width",
-            "4",
-            "--population",
-            "2",
-            "--subset",
-            "256",
-            "--fid-samples",
-            "100",
-            "--batch-size",
-            "16",
-            "--eval-batch",
-            "16",
+        let mut a = tiny_dcgan();
+        a.extend([
             "--generations",
             "2",
             "--fid-model",
             s(model),
             "--out",
             s(out),
-        ];
+        ]);
         a.extend(extra);
-        run(&a)
+        run_in_repo(&a)
     };
     let out = t.join("gan");
     let o = gan_args(&feat, &out, &[]);

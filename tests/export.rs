@@ -1,16 +1,11 @@
 //! An exported classifier gives the same outputs in Python (`torch.jit.load`), in Rust
 //! (`tch::CModule::load`) and in the model it came from, on a batch size other than the traced one.
+mod common;
+use common::venv_python;
 use neuroevo::nn::export::{export_classifier, features_path, info_path, ModelInfo};
 use neuroevo::nn::{Arch, LayerNet};
-use std::path::{Path, PathBuf};
 use tch::nn::ModuleT;
 use tch::{CModule, Device, Kind, Tensor};
-
-fn python() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(p.exists(), "{} missing: run scripts/setup.sh", p.display());
-    p
-}
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
@@ -85,7 +80,7 @@ fn exported_model_matches_in_python_and_rust() {
         out.display(),
         outf.display()
     );
-    let o = std::process::Command::new(python())
+    let o = std::process::Command::new(venv_python())
         .args(["-c", &script])
         .output()
         .unwrap();

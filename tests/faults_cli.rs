@@ -3,12 +3,9 @@
 //! full" for one process) while libtorch weights are written, and learning rates that can only
 //! diverge.
 mod common;
-use common::{log, neuroevo, one_line_error, repo, stderr, wait_for_file as wait_for};
-use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{
+    log, neuroevo, one_line_error, repo, s, stderr, tiny_dcgan, wait_for_file as wait_for,
+};
 
 #[test]
 fn a_run_directory_in_use_is_refused_and_ctrl_c_ends_a_run_resumably() {
@@ -223,27 +220,8 @@ fn corrupt_and_wrong_kind_model_files_are_one_line_naming_the_file() {
     let out = tmp.path().join("gan");
     let o = neuroevo()
         .current_dir(repo(""))
-        .args([
-            "gan", "-q", "--device", "cpu", "--seed", "3", "--subset", "256",
-        ])
-        .args([
-            "--fid-samples",
-            "100",
-            "--mode",
-            "dcgan",
-            "--width",
-            "4",
-            "--population",
-            "2",
-        ])
-        .args([
-            "--batch-size",
-            "16",
-            "--eval-batch",
-            "16",
-            "--generations",
-            "2",
-        ])
+        .args(tiny_dcgan())
+        .args(["--seed", "3", "--generations", "2"])
         .args(["--out", s(&out)])
         .output()
         .unwrap();
@@ -340,30 +318,9 @@ fn the_default_models_work_from_any_directory_and_a_cut_jpeg_is_refused() {
         result["classes"][0]["judge_confidence"].is_number(),
         "{result}"
     );
-    let o = run(&[
-        "gan",
-        "-q",
-        "--device",
-        "cpu",
-        "--subset",
-        "256",
-        "--fid-samples",
-        "100",
-        "--mode",
-        "dcgan",
-        "--width",
-        "4",
-        "--population",
-        "2",
-        "--batch-size",
-        "16",
-        "--eval-batch",
-        "16",
-        "--generations",
-        "1",
-        "--out",
-        "g",
-    ]);
+    let mut args = tiny_dcgan();
+    args.extend(["--generations", "1", "--out", "g"]);
+    let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let unpacked: Vec<String> = std::fs::read_dir(cache.join("neuroevo"))
         .unwrap()

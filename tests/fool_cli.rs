@@ -1,24 +1,17 @@
 //! `neuroevo fool` end to end with a tiny classifier trained here, batched fitness against a
 //! per-image loop, latent space through a tiny generator, and user mistakes.
+mod common;
+use common::{neuroevo, stderr};
 use neuroevo::fool::FoolFitness;
 use neuroevo::ga::flat_tensor::TensorFitness;
 use neuroevo::nn::load::{Classifier, Generator, GeneratorInfo};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tch::{Device, Kind, Tensor};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_neuroevo"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A small classifier trained on 600 digits, exported by `neuroevo train`.
 fn tiny_classifier(dir: &Path) -> PathBuf {
     let model = dir.join("tiny.pt");
-    let o = bin()
+    let o = neuroevo()
         .args([
             "train",
             "-q",
@@ -50,7 +43,7 @@ fn evolution_raises_the_target_confidence_and_writes_its_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_classifier(tmp.path());
     let out = tmp.path().join("fool");
-    let o = bin()
+    let o = neuroevo()
         .args([
             "fool",
             "-q",
@@ -193,7 +186,7 @@ fn latent_space_goes_through_a_generator() {
     assert!(imgs.min().double_value(&[]) >= 0.0 && imgs.max().double_value(&[]) <= 1.0);
 
     let out = tmp.path().join("latent");
-    let o = bin()
+    let o = neuroevo()
         .args([
             "fool",
             "-q",
@@ -253,7 +246,7 @@ fn user_mistakes_exit_2_with_one_line() {
             out.to_str().unwrap(),
         ];
         args.extend(&extra);
-        let o = bin()
+        let o = neuroevo()
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(&args)
             .output()
@@ -290,7 +283,7 @@ fn an_interrupted_run_says_so_in_result_json_and_every_file_it_names_exists() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("fool");
     let args = |out: &Path, generations: &str| {
-        let mut c = bin();
+        let mut c = neuroevo();
         c.current_dir(env!("CARGO_MANIFEST_DIR")).args([
             "fool",
             "-q",

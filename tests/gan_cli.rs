@@ -1,24 +1,15 @@
 //! `neuroevo gan` end to end on a few hundred digits: both modes write their outputs (log with
 //! the four numbers and FID, sample grids, plots, a TorchScript generator that `neuroevo fool`
 //! can load), resume continues a run, and user mistakes exit with code 2.
+mod common;
+use common::{config, log, neuroevo, repo, stderr};
 use neuroevo::nn::load::Generator;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use tch::{Device, Kind, Tensor};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_neuroevo"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn fid_model() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/mnist-cnn.pt")
-        .display()
-        .to_string()
+    repo("models/mnist-cnn.pt").display().to_string()
 }
 
 fn gan(out: &Path, extra: &[&str]) -> Output {
@@ -27,7 +18,7 @@ fn gan(out: &Path, extra: &[&str]) -> Output {
     } else {
         vec!["--fid-model".to_string(), fid_model()]
     };
-    bin()
+    neuroevo()
         .args([
             "gan", "-q", "--device", "cpu", "--seed", "3", "--subset", "256",
         ])
@@ -37,18 +28,6 @@ fn gan(out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn log(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn config(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
 }
 
 fn check_generator(dir: &Path, latent: &[i64], range: (f32, f32)) {
@@ -182,7 +161,7 @@ fn weights_mode_writes_outputs_and_resumes() {
     check_generator(&out, &[100], (0.0, 1.0));
 
     // resume to a third epoch: the log continues without repeating generations
-    let o = bin()
+    let o = neuroevo()
         .args([
             "gan",
             "-q",
@@ -266,7 +245,7 @@ fn dcgan_mode_population_and_baseline() {
     assert!((0.0..=1.0).contains(&acc));
     check_generator(&out, &[128, 1, 1], (-1.0, 1.0));
     // the exported generator is what `neuroevo fool --space latent` reads: check it loads there
-    let fool = bin()
+    let fool = neuroevo()
         .args([
             "fool",
             "-q",
@@ -350,7 +329,7 @@ fn evolved_lr_run(dir: &Path, extra: &[&str]) -> (Vec<serde_json::Value>, serde_
     ]);
     let o = gan(dir, &args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = bin()
+    let o = neuroevo()
         .args(["gan", "-q", "--resume", dir.to_str().unwrap()])
         .args(["--generations", "10"])
         .output()
@@ -470,7 +449,7 @@ fn user_mistakes_exit_with_code_2() {
         );
         assert_eq!(e.lines().count(), 1, "{e}");
     }
-    let o = bin()
+    let o = neuroevo()
         .args([
             "gan",
             "-q",
@@ -494,7 +473,7 @@ fn folder_dataset_rgb_at_32() {
         img.save(faces.join(format!("{i:03}.png"))).unwrap();
     }
     let out = tmp.path().join("g");
-    let o = bin()
+    let o = neuroevo()
         .args([
             "gan", "-q", "--device", "cpu", "--seed", "1", "--mode", "dcgan",
         ])

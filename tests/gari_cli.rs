@@ -1,17 +1,11 @@
 //! End-to-end runs of `neuroevo gari` on small images the tests make.
+mod common;
+use common::{log, neuroevo, stderr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_neuroevo"))
-}
+use std::process::Output;
 
 fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run neuroevo")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    neuroevo().args(args).output().expect("run neuroevo")
 }
 
 /// A smooth gradient image with `channels` channels.
@@ -37,14 +31,6 @@ fn make_image(dir: &Path, name: &str, w: u32, h: u32, channels: u8) -> PathBuf {
     };
     img.save(&path).unwrap();
     path
-}
-
-fn log_lines(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
@@ -87,7 +73,7 @@ fn reproduces_a_small_rgba_image_and_writes_every_output() {
     let best = image::open(out.join("best.png")).unwrap();
     assert_eq!((best.width(), best.height()), (12, 9));
     assert_eq!(best.color(), image::ColorType::Rgba8, "RGBA stays RGBA");
-    let log = log_lines(&out);
+    let log = log(&out);
     let first = log.first().unwrap();
     let last = log.last().unwrap();
     assert_eq!(first["generation"], 0);
@@ -127,7 +113,7 @@ fn the_same_seed_gives_the_same_result_bit_for_bit() {
             seed,
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        let bests: Vec<f64> = log_lines(&out)
+        let bests: Vec<f64> = log(&out)
             .iter()
             .map(|r| r["best"].as_f64().unwrap())
             .collect();
@@ -168,7 +154,7 @@ fn cpu_and_tensor_backends_breed_the_same_population() {
                 "1",
             ]);
             assert!(o.status.success(), "{}", stderr(&o));
-            let bests: Vec<f64> = log_lines(&out)
+            let bests: Vec<f64> = log(&out)
                 .iter()
                 .map(|r| r["best"].as_f64().unwrap())
                 .collect();
@@ -220,7 +206,7 @@ fn a_killed_run_resumes_and_ends_as_an_uninterrupted_one() {
     assert!(o.status.success(), "{}", stderr(&o));
 
     let killed = tmp.path().join("killed");
-    let mut child = bin().args(common(&killed)).spawn().unwrap();
+    let mut child = neuroevo().args(common(&killed)).spawn().unwrap();
     let ckpt = killed.join("checkpoint.bin");
     let t = std::time::Instant::now();
     while !ckpt.exists() && t.elapsed().as_secs() < 60 {
@@ -253,8 +239,8 @@ fn a_killed_run_resumes_and_ends_as_an_uninterrupted_one() {
             .collect()
     };
     assert_eq!(
-        strip(log_lines(&killed)),
-        strip(log_lines(&reference)),
+        strip(log(&killed)),
+        strip(log(&reference)),
         "same log, no gaps or repeats"
     );
 }
@@ -286,7 +272,7 @@ fn resume_can_extend_a_finished_run() {
         "250",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let log = log_lines(&out);
+    let log = log(&out);
     assert_eq!(log.last().unwrap()["generation"], 250);
     // changing the GA on resume is refused
     let o = run(&[

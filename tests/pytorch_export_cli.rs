@@ -3,12 +3,8 @@
 //! rebuilds the same `torch.nn.Module` from the `.json`'s layer list: in Python, its outputs
 //! equal the TorchScript export's, its parameters train.
 mod common;
-use common::{neuroevo, repo, stderr};
+use common::{neuroevo, repo, s, stderr, venv_python, TINY_GAN};
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Checks in Python that the rebuilt module of `json` equals `pt` (logits and features) within
 /// 1e-5 and that one optimizer step changes its parameters.
@@ -38,7 +34,7 @@ changed = sum(not torch.equal(a, b) for a, b in zip(before, params))
 assert changed == len(params), (changed, len(params))
 print("ok", d, df)
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args([
             "-c",
             script,
@@ -134,7 +130,7 @@ opt.zero_grad(); loss.backward(); opt.step()
 assert all(not torch.equal(a, b) for a, b in zip(before, params))
 print("ok", d)
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(&repo("python")), s(json), s(pt)])
         .output()
         .unwrap();
@@ -161,22 +157,9 @@ fn gan_generators_of_both_modes_rebuild_as_trainable_modules() {
             .current_dir(repo(""))
             .args(["gan", "-q", "--device", "cpu", "--mode", mode])
             .args(&extra)
-            .args([
-                "--population",
-                "2",
-                "--subset",
-                "256",
-                "--fid-samples",
-                "100",
-            ])
-            .args([
-                "--batch-size",
-                "16",
-                "--eval-batch",
-                "16",
-                "--generations",
-                "2",
-            ])
+            .args(["--population", "2"])
+            .args(TINY_GAN)
+            .args(["--generations", "2"])
             .args(["--out", s(&out)])
             .output()
             .unwrap();

@@ -3,17 +3,19 @@
 //! so and exports nothing half-trained; paths kept in `config.json` survive a resume from
 //! another directory; and flag values that used to pass unchecked get their real reason.
 mod common;
-use common::{config, neuroevo, one_line_error, result, sha256, stderr, wait_for_file};
-use std::path::Path;
+use common::{
+    config, neuroevo, one_line_error, result, s, sha256, stderr, wait_for_file, TINY_TRAIN,
+};
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+/// A tiny train run's command (one epoch of 300 images).
+fn tiny_train() -> Vec<&'static str> {
+    [
+        &["train", "-q"][..],
+        &TINY_TRAIN,
+        &["--seed", "3", "--device", "cpu"],
+    ]
+    .concat()
 }
-
-/// A tiny train run's flags (one epoch of 300 images).
-const TINY_TRAIN: &[&str] = &[
-    "train", "-q", "--subset", "300", "--arch", "S4-4 F8", "--seed", "3", "--device", "cpu",
-];
 
 #[test]
 fn a_copied_train_run_exports_into_the_copy_never_into_the_original() {
@@ -27,7 +29,7 @@ fn a_copied_train_run_exports_into_the_copy_never_into_the_original() {
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    let mut first = TINY_TRAIN.to_vec();
+    let mut first = tiny_train();
     first.extend(["--epochs", "1", "--out", "t1", "--export", "t1/model.pt"]);
     run(&first);
     // an export inside the run directory is kept relative to it
@@ -57,7 +59,7 @@ fn a_copied_train_run_exports_into_the_copy_never_into_the_original() {
     assert!(stdout.contains("wrote t1c/: model.pt"), "{stdout}");
 
     // an export outside the run is written on resume only when --export is given again
-    let mut outside = TINY_TRAIN.to_vec();
+    let mut outside = tiny_train();
     outside.extend(["--epochs", "1", "--out", "t2", "--export", "elsewhere/m.pt"]);
     run(&outside);
     let elsewhere = tmp.path().join("elsewhere/m.pt");
@@ -119,7 +121,7 @@ fn an_interrupted_train_run_says_so_and_exports_nothing_until_it_ends() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("t");
     let child = neuroevo()
-        .args(TINY_TRAIN)
+        .args(tiny_train())
         .args(["--epochs", "1000", "--out", s(&out)])
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -285,9 +287,7 @@ fn every_result_json_has_the_same_core_keys() {
         ),
         (
             "train",
-            vec![
-                "train", "--subset", "300", "--arch", "S4-4 F8", "--epochs", "1",
-            ],
+            [&["train"][..], &TINY_TRAIN, &["--epochs", "1"]].concat(),
         ),
         (
             "gan",

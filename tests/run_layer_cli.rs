@@ -3,25 +3,12 @@
 //! given with `--resume` extend the run, `train` is reproducible, and a copied run directory
 //! resumes into itself.
 mod common;
-use common::{log, neuroevo, repo, stderr};
+use common::{log, neuroevo, repo, run_in_repo, s, stderr};
 use std::path::Path;
-use std::process::Output;
-
-fn run(args: &[&str]) -> Output {
-    neuroevo()
-        .current_dir(repo(""))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn ok(args: &[&str]) {
-    let o = run(args);
+    let o = run_in_repo(args);
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn train(out: &Path, extra: &[&str]) {
@@ -155,7 +142,7 @@ fn every_job_refuses_shaping_flags_on_resume_and_names_other_jobs_runs() {
     for (job, cmd, dir, shaping) in &all {
         let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         args.extend(["-q", "--resume", s(dir), shaping, "3"]);
-        let o = run(&args);
+        let o = run_in_repo(&args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{job}: {err}");
         assert!(
@@ -170,7 +157,7 @@ fn every_job_refuses_shaping_flags_on_resume_and_names_other_jobs_runs() {
         let (other, _, other_dir, _) = all.iter().find(|r| r.0 != *job).unwrap();
         let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         args.extend(["-q", "--resume", s(other_dir)]);
-        let o = run(&args);
+        let o = run_in_repo(&args);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{job} on {other}: {err}");
         assert!(

@@ -6,7 +6,7 @@
 //! TensorBoard which it serves; `setup.sh` installs packages, so it runs in its `CHECK=1` mode,
 //! which changes nothing. No script writes into the checkout here.
 mod common;
-use common::{output_within, repo, stderr};
+use common::{output_within, repo, s, stderr, venv_python};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -50,10 +50,6 @@ fn run(name: &str, env: &[(&str, &str)], secs: u64) -> String {
         stderr(&o)
     );
     out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Lines of `out` that contain all of `words`.
@@ -146,7 +142,7 @@ fn bench_gari() {
 fn bench_train_and_its_pytorch_loop() {
     let out = run(
         "bench-train.sh",
-        &[("SUBSET", "256"), ("PY", s(&repo(".venv/bin/python")))],
+        &[("SUBSET", "256"), ("PY", s(&venv_python()))],
         300,
     );
     assert_eq!(
@@ -223,7 +219,7 @@ fn make_colour_mnist() {
     let tmp = tempfile::tempdir().unwrap();
     let dst = tmp.path().join("cmnist");
     let o = output_within(
-        Command::new(repo(".venv/bin/python"))
+        Command::new(venv_python())
             .arg(repo("scripts/make-colour-mnist.py"))
             .arg(repo("data/mnist-10k/train-images-idx3-ubyte.gz"))
             .arg(&dst)

@@ -2,13 +2,9 @@
 //! real `tensorboard` package's event reader (from the `.venv` of `scripts/setup.sh`): its
 //! scalars equal the log's, also after a SIGKILL and `--resume`.
 mod common;
-use common::{log, neuroevo, repo, stderr};
+use common::{log, neuroevo, repo, s, stderr, tiny_dcgan, venv_python, TINY_GAN};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 type Curves = BTreeMap<String, Vec<(i64, f32)>>;
 
@@ -21,7 +17,7 @@ ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
 ea.Reload()
 print(json.dumps({t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags()["scalars"]}))
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(dir)])
         .output()
         .expect("the .venv of scripts/setup.sh, with tensorboard");
@@ -58,7 +54,7 @@ for t in ea.Tags()["images"]:
     out[t] = [len(im), im[0].width, im[0].height]
 print(json.dumps(out))
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(dir)])
         .output()
         .unwrap();
@@ -146,6 +142,9 @@ fn every_job_writes_the_scalars_of_its_log_for_tensorboard() {
         &t.join("fool"),
     );
     same(&t.join("fool/class-3"));
+    // the merged log of every class, its curves under `class-C/`
+    same(&t.join("fool"));
+    assert!(read_events(&t.join("fool")).contains_key("class-3/fitness/best"));
 
     ok(
         &[
@@ -193,29 +192,25 @@ fn every_job_writes_the_scalars_of_its_log_for_tensorboard() {
         let out = t.join(format!("gan-{mode}"));
         ok(
             &[
-                "gan",
-                "-q",
-                "--device",
-                "cpu",
-                "--mode",
-                mode,
-                "--subset",
-                "256",
-                "--fid-samples",
-                "100",
-                "--population",
-                "2",
-                "--d-population",
-                "2",
-                "--batch-size",
-                "16",
-                "--eval-batch",
-                "16",
-                "--width",
-                "4",
-                "--generations",
-                "3",
-            ],
+                &[
+                    "gan",
+                    "-q",
+                    "--device",
+                    "cpu",
+                    "--mode",
+                    mode,
+                    "--population",
+                    "2",
+                    "--d-population",
+                    "2",
+                    "--width",
+                    "4",
+                    "--generations",
+                    "3",
+                ][..],
+                &TINY_GAN,
+            ]
+            .concat(),
             &out,
         );
         same(&out);
@@ -280,7 +275,7 @@ ea = EventAccumulator(sys.argv[1], size_guidance={"images": 0})
 ea.Reload()
 print(json.dumps({t: [e.step for e in ea.Images(t)] for t in ea.Tags()["images"]}))
 "#;
-    let o = std::process::Command::new(repo(".venv/bin/python"))
+    let o = std::process::Command::new(venv_python())
         .args(["-c", script, s(dir)])
         .output()
         .unwrap();
@@ -364,31 +359,10 @@ fn image_events_have_each_step_once_after_a_kill_and_resume() {
     let samples = out.join("samples");
     kill_when_then_resume(
         &[
-            "gan",
-            "-q",
-            "--device",
-            "cpu",
-            "--mode",
-            "dcgan",
-            "--subset",
-            "256",
-            "--fid-samples",
-            "100",
-            "--population",
-            "2",
-            "--d-population",
-            "2",
-            "--batch-size",
-            "16",
-            "--eval-batch",
-            "16",
-            "--width",
-            "4",
-            "--epochs",
-            "4",
-            "--out",
-            o,
-        ],
+            &tiny_dcgan()[..],
+            &["--d-population", "2", "--epochs", "4", "--out", o],
+        ]
+        .concat(),
         || std::fs::read_dir(&samples).is_ok_and(|d| d.count() >= 2),
         &["gan", "-q", "--resume", o],
     );

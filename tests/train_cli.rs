@@ -1,13 +1,6 @@
 //! End-to-end runs of `neuroevo train` on a subset of the bundled mnist-10k.
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_neuroevo"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{neuroevo, stderr, TINY_TRAIN};
 
 #[test]
 fn trains_reports_exports_and_resumes_after_a_kill() {
@@ -34,7 +27,7 @@ fn trains_reports_exports_and_resumes_after_a_kill() {
         .chain([out.display().to_string()])
         .collect()
     };
-    let mut child = bin().args(args(&out)).spawn().unwrap();
+    let mut child = neuroevo().args(args(&out)).spawn().unwrap();
     let state = out.join("state.json");
     let t = std::time::Instant::now();
     while !state.exists() && t.elapsed().as_secs() < 120 {
@@ -45,7 +38,7 @@ fn trains_reports_exports_and_resumes_after_a_kill() {
     assert!(!status.success(), "killed before the end");
     assert!(!out.join("result.json").exists());
 
-    let o = bin()
+    let o = neuroevo()
         .args(["train", "-q", "--resume", out.to_str().unwrap()])
         .output()
         .unwrap();
@@ -127,7 +120,7 @@ fn user_mistakes_exit_2_with_one_line() {
         ];
         args.extend(&extra);
         // a mirror that refuses connections at once: no test ever reaches the internet
-        let o = bin()
+        let o = neuroevo()
             .args(&args)
             .env("NEUROEVO_MIRROR", "http://127.0.0.1:9")
             .output()
@@ -148,8 +141,9 @@ fn user_mistakes_exit_2_with_one_line() {
 fn stops_on_patience_or_a_time_budget_like_every_job() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |out: &std::path::Path, extra: &[&str]| {
-        let o = bin()
-            .args(["train", "-q", "--subset", "300", "--arch", "S4-4 F8"])
+        let o = neuroevo()
+            .args(["train", "-q"])
+            .args(TINY_TRAIN)
             .args([
                 "--seed",
                 "2",
@@ -195,7 +189,7 @@ fn stops_on_patience_or_a_time_budget_like_every_job() {
     let spent = r["elapsed_s"].as_f64().unwrap();
     assert!(spent >= 0.5);
     let more = format!("{}", spent + 2.0);
-    let o = bin()
+    let o = neuroevo()
         .args(["train", "-q", "--resume", t.to_str().unwrap()])
         .args(["--time-budget", &more])
         .output()

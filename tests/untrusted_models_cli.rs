@@ -7,13 +7,9 @@
 //! fit in memory are refused in one line before anything is written. The models are made here,
 //! by PyTorch.
 mod common;
-use common::{neuroevo, python, repo, stderr};
+use common::{python, repo, run_in_repo, s, stderr, TINY_GAN};
 use std::path::Path;
 use std::process::Output;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 const MODELS: &str = r#"
 import sys, torch, torch.nn as nn
@@ -83,14 +79,6 @@ fn models() -> &'static Path {
     })
 }
 
-fn run(args: &[&str]) -> Output {
-    neuroevo()
-        .current_dir(repo(""))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 /// `fool` on `classifier` (made elsewhere, 1x28x28 in [0, 1]) with `extra`, class 0, one
 /// generation of 8 unless `extra` says another population.
 fn fool(classifier: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -116,7 +104,7 @@ fn fool(classifier: &Path, out: &Path, extra: &[&str]) -> Output {
         a.extend(["--population", "8"]);
     }
     a.extend(extra);
-    run(&a)
+    run_in_repo(&a)
 }
 
 /// One line `error: ...` containing every one of `says`, exit code 2, and no run directory.
@@ -140,14 +128,6 @@ fn gan(fid_model: &Path, out: &Path, extra: &[&str]) -> Output {
         "cpu",
         "--population",
         "2",
-        "--subset",
-        "256",
-        "--fid-samples",
-        "100",
-        "--batch-size",
-        "16",
-        "--eval-batch",
-        "16",
         "--generations",
         "2",
         "--fid-model",
@@ -155,8 +135,9 @@ fn gan(fid_model: &Path, out: &Path, extra: &[&str]) -> Output {
         "--out",
         s(out),
     ];
+    a.extend(TINY_GAN);
     a.extend(extra);
-    run(&a)
+    run_in_repo(&a)
 }
 
 #[test]
@@ -228,7 +209,7 @@ fn models_neuroevo_exports_and_torch_nn_models_traced_or_scripted_run() {
     }
     // a classifier exported by train with every kind of layer, as classifier and FID model
     let exported = t.join("every-layer.pt");
-    let o = run(&[
+    let o = run_in_repo(&[
         "train",
         "-q",
         "--device",
@@ -245,7 +226,7 @@ fn models_neuroevo_exports_and_torch_nn_models_traced_or_scripted_run() {
         s(&exported),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&[
+    let o = run_in_repo(&[
         "fool",
         "-q",
         "--device",
@@ -271,7 +252,7 @@ fn models_neuroevo_exports_and_torch_nn_models_traced_or_scripted_run() {
             &["--mode", mode, "--width", "4"],
         );
         assert!(o.status.success(), "{mode}: {}", stderr(&o));
-        let o = run(&[
+        let o = run_in_repo(&[
             "fool",
             "-q",
             "--device",
@@ -330,7 +311,7 @@ fn a_generation_that_cannot_fit_in_memory_is_refused_before_the_run_starts() {
     let o = fool(&wide, &out, &["--judge", "none"]);
     refused(&o, &out, &[s(&wide), "100000000 outputs", "at most"]);
     // 100000 images of 1x4096x4096: ~20 TB
-    let o = run(&[
+    let o = run_in_repo(&[
         "fool",
         "-q",
         "--device",

@@ -78,7 +78,8 @@ fn frame(event: &Event) -> Vec<u8> {
     out
 }
 
-/// The TensorBoard tag of field `key` of a record of `kind` (None: not a curve).
+/// The TensorBoard tag of field `key` of a record of `kind` (None: not a curve); a record of
+/// one class (`class`) has its curves under `class-C/`.
 pub fn tag(record: &Value, key: &str) -> Option<String> {
     let kind = record.get("kind").and_then(Value::as_str).unwrap_or("");
     let name = match key {
@@ -106,10 +107,15 @@ pub fn tag(record: &Value, key: &str) -> Option<String> {
     };
     let main = matches!(kind, "generation" | "init" | "final")
         || (kind == "epoch" && record.get("generation").is_none());
-    Some(if main {
+    let name = if main {
         name.to_string()
     } else {
         format!("{kind}/{name}")
+    };
+    // fool's merged log: one curve per class
+    Some(match record.get("class").and_then(Value::as_i64) {
+        Some(c) => format!("class-{c}/{name}"),
+        None => name,
     })
 }
 

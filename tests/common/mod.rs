@@ -1,4 +1,5 @@
-//! Helpers shared by the CLI tests: the binaries, their stderr, a run's log and config.
+//! Helpers shared by the CLI tests: the binaries, their stderr, a run's log and config, the
+//! flags of tiny runs, a real NATS server and workers.
 #![allow(dead_code)]
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,8 +11,37 @@ pub fn neuroevo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_neuroevo"))
 }
 
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The flags of a tiny train run: 300 images through a 4-filter convolution.
+pub const TINY_TRAIN: [&str; 4] = ["--subset", "300", "--arch", "S4-4 F8"];
+
+/// The flags of a tiny gan run: 256 images, FID on 100 samples, batches of 16.
+pub const TINY_GAN: [&str; 8] = [
+    "--subset",
+    "256",
+    "--fid-samples",
+    "100",
+    "--batch-size",
+    "16",
+    "--eval-batch",
+    "16",
+];
+
+/// A tiny dcgan run on the CPU: `gan` with narrow networks, a population of two and
+/// [`TINY_GAN`]'s data and batches.
+pub fn tiny_dcgan() -> Vec<&'static str> {
+    let gan = [
+        "gan", "-q", "--device", "cpu", "--mode", "dcgan", "--width", "4",
+    ];
+    [&gan[..], &["--population", "2"], &TINY_GAN].concat()
 }
 
 /// The records of a run's `log.jsonl`.
@@ -49,6 +79,15 @@ pub fn one_line_error(o: &Output) -> String {
     assert_eq!(lines.len(), 1, "one line: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
     lines[0].to_string()
+}
+
+/// Runs `neuroevo args` in the checkout (where `models/` is) and waits for it.
+pub fn run_in_repo(args: &[&str]) -> Output {
+    neuroevo()
+        .current_dir(repo(""))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// A file of the checkout (models/, assets/, tests/golden/).
@@ -252,12 +291,20 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The Python of the checkout's `.venv` (made by `scripts/setup.sh`, with torch and
+/// tensorboard).
+pub fn venv_python() -> PathBuf {
+    let p = repo(".venv/bin/python");
+    assert!(p.exists(), "{} missing: run scripts/setup.sh", p.display());
+    p
+}
+
 /// Runs `script` with the `.venv` python of `scripts/setup.sh` (torch), `args` as `sys.argv[1:]`;
 /// from a file, since `torch.jit.script` reads the source of what it compiles.
 pub fn python(script: &str, args: &[&str]) {
     let file = tempfile::Builder::new().suffix(".py").tempfile().unwrap();
     std::fs::write(file.path(), script).unwrap();
-    let o = Command::new(repo(".venv/bin/python"))
+    let o = Command::new(venv_python())
         .arg(file.path())
         .args(args)
         .output()
