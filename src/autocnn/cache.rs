@@ -21,6 +21,23 @@ pub struct Evaluation {
     pub note: Option<String>,
 }
 
+impl Evaluation {
+    /// A genome scored 0 without a trained network (refused, given up, crashed), `note` saying
+    /// why, after `seconds`.
+    pub fn scored_zero(genome: &str, note: String, seconds: f64) -> Evaluation {
+        Evaluation {
+            genome: genome.to_string(),
+            evaluated: String::new(),
+            params: 0,
+            fitness: 0.0,
+            val_acc: None,
+            test_acc: None,
+            seconds,
+            note: Some(note),
+        }
+    }
+}
+
 #[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Cache {
     pub(crate) entries: BTreeMap<String, Evaluation>,

@@ -42,14 +42,8 @@ pub(crate) fn train_genome(
     let g = Arch::parse(genome)?;
     let zero = |note: String, evaluated: String| Trained {
         eval: Evaluation {
-            genome: genome.to_string(),
             evaluated,
-            params: 0,
-            fitness: 0.0,
-            val_acc: None,
-            test_acc: None,
-            seconds: t0.elapsed().as_secs_f64(),
-            note: Some(note),
+            ..Evaluation::scored_zero(genome, note, t0.elapsed().as_secs_f64())
         },
         weights: None,
         overhead_s: None,
@@ -154,16 +148,11 @@ pub(crate) fn train_guarded(
             .unwrap_or_else(|| "a panic".into());
         let what = what.lines().next().unwrap_or("").to_string();
         Ok(Trained {
-            eval: Evaluation {
-                genome: genome.to_string(),
-                evaluated: String::new(),
-                params: 0,
-                fitness: 0.0,
-                val_acc: None,
-                test_acc: None,
-                seconds: t0.elapsed().as_secs_f64(),
-                note: Some(format!("{CRASHED}: {what}")),
-            },
+            eval: Evaluation::scored_zero(
+                genome,
+                format!("{CRASHED}: {what}"),
+                t0.elapsed().as_secs_f64(),
+            ),
             weights: None,
             overhead_s: None,
         })

@@ -51,20 +51,15 @@ impl NatsEvaluator {
 
 /// The evaluation of a task given up after [`broker::MAX_DELIVER`] deliveries.
 fn given_up(genome: &str) -> Evaluation {
-    Evaluation {
-        genome: genome.to_string(),
-        evaluated: String::new(),
-        params: 0,
-        fitness: 0.0,
-        val_acc: None,
-        test_acc: None,
-        seconds: 0.0,
-        note: Some(format!(
+    Evaluation::scored_zero(
+        genome,
+        format!(
             "scored 0: no worker answered it in {} deliveries (each worker that took it died, \
              was killed or lost the broker while training it)",
             broker::MAX_DELIVER
-        )),
-    }
+        ),
+        0.0,
+    )
 }
 
 /// The tasks of one call not answered yet.

@@ -336,16 +336,7 @@ impl Worker<'_> {
         } else {
             format!("scored 0: refused by worker {}: {why}", self.name)
         };
-        let eval = Evaluation {
-            genome: task.genome.clone(),
-            evaluated: String::new(),
-            params: 0,
-            fitness: 0.0,
-            val_acc: None,
-            test_acc: None,
-            seconds: 0.0,
-            note: Some(note),
-        };
+        let eval = Evaluation::scored_zero(&task.genome, note, 0.0);
         match self.answer(task, eval, false).await {
             Ok(()) => {
                 let _ = msg.ack_with(AckKind::Term).await;

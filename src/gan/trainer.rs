@@ -128,17 +128,15 @@ pub(crate) fn build_model(
     })
 }
 
-/// Bytes the populations need: each weight as f32, with its gradient, two Adam moments and a
-/// child's copy (5 floats per weight).
-pub(crate) fn estimate_bytes(cfg: &GanConfig, shape: [i64; 3]) -> Result<f64> {
+/// Refuses populations that cannot fit in this machine's memory: each weight as f32, with its
+/// gradient, two Adam moments and a child's copy (5 floats per weight). The flag named is the
+/// size of one network (`--hidden`, `--width`) when not even two of them fit, else
+/// `--population`.
+fn check_memory(cfg: &GanConfig, shape: [i64; 3]) -> Result<()> {
     let (g, d, d_pop) = network_sizes(cfg, shape)?;
-    Ok(5.0 * 4.0 * (cfg.population as f64 * g as f64 + d_pop as f64 * d as f64))
-}
-
-/// The flag to name when the networks do not fit: the size of one network (`--hidden`,
-/// `--width`) when not even two of them fit, else `--population`.
-fn memory_flag(cfg: &GanConfig, shape: [i64; 3]) -> Result<String> {
-    let (g, d, _) = network_sizes(cfg, shape)?;
+    let bytes_per_weight = 5.0 * 4.0;
+    let total = bytes_per_weight * (cfg.population as f64 * g as f64 + d_pop as f64 * d as f64);
+    let one = bytes_per_weight * (g + d) as f64;
     let population = format!("--population {}", cfg.population);
     let size = match &cfg.model {
         ModelConfig::Weights(m) => {
@@ -147,11 +145,11 @@ fn memory_flag(cfg: &GanConfig, shape: [i64; 3]) -> Result<String> {
         }
         ModelConfig::Dcgan(m) => format!("--width {} --latent-dim {}", m.width, m.latent_dim),
     };
-    let one = 5.0 * 4.0 * (g + d) as f64;
-    Ok(match crate::run::memory::physical_bytes() {
+    let flag = match crate::run::memory::physical_bytes() {
         Some(have) if 2.0 * one > have => format!("{size} (with {population})"),
         _ => population,
-    })
+    };
+    crate::run::memory::check(&flag, "the generators and discriminators", total)
 }
 
 /// Parameters of one generator, of one discriminator, and the discriminators' population.
@@ -530,11 +528,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let size = cfg.image_size;
     let c = data.shape[0];
     let shape = [c, size, size];
-    crate::run::memory::check(
-        &memory_flag(cfg, shape)?,
-        "the generators and discriminators",
-        estimate_bytes(cfg, shape)?,
-    )?;
+    check_memory(cfg, shape)?;
     let mut model = build_model(cfg, shape, device)?;
     let range = model.output_range();
     let real = real_images(&data.train_and_val().x, data.value_range, range, size);
