@@ -611,8 +611,12 @@ pub fn run_gari(args: &GariArgs) -> Result<GariSummary> {
         best_fitness: outcome.best_fitness,
         psnr_db: imageio::psnr(&best_genes, &target.data),
     };
-    run.dir
-        .write_result(outcome.reason, outcome.elapsed_s, outcome.cpu_s, &summary)?;
+    run.dir.write_result(
+        outcome.reason.as_str(),
+        outcome.elapsed_s,
+        outcome.cpu_s,
+        &summary,
+    )?;
     Ok(summary)
 }
 
@@ -630,7 +634,7 @@ fn evolve<P: FlatPopulation>(
     } else {
         EngineState::new(rng)
     };
-    let (g0, t0) = (state.generation, state.elapsed_s);
+    let (g0, t0) = (state.generation, state.clocks.elapsed_s);
     let outcome = engine.run(pop, &mut state, obs, resumed)?;
     let best = pop.genome(outcome.best);
     let (g, t) = (outcome.generation - g0, outcome.elapsed_s - t0);

@@ -11,8 +11,8 @@ use crate::nn::train::{
 };
 use crate::nn::{Arch, LayerNet, Precision};
 use crate::run::{
-    dir, drive, BudgetClock, Ctx, Driver, JobConfig, NewRun, Position, RunArgs, RunDir, Step,
-    StopCriteria, StopReason,
+    checkpoint, dir, drive, BudgetClock, ClockState, Ctx, Driver, JobConfig, NewRun, Position,
+    RunArgs, RunDir, Step, StopCriteria, StopReason,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -232,9 +232,14 @@ impl TrainArgs {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// What `state.json` holds beside the weights in `checkpoint.ot`.
+#[derive(Default, Serialize, Deserialize)]
 struct TrainState {
     epochs_done: usize,
+    /// The run's clocks (none in runs checkpointed before they were kept here: their last
+    /// epoch record has them).
+    #[serde(flatten)]
+    clocks: ClockState,
 }
 
 /// `train`'s step for the run layer's loop: one epoch of training.
@@ -301,18 +306,17 @@ impl Step for TrainStep<'_> {
         true
     }
 
-    /// The weights, then the epoch count (each written atomically); nothing before the first
-    /// epoch.
-    fn checkpoint(&mut self, _ctx: &mut Ctx) -> Result<()> {
-        let epochs_done = self.trainer.done;
-        if epochs_done == 0 {
+    /// The weights, then the epoch count and the clocks; nothing before the first epoch.
+    fn checkpoint(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let state = TrainState {
+            epochs_done: self.trainer.done,
+            clocks: ctx.clocks.state(),
+        };
+        if state.epochs_done == 0 {
             return Ok(());
         }
-        let vs = self.vs;
-        fsutil::write_torch(&self.rd.file(dir::WEIGHTS), |buf| {
-            Ok(vs.save_to_stream(buf)?)
-        })?;
-        fsutil::write_json_atomic(&self.rd.file(dir::TRAIN_STATE), &TrainState { epochs_done })
+        let payload = Some((dir::WEIGHTS, checkpoint::Payload::Vars(self.vs)));
+        checkpoint::save(self.rd, dir::TRAIN_STATE, &state, payload)
     }
 
     fn advance(&mut self, _ctx: &mut Ctx) -> Result<Option<StopReason>> {
@@ -370,19 +374,21 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
     net.set_precision(cfg.train.precision);
     let params = parameter_count(&vs);
-    let done = if resumed { restore(rd, &mut vs)? } else { 0 };
+    let state = if resumed {
+        restore(rd, &mut vs)?
+    } else {
+        TrainState::default()
+    };
+    let done = state.epochs_done;
     let (log, kept) = crate::run::Log::open(&rd.log(), |_, r| {
         r.get("epoch")
             .and_then(|e| e.as_u64())
             .is_some_and(|e| e as usize <= done)
     })?;
-    let base = |k: &str| {
-        kept.last()
-            .and_then(|r| r.get(k))
-            .and_then(|v| v.as_f64())
-            .unwrap_or(0.0)
+    let clocks = match kept.last() {
+        Some(r) if state.clocks == ClockState::default() => serde_json::from_value(r.clone())?,
+        _ => state.clocks,
     };
-    let clocks = crate::run::Clocks::resume(base("elapsed_s"), base("cpu_s"));
     let previous: Vec<EpochReport> = kept
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
@@ -394,7 +400,7 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let mut driver = Driver {
         stop: stop_criteria(cfg),
         log,
-        clocks,
+        clocks: crate::run::Clocks::resume(clocks),
         bar: indicatif::ProgressBar::hidden(),
         resumed,
     };
@@ -446,28 +452,23 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         elapsed_s: driver.clocks.wall_s(),
         cpu_s: driver.clocks.cpu_s(),
     };
-    rd.write_result(stop_reason, summary.elapsed_s, summary.cpu_s, &summary)?;
+    rd.write_result(
+        stop_reason.as_str(),
+        summary.elapsed_s,
+        summary.cpu_s,
+        &summary,
+    )?;
     Ok(summary)
 }
 
-/// Loads a resumed run's weights and says how many epochs they have had (0 for a run that
-/// stopped before its first checkpoint).
-fn restore(rd: &RunDir, vs: &mut tch::nn::VarStore) -> Result<usize> {
-    let state_file = rd.file(dir::TRAIN_STATE);
-    if !state_file.is_file() {
-        return Ok(0);
-    }
-    let weights = rd.file(dir::WEIGHTS);
-    vs.load(&weights).map_err(|e| {
-        Error::corrupt(
-            &weights,
-            format!(
-                "cannot load the weights: {}",
-                e.to_string().lines().next().unwrap_or("")
-            ),
-        )
-    })?;
-    Ok(fsutil::read_json::<TrainState>(&state_file)?.epochs_done)
+/// Loads a resumed run's weights; its checkpoint's state (epochs done, clocks), all zero for a
+/// run that stopped before its first checkpoint.
+fn restore(rd: &RunDir, vs: &mut tch::nn::VarStore) -> Result<TrainState> {
+    let Some(state) = checkpoint::load_state::<TrainState>(rd, dir::TRAIN_STATE)? else {
+        return Ok(TrainState::default());
+    };
+    checkpoint::load_vars(rd, dir::WEIGHTS, vs, "the weights")?;
+    Ok(state)
 }
 
 /// The line that says what the run trains, on what.

@@ -107,10 +107,7 @@ fn weights_mode_feature_matching_fitness() {
     assert!(gens.len() >= 2);
     for r in gens {
         // minus a squared distance: finite, at most 0, and the generators differ
-        let (best, mean) = (
-            r["best_fitness"].as_f64().unwrap(),
-            r["mean_fitness"].as_f64().unwrap(),
-        );
+        let (best, mean) = (r["best"].as_f64().unwrap(), r["mean"].as_f64().unwrap());
         assert!(best.is_finite() && best <= 0.0 && mean <= best, "{r}");
         assert!(r["fitness_std"].as_f64().unwrap() > 0.0, "{r}");
     }
@@ -237,7 +234,7 @@ fn dcgan_mode_population_and_baseline() {
     assert!(last["fid"]
         .as_f64()
         .is_some_and(|f| f.is_finite() && f > 0.0));
-    for k in ["d_best_fitness", "best_fitness", "mean_fitness"] {
+    for k in ["d_best_fitness", "best", "mean"] {
         assert!(last[k].as_f64().is_some(), "{k}");
     }
     // discriminator fitness is an accuracy

@@ -109,7 +109,8 @@ fn gan_and_autocnn_give_the_fitness_recorded_before_the_refactor() {
             &pairs(
                 &recs,
                 Some("generation"),
-                &["generation", "best_fitness", "mean_fitness"],
+                // record.sh read them as best_fitness and mean_fitness, their names then
+                &["generation", "best", "mean"],
             ),
             &g[name]["fitness"],
             name,

@@ -300,7 +300,7 @@ fn a_gan_run_stopped_at_a_checkpoint_and_resumed_ends_as_an_uninterrupted_one() 
                 let f = |k: &str| r[k].as_f64().unwrap();
                 (
                     r["generation"].as_u64().unwrap(),
-                    f("best_fitness"),
+                    f("best"),
                     f("real_score"),
                 )
             })

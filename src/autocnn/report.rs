@@ -10,19 +10,16 @@ use crate::run::RunDir;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The whole records of the search's log (none when it cannot be read).
 pub(crate) fn read_records(dir: &RunDir) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.log())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    crate::run::log::read(&dir.log()).unwrap_or_default()
 }
 
 /// `fitness.png`: best and mean fitness of the population per generation.
 pub(crate) fn plot_fitness(dir: &RunDir) -> Result<()> {
     let gens: Vec<serde_json::Value> = read_records(dir)
         .into_iter()
-        .filter(|r| crate::run::log::kind_of(r) == "generation")
+        .filter(|r| r["kind"] == "generation")
         .collect();
     let series = |name: &str, key: &str| Series {
         name: name.into(),
@@ -38,10 +35,7 @@ pub(crate) fn plot_fitness(dir: &RunDir) -> Result<()> {
         &[Panel {
             log_y: false,
             y_label: "accuracy".into(),
-            series: vec![
-                series("best", "best_fitness"),
-                series("mean", "mean_fitness"),
-            ],
+            series: vec![series("best", "best"), series("mean", "mean")],
         }],
     )
 }
@@ -134,7 +128,7 @@ pub fn show_run(dir: &Path, top: usize) -> Result<String> {
     let _ = writeln!(
         s,
         "{} evaluations ({} networks trained, {} from the cache), {:.1} s",
-        state.evaluations, state.trained, state.cache_hits, state.elapsed_s
+        state.evaluations, state.trained, state.cache_hits, state.clocks.elapsed_s
     );
     let entries: Vec<Evaluation> = cache.entries.values().cloned().collect();
     s.push_str(&table(&entries, top, cfg.fitness_set));

@@ -41,9 +41,8 @@ pub(crate) struct Search {
 
 impl Search {
     pub(crate) fn save(&mut self, clocks: &Clocks) -> Result<()> {
-        self.state.elapsed_s = clocks.wall_s();
-        self.state.cpu_s = clocks.cpu_s();
-        fsutil::write_json_atomic(&self.dir.file(rdir::STATE), &self.state)
+        self.state.clocks = clocks.state();
+        crate::run::checkpoint::save(&self.dir, rdir::STATE, &self.state, None)
     }
 
     fn log(&mut self, ctx: &mut Ctx, record: serde_json::Value) -> Result<()> {
@@ -204,7 +203,7 @@ impl Search {
         let record = json!({
             "kind": "generation", "generation": self.state.generation,
             "cpu_s": ctx.clocks.cpu_s(),
-            "best_fitness": fit[b], "mean_fitness": mean,
+            "best": fit[b], "mean": mean,
             "best_genome": self.state.population[b].genome,
             "population": self.state.population.iter().map(|p| &p.genome).collect::<Vec<_>>(),
             "fitness": fit, "evaluations": self.state.evaluations,

@@ -11,7 +11,6 @@ use super::state::*;
 use crate::data::Dataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::ga::GaRng;
 use crate::run::{drive, progress, Clocks, Driver, Run, RunDir, StopCriteria};
 use indicatif::{MultiProgress, ProgressBar};
@@ -59,7 +58,7 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
             ..Default::default()
         },
         log,
-        clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
+        clocks: Clocks::resume(state.clocks),
         bar,
         resumed: run.resumed,
     };
@@ -131,8 +130,7 @@ fn first_state(cfg: &SearchConfig, mut rng: GaRng) -> SearchState {
         trained: 0,
         cache_hits: 0,
         log_lines: 0,
-        elapsed_s: 0.0,
-        cpu_s: 0.0,
+        clocks: Default::default(),
         best: None,
         stop_reason: None,
         broker_id: None,
@@ -223,7 +221,7 @@ fn finish(
         cache_hits: s.cache_hits,
         trained_this_session: search.trained_this_session,
         resumed_at_evaluation: resumed_at,
-        elapsed_s: s.elapsed_s,
+        elapsed_s: s.clocks.elapsed_s,
         stop_reason: s
             .stop_reason
             .clone()
@@ -231,7 +229,12 @@ fn finish(
         best,
         table: table(&cache_entries, 10, search.cfg.fitness_set),
     };
-    fsutil::write_json_atomic(&dir.result(), &summary)?;
+    dir.write_result(
+        &summary.stop_reason,
+        s.clocks.elapsed_s,
+        s.clocks.cpu_s,
+        &summary,
+    )?;
     Ok(summary)
 }
 
@@ -248,15 +251,15 @@ fn nothing_trained(dir: &RunDir, cache: &Cache, state: &SearchState) -> Error {
         }
     }
     reasons.sort_by(|a, b| b.0.cmp(&a.0));
-    let result = serde_json::json!({
+    let figures = serde_json::json!({
         "run_dir": dir.path(), "generations_done": state.generation,
         "evaluations": state.evaluations, "trained": state.trained,
-        "cache_hits": state.cache_hits, "elapsed_s": state.elapsed_s,
-        "stop_reason": state.stop_reason, "best": null,
+        "cache_hits": state.cache_hits, "best": null,
         "failures": reasons.iter().map(|(n, r)| serde_json::json!({"count": n, "reason": r}))
             .collect::<Vec<_>>(),
     });
-    let written = fsutil::write_json_atomic(&dir.result(), &result);
+    let reason = state.stop_reason.as_deref().unwrap_or("interrupted");
+    let written = dir.write_result(reason, state.clocks.elapsed_s, state.clocks.cpu_s, &figures);
     let first = reasons
         .first()
         .map(|(n, r)| format!("; {n} of them: {r}"))

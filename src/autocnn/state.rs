@@ -6,7 +6,7 @@ use super::config::SearchConfig;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::ga::GaRng;
-use crate::run::{dir as rdir, Job, RunDir};
+use crate::run::{dir as rdir, ClockState, Job, RunDir};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -58,10 +58,9 @@ pub(crate) struct SearchState {
     pub(crate) trained: usize,
     pub(crate) cache_hits: usize,
     pub(crate) log_lines: usize,
-    pub(crate) elapsed_s: f64,
-    /// CPU seconds of the search so far, over all invocations.
-    #[serde(default)]
-    pub(crate) cpu_s: f64,
+    /// Wall and CPU seconds of the search so far, over all invocations.
+    #[serde(flatten)]
+    pub(crate) clocks: ClockState,
     pub(crate) best: Option<Evaluation>,
     pub(crate) stop_reason: Option<String>,
     /// The search's id on a broker (made when it first runs with --broker).

@@ -25,7 +25,10 @@ pub struct ClassResult {
     pub class: i64,
     pub label: String,
     pub generations: u64,
+    /// Wall and CPU seconds of this class, over every invocation.
     pub seconds: f64,
+    #[serde(default)]
+    pub cpu_s: f64,
     /// The fooled classifier's confidence in the class.
     pub confidence: f64,
     /// The judge's confidence in the class, its own top class and that class's confidence.
@@ -188,7 +191,11 @@ pub fn run_fool(args: &FoolArgs) -> Result<FoolSummary> {
         },
         classes: results,
     };
-    fsutil::write_json_atomic(&run.dir.result(), &summary)?;
+    // the run's clocks are its classes' clocks, each kept over every invocation
+    let elapsed_s = summary.classes.iter().map(|c| c.seconds).sum();
+    let cpu_s = summary.classes.iter().map(|c| c.cpu_s).sum();
+    run.dir
+        .write_result(&summary.stop_reason, elapsed_s, cpu_s, &summary)?;
     Ok(summary)
 }
 
@@ -287,6 +294,7 @@ fn run_class(
         label,
         generations: outcome.generation,
         seconds: outcome.elapsed_s,
+        cpu_s: outcome.cpu_s,
         confidence: outcome.best_fitness.exp(),
         judge_confidence: jc,
         judge_top: jt,

@@ -24,6 +24,7 @@ pub mod fid;
 pub mod func;
 pub mod mlp;
 pub mod outputs;
+pub(crate) mod records;
 pub mod strokes;
 pub mod trainer;
 pub mod weights;

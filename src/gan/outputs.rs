@@ -8,11 +8,10 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::nn::load::GeneratorInfo;
 use crate::plot::{line_plot, Panel, Series};
-use crate::run::dir;
+use crate::run::{checkpoint, dir};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::path::Path;
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 /// The state, latents and real-image order a checkpoint holds, after loading its populations
 /// into `model`: `(state, z_grid, z_fid, stream permutation)`.
@@ -22,26 +21,14 @@ pub(crate) fn restore_checkpoint(
     grid_shape: &[i64],
     fid_shape: &[i64],
 ) -> Result<(LoopState, Tensor, Tensor, Option<Tensor>)> {
-    let state_file = rd.file(dir::STATE);
-    if !state_file.is_file() {
+    let Some(state) = checkpoint::load_state::<LoopState>(rd, dir::STATE)? else {
         return Err(Error::usage(format!(
             "--resume {}: no {} there yet (the run stopped before its first checkpoint)",
             rd.path().display(),
             dir::STATE
         )));
-    }
-    let state: LoopState = fsutil::read_json(&state_file)?;
-    let tensors = rd.file(dir::TENSORS);
-    let named = Tensor::load_multi(&tensors).map_err(|e| {
-        Error::corrupt(
-            &tensors,
-            format!(
-                "cannot read the checkpoint's tensors: {}",
-                e.to_string().lines().next().unwrap_or("")
-            ),
-        )
-    })?;
-    let map: HashMap<String, Tensor> = named.into_iter().collect();
+    };
+    let map = checkpoint::load_tensors(rd, dir::TENSORS)?;
     model.load_tensors(&map)?;
     let z_grid = take(&map, "z_grid", grid_shape)?;
     let z_fid = take(&map, "z_fid", fid_shape)?;
@@ -59,14 +46,8 @@ pub(crate) fn save_checkpoint(
     for (n, t) in fixed {
         named.push((n.to_string(), t.shallow_clone()));
     }
-    let cpu: Vec<(String, Tensor)> = named
-        .into_iter()
-        .map(|(n, t)| (n, t.to_device(Device::Cpu)))
-        .collect();
-    fsutil::write_torch(&dir.file(dir::TENSORS), |buf| {
-        Tensor::save_multi_to_stream(&cpu, buf).map_err(Error::from)
-    })?;
-    fsutil::write_json_atomic(&dir.file(dir::STATE), state)
+    let payload = checkpoint::Payload::Tensors(named);
+    checkpoint::save(dir, dir::STATE, state, Some((dir::TENSORS, payload)))
 }
 
 pub(crate) fn epoch_series(records: &[Value], key: &str) -> Series {

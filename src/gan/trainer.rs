@@ -2,6 +2,7 @@
 //! grids, plots, checkpoints, resume, and the exported best generator.
 use super::config::*;
 use super::outputs::{export_generator, restore_checkpoint, save_checkpoint, write_plots};
+use super::records::{GanRecord, Scores};
 use super::*;
 use crate::data::datasets::load_dataset;
 use crate::device::device_name;
@@ -10,12 +11,12 @@ use crate::fsutil;
 use crate::ga::{Breeding, Evolver, FlatOps, GaRng};
 use crate::imageio::grid_image;
 use crate::nn::load::FeatureExtractor;
-use crate::run::clock::{process_cpu_s, Clocks};
+use crate::run::clock::{process_cpu_s, ClockState, Clocks};
 use crate::run::log::{generation_of, Log};
 use crate::run::{dir, drive, BudgetClock, Ctx, Driver, Position, Step, StopReason};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
@@ -25,15 +26,12 @@ pub(crate) struct LoopState {
     pub(crate) generation: u64,
     pub(crate) epoch: u64,
     pub(crate) train_s: f64,
-    /// Wall seconds since the run began, over all its invocations.
-    #[serde(default)]
-    pub(crate) elapsed_s: f64,
+    /// Wall and CPU seconds since the run began (all threads, evaluation included), over all
+    /// its invocations.
+    #[serde(flatten)]
+    pub(crate) clocks: ClockState,
     pub(crate) rng: GaRng,
     pub(crate) best_fid: Option<f64>,
-    /// CPU seconds of the process since the run began (all threads, evaluation included):
-    /// a clock that other jobs on a shared machine do not stretch.
-    #[serde(default)]
-    pub(crate) cpu_s: f64,
     /// CPU seconds spent in generations (the cpu budget clock).
     #[serde(default)]
     pub(crate) train_cpu_s: f64,
@@ -220,6 +218,17 @@ impl GanStep<'_> {
         Ok(())
     }
 
+    /// The run's clocks as of the last generation: wall, CPU, training wall and training CPU.
+    fn clocks(&self) -> [f64; 4] {
+        let st = &self.state;
+        [
+            st.clocks.elapsed_s,
+            st.clocks.cpu_s,
+            st.train_s,
+            st.train_cpu_s,
+        ]
+    }
+
     fn new_fid(&mut self) -> Result<f64> {
         let f = self.fid()?;
         self.state.best_fid = Some(self.state.best_fid.map_or(f, |b: f64| b.min(f)));
@@ -233,11 +242,12 @@ impl Step for GanStep<'_> {
             self.model.prepare(&mut self.stream, &mut self.rng)?;
             // the starting point of the FID curve
             let f = self.fid()?;
-            self.emit(
-                ctx,
-                json!({"kind": "init", "generation": 0, "epoch": 0, "elapsed_s": 0.0,
-                       "cpu_s": 0.0, "train_s": 0.0, "fid": f}),
-            )?;
+            let init = GanRecord {
+                train_cpu_s: None,
+                fid: Some(f),
+                ..GanRecord::at("init", 0, 0, [0.0; 4])
+            };
+            self.emit(ctx, init.value()?)?;
         }
         Ok(None)
     }
@@ -269,39 +279,28 @@ impl Step for GanStep<'_> {
             {
                 let f = self.new_fid()?;
                 let st = &self.state;
-                let r = json!({"kind": "final", "generation": st.generation,
-                    "epoch": st.epoch, "elapsed_s": ctx.clocks.wall_s(), "cpu_s": ctx.clocks.cpu_s(),
-                    "train_s": st.train_s, "train_cpu_s": st.train_cpu_s, "fid": f});
-                self.emit(ctx, r)?;
+                let clocks = [
+                    ctx.clocks.wall_s(),
+                    ctx.clocks.cpu_s(),
+                    st.train_s,
+                    st.train_cpu_s,
+                ];
+                let r = GanRecord {
+                    fid: Some(f),
+                    ..GanRecord::at("final", st.generation, st.epoch, clocks)
+                };
+                self.emit(ctx, r.value()?)?;
             }
             return Ok(());
         };
         let st = &self.state;
         let g = st.generation;
-        let mut rec = json!({
-            "kind": "generation",
-            "generation": g,
-            "epoch": st.epoch,
-            "elapsed_s": st.elapsed_s,
-            "cpu_s": st.cpu_s,
-            "train_s": st.train_s,
-            "train_cpu_s": st.train_cpu_s,
-            "real_score": s.real_score,
-            "fake_score": s.fake_score,
-            "loss_d": s.loss_d,
-            "loss_g": s.loss_g,
-            "best_fitness": s.best_fitness,
-            "mean_fitness": s.mean_fitness,
-            "fitness_std": s.fitness_std,
-        });
-        for (k, v) in &s.extra {
-            rec[k] = v.clone();
-        }
+        let mut rec = GanRecord::generation(g, st.epoch, self.clocks(), &s);
         // the last generation always gets its FID (the run's final one)
         let mut fid_now = None;
         if epoch_end || last || (self.cfg.fid_every > 0 && g % self.cfg.fid_every == 0) {
             let f = self.new_fid()?;
-            rec["fid"] = json!(f);
+            rec.fid = Some(f);
             fid_now = Some(f);
         }
         ctx.bar.set_message(format!(
@@ -317,26 +316,22 @@ impl Step for GanStep<'_> {
                 .unwrap_or_default()
         ));
         ctx.bar.set_position(g);
-        self.emit(ctx, rec)?;
+        self.emit(ctx, rec.value()?)?;
         if epoch_end {
             let k = self.acc.len() as f64;
             let mean = |j: usize| self.acc.iter().map(|a| a[j]).sum::<f64>() / k;
             let st = &self.state;
-            let r = json!({
-                "kind": "epoch",
-                "epoch": st.epoch,
-                "generation": g,
-                "elapsed_s": st.elapsed_s,
-                "cpu_s": st.cpu_s,
-                "train_s": st.train_s,
-                "train_cpu_s": st.train_cpu_s,
-                "real_score": mean(0),
-                "fake_score": mean(1),
-                "loss_d": mean(2),
-                "loss_g": mean(3),
-                "fid": fid_now,
-            });
-            self.emit(ctx, r)?;
+            let r = GanRecord {
+                scores: Some(Scores {
+                    real_score: mean(0),
+                    fake_score: mean(1),
+                    loss_d: mean(2),
+                    loss_g: mean(3),
+                }),
+                fid: fid_now,
+                ..GanRecord::at("epoch", g, st.epoch, self.clocks())
+            };
+            self.emit(ctx, r.value()?)?;
             self.acc.clear();
             let grid = grid_image(&self.model.sample_best(&self.z_grid)?, self.range, 8)?;
             fsutil::save_image_atomic(
@@ -358,8 +353,7 @@ impl Step for GanStep<'_> {
     }
 
     fn checkpoint(&mut self, ctx: &mut Ctx) -> Result<()> {
-        self.state.elapsed_s = ctx.clocks.wall_s();
-        self.state.cpu_s = ctx.clocks.cpu_s();
+        self.state.clocks = ctx.clocks.state();
         self.state.rng = self.rng.clone();
         self.state.stream_pos = Some(self.stream.pos);
         let fixed = [
@@ -393,8 +387,7 @@ impl Step for GanStep<'_> {
         st.train_s += t0.elapsed().as_secs_f64();
         st.train_cpu_s += (process_cpu_s() - c0).max(0.0);
         st.generation += 1;
-        st.elapsed_s = ctx.clocks.wall_s();
-        st.cpu_s = ctx.clocks.cpu_s();
+        st.clocks = ctx.clocks.state();
         self.acc
             .push([s.real_score, s.fake_score, s.loss_d, s.loss_g]);
         let epoch_end = self.stream.epochs > st.epoch;
@@ -499,10 +492,9 @@ fn start_state(
         generation: 0,
         epoch: 0,
         train_s: 0.0,
-        elapsed_s: 0.0,
+        clocks: ClockState::default(),
         rng: rng.clone(),
         best_fid: None,
-        cpu_s: 0.0,
         train_cpu_s: 0.0,
         stream_pos: None,
     };
@@ -563,7 +555,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let mut driver = Driver {
         stop: cfg.stop.clone(),
         log,
-        clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
+        clocks: Clocks::resume(state.clocks),
         bar,
         resumed,
     };
@@ -606,7 +598,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     write_plots(&dir, &records)?;
     let gen_path = rd.file("best-generator.pt");
     export_generator(cfg, model.as_ref(), shape, range, &gen_path)?;
-    state.cpu_s = driver.clocks.cpu_s();
+    state.clocks = driver.clocks.state();
     let summary = GanSummary {
         run_dir: dir.clone(),
         mode: cfg.model.mode(),
@@ -616,7 +608,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         epochs: state.epoch,
         train_s: state.train_s,
         wall_s: driver.clocks.wall_s(),
-        cpu_s: state.cpu_s,
+        cpu_s: state.clocks.cpu_s,
         train_cpu_s: state.train_cpu_s,
         final_fid,
         best_fid: state.best_fid.unwrap_or(final_fid),
@@ -625,6 +617,6 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         generator: gen_path,
         stop_reason: stopped_by,
     };
-    rd.write_result(stopped_by, summary.wall_s, summary.cpu_s, &summary)?;
+    rd.write_result(stopped_by.as_str(), summary.wall_s, summary.cpu_s, &summary)?;
     Ok(summary)
 }

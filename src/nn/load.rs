@@ -100,6 +100,17 @@ impl InputSpec {
         }))
     }
 
+    /// The flags laid over a `.json`'s description: what the flags say wins, in every loader
+    /// (classifiers and FID extractors alike).
+    fn over(&self, mut info: ModelInfo) -> ModelInfo {
+        info.input_shape = self.input_shape;
+        info.input_range = self.input_range;
+        if let Some(c) = &self.classes {
+            info.classes = c.clone();
+        }
+        info
+    }
+
     fn info(&self, kind: &str) -> ModelInfo {
         ModelInfo {
             kind: kind.into(),
@@ -277,13 +288,7 @@ impl Classifier {
     ) -> Result<ModelInfo> {
         let path = &file.path;
         let mut info = if file.has_json() {
-            let mut i: ModelInfo = read_info(&file.json, "classifier")?;
-            i.input_shape = spec.input_shape;
-            i.input_range = spec.input_range;
-            if let Some(c) = &spec.classes {
-                i.classes = c.clone();
-            }
-            i
+            spec.over(read_info(&file.json, "classifier")?)
         } else {
             spec.info("classifier")
         };
@@ -383,12 +388,21 @@ impl FeatureExtractor {
                 features_file: model.to_path_buf(),
             });
         }
+        // the flags, when given, win over the .json (as for classifiers)
+        let over = |info: ModelInfo| match spec {
+            Some(s) => s.over(info),
+            None => info,
+        };
+        let said = match spec {
+            Some(_) => "--fid-input-shape",
+            None => "its .json",
+        };
         // a features model made elsewhere: its .json says `"kind": "features"`
         let sidecar = Sidecar::read(json)?;
         if sidecar.kind.as_deref() == Some("features") {
-            let mut info: ModelInfo = sidecar.parse("features")?;
+            let mut info: ModelInfo = over(sidecar.parse("features")?);
             let module = load_module(model, device)?;
-            let d = output_size(&module, device, model, info.input_shape, "its .json")?;
+            let d = output_size(&module, device, model, info.input_shape, said)?;
             if info.feature_dim == 0 {
                 info.feature_dim = d;
             }
@@ -399,7 +413,7 @@ impl FeatureExtractor {
                 features_file: model.to_path_buf(),
             });
         }
-        let info: ModelInfo = sidecar.parse("classifier")?;
+        let info: ModelInfo = over(sidecar.parse("classifier")?);
         let features_file = match &info.features_file {
             Some(f) => model.with_file_name(f),
             None => features_path(model),
@@ -415,7 +429,7 @@ impl FeatureExtractor {
             &module,
             device,
             &features_file,
-            (&info.input_shape, "its .json"),
+            (&info.input_shape, said),
             (info.feature_dim, "features", "its .json"),
         )?;
         Ok(FeatureExtractor {

@@ -30,6 +30,18 @@ pub enum BudgetClock {
     Cpu,
 }
 
+/// The clocks as every job's checkpoint keeps them (flattened into its state, so the keys are
+/// `elapsed_s` and `cpu_s`), and the one thing a resumed run restarts its [`Clocks`] from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClockState {
+    /// Wall seconds so far, over every invocation.
+    #[serde(default)]
+    pub elapsed_s: f64,
+    /// CPU seconds so far, over every invocation (0 in checkpoints written before it was kept).
+    #[serde(default)]
+    pub cpu_s: f64,
+}
+
 /// Wall and CPU seconds since a run began, over all its invocations.
 #[derive(Clone, Debug)]
 pub struct Clocks {
@@ -40,17 +52,24 @@ pub struct Clocks {
 }
 
 impl Clocks {
-    /// Starts counting on top of what earlier invocations used.
-    pub fn resume(base_wall: f64, base_cpu: f64) -> Self {
+    /// Starts counting on top of what earlier invocations used (a checkpoint's clocks).
+    pub fn resume(base: ClockState) -> Self {
         Clocks {
             wall0: Instant::now(),
             cpu0: process_cpu_s(),
-            base_wall,
-            base_cpu,
+            base_wall: base.elapsed_s,
+            base_cpu: base.cpu_s,
         }
     }
     pub fn start() -> Self {
-        Self::resume(0.0, 0.0)
+        Self::resume(ClockState::default())
+    }
+    /// The clocks now, as a checkpoint keeps them.
+    pub fn state(&self) -> ClockState {
+        ClockState {
+            elapsed_s: self.wall_s(),
+            cpu_s: self.cpu_s(),
+        }
     }
     pub fn wall_s(&self) -> f64 {
         self.base_wall + self.wall0.elapsed().as_secs_f64()

@@ -141,17 +141,19 @@ impl RunDir {
     pub fn result(&self) -> PathBuf {
         self.file(RESULT)
     }
-    /// Writes `result.json`: the keys every job's result has (`stop_reason`, `elapsed_s`,
-    /// `cpu_s`: wall and CPU seconds over every invocation), then the job's own figures.
+    /// Writes `result.json`: the keys every job's result has (`stop_reason`: a
+    /// [`super::StopReason`]'s name, or `completed` for a run of several stops such as fool's
+    /// classes; `elapsed_s`, `cpu_s`: wall and CPU seconds over every invocation), then the
+    /// job's own figures.
     pub fn write_result(
         &self,
-        stop_reason: super::StopReason,
+        stop_reason: &str,
         elapsed_s: f64,
         cpu_s: f64,
         figures: &impl serde::Serialize,
     ) -> Result<()> {
         let mut map = serde_json::Map::new();
-        map.insert("stop_reason".into(), stop_reason.as_str().into());
+        map.insert("stop_reason".into(), stop_reason.into());
         map.insert("elapsed_s".into(), elapsed_s.into());
         map.insert("cpu_s".into(), cpu_s.into());
         if let serde_json::Value::Object(m) = serde_json::to_value(figures)? {

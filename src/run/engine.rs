@@ -3,7 +3,7 @@
 //! generation and the checkpoint format (engine state + the population's payload); stop
 //! criteria, clocks, log and progress bar are the loop's. `gari` and `fool` run their
 //! populations through it.
-use super::clock::Clocks;
+use super::clock::{ClockState, Clocks};
 use super::driver::{drive, Ctx, Driver, Step};
 use super::log::{generation_of, Log};
 use super::progress;
@@ -14,7 +14,6 @@ use crate::ga::selection::{argbest, better};
 use crate::rng::GaRng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -58,11 +57,8 @@ pub struct EngineState {
     pub rng: GaRng,
     pub best_fitness: Option<f64>,
     pub best_generation: u64,
-    /// Wall-clock seconds spent so far, over all resumed runs.
-    pub elapsed_s: f64,
-    /// CPU seconds of the process so far, over all resumed runs.
-    #[serde(default)]
-    pub cpu_s: f64,
+    #[serde(flatten)]
+    pub clocks: ClockState,
 }
 
 impl EngineState {
@@ -72,8 +68,7 @@ impl EngineState {
             rng,
             best_fitness: None,
             best_generation: 0,
-            elapsed_s: 0.0,
-            cpu_s: 0.0,
+            clocks: ClockState::default(),
         }
     }
 }
@@ -126,52 +121,14 @@ pub trait Observer<P: Population> {
 
 impl<P: Population> Observer<P> for () {}
 
-const CKPT_MAGIC: &[u8; 16] = b"NEUROEVO-CKPT-1\n";
-
 /// Writes a checkpoint atomically: engine state as JSON, then the population's payload.
 pub fn save_checkpoint<P: Population>(path: &Path, state: &EngineState, pop: &P) -> Result<()> {
-    let json = serde_json::to_vec(state)?;
-    crate::fsutil::write_atomic_with(path, |w| {
-        w.write_all(CKPT_MAGIC)?;
-        w.write_all(&(json.len() as u64).to_le_bytes())?;
-        w.write_all(&json)?;
-        pop.save(w)
-    })
+    super::checkpoint::save_packed(path, state, |w| pop.save(w))
 }
 
 /// Reads a checkpoint into `pop` and returns the engine state.
 pub fn load_checkpoint<P: Population>(path: &Path, pop: &mut P) -> Result<EngineState> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut r = std::io::BufReader::new(file);
-    let mut magic = [0u8; 16];
-    r.read_exact(&mut magic)
-        .map_err(|_| Error::corrupt(path, "not a neuroevo checkpoint (too short)"))?;
-    if &magic != CKPT_MAGIC {
-        return Err(Error::corrupt(
-            path,
-            "not a neuroevo checkpoint (bad magic)",
-        ));
-    }
-    let mut len = [0u8; 8];
-    r.read_exact(&mut len)
-        .map_err(|_| Error::corrupt(path, "truncated checkpoint header"))?;
-    let len = u64::from_le_bytes(len);
-    if len > 1 << 30 {
-        return Err(Error::corrupt(
-            path,
-            "checkpoint header length is implausible",
-        ));
-    }
-    let mut json = vec![0u8; len as usize];
-    r.read_exact(&mut json)
-        .map_err(|_| Error::corrupt(path, "truncated checkpoint header"))?;
-    let state: EngineState = serde_json::from_slice(&json)
-        .map_err(|e| Error::corrupt(path, format!("checkpoint state: {e}")))?;
-    pop.load(&mut r).map_err(|e| match e {
-        Error::Corrupt { msg, .. } => Error::corrupt(path, msg),
-        other => other,
-    })?;
-    Ok(state)
+    super::checkpoint::load_packed(path, |r| pop.load(r))
 }
 
 /// What a finished run reports.
@@ -220,7 +177,7 @@ impl Engine<'_> {
         let mut driver = Driver {
             stop: cfg.stop.clone(),
             log,
-            clocks: Clocks::resume(state.elapsed_s, state.cpu_s),
+            clocks: Clocks::resume(state.clocks),
             bar,
             resumed,
         };
@@ -246,7 +203,7 @@ impl Engine<'_> {
             generation: step.state.generation,
             best,
             best_fitness: step.pop.fitness()[best],
-            elapsed_s: step.state.elapsed_s,
+            elapsed_s: step.state.clocks.elapsed_s,
             cpu_s: driver.clocks.cpu_s(),
             records: step.records,
         })
@@ -272,8 +229,7 @@ impl<P: Population, O: Observer<P>> Step for GaStep<'_, P, O> {
     fn position(&mut self, ctx: &mut Ctx) -> Result<Position> {
         let state = &mut *self.state;
         let g = state.generation;
-        state.elapsed_s = ctx.clocks.wall_s();
-        state.cpu_s = ctx.clocks.cpu_s();
+        state.clocks = ctx.clocks.state();
         let fitness = self.pop.fitness();
         self.best = argbest(fitness);
         let best_fitness = fitness[self.best];
@@ -317,8 +273,8 @@ impl<P: Population, O: Observer<P>> Step for GaStep<'_, P, O> {
                 best: fitness[self.best],
                 mean: finite.iter().sum::<f64>() / finite.len() as f64,
                 worst: finite.iter().copied().fold(f64::INFINITY, f64::min),
-                elapsed_s: self.state.elapsed_s,
-                cpu_s: self.state.cpu_s,
+                elapsed_s: self.state.clocks.elapsed_s,
+                cpu_s: self.state.clocks.cpu_s,
                 nonfinite: fitness.len() - finite.len(),
                 extra: self.obs.metrics(self.pop, self.best)?,
             };

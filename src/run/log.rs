@@ -72,15 +72,38 @@ fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// The whole records in `bytes` (torn or foreign lines are skipped).
+/// The whole records in `bytes` (torn or foreign lines are skipped), each under today's names.
 fn parse(bytes: &[u8]) -> Vec<Value> {
     bytes
         .split(|&b| b == b'\n')
         .filter_map(|line| match serde_json::from_slice::<Value>(line) {
-            Ok(v @ Value::Object(_)) => Some(v),
+            Ok(Value::Object(mut m)) => {
+                upgrade(&mut m);
+                Some(Value::Object(m))
+            }
             _ => None,
         })
         .collect()
+}
+
+/// Names a figure had in logs written by earlier versions, and its name now.
+const RENAMED: [(&str, &str); 3] = [
+    ("type", "kind"),
+    ("best_fitness", "best"),
+    ("mean_fitness", "mean"),
+];
+
+/// Renames the figures of a record written by an earlier version (gan's and auto-cnn's
+/// `best_fitness`/`mean_fitness`, the `type` of logs before the run layer), so that every
+/// reader, the TensorBoard file rebuilt on resume and a resumed log name each figure once.
+fn upgrade(m: &mut Map<String, Value>) {
+    for (old, new) in RENAMED {
+        if !m.contains_key(new) {
+            if let Some(v) = m.remove(old) {
+                m.insert(new.into(), v);
+            }
+        }
+    }
 }
 
 /// Reads the whole records of a log (a missing file has none; torn or foreign lines are
@@ -144,14 +167,6 @@ pub fn generation_of(r: &Value) -> Option<u64> {
     r.get("generation").and_then(Value::as_u64)
 }
 
-/// What kind of record `r` is (`kind`, or `type` in logs written before the run layer).
-pub fn kind_of(r: &Value) -> &str {
-    r.get("kind")
-        .or_else(|| r.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +201,17 @@ mod tests {
             (r.kind.as_str(), r.generation, r.cpu_s),
             ("generation", Some(2), 0.5)
         );
-        assert_eq!(kind_of(&json!({"type": "evaluation"})), "evaluation");
+        // a record of an earlier version is read under today's names
+        std::fs::write(
+            &p,
+            "{\"type\":\"generation\",\"generation\":1,\"best_fitness\":0.5,\"mean_fitness\":0.25,\"elapsed_s\":1}\n",
+        )
+        .unwrap();
+        let r = &read(&p).unwrap()[0];
+        assert_eq!(
+            (&r["kind"], &r["best"], &r["mean"]),
+            (&json!("generation"), &json!(0.5), &json!(0.25))
+        );
+        assert!(r.get("best_fitness").is_none() && r.get("type").is_none());
     }
 }

@@ -84,8 +84,8 @@ pub fn tag(record: &Value, key: &str) -> Option<String> {
     let kind = record.get("kind").and_then(Value::as_str).unwrap_or("");
     let name = match key {
         "kind" | "generation" | "epoch" | "index" | "evaluation" | "class" => return None,
-        "best" | "best_fitness" => "fitness/best",
-        "mean" | "mean_fitness" => "fitness/mean",
+        "best" => "fitness/best",
+        "mean" => "fitness/mean",
         "worst" => "fitness/worst",
         "fitness_std" => "fitness/std",
         "fitness" => "fitness",
