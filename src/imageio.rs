@@ -85,7 +85,7 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
         )));
     }
     // a FIFO or a device is refused at once instead of blocking the read
-    let bytes = crate::data::files::read_regular(path)?;
+    let bytes = crate::files::read_regular(path)?;
     let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;

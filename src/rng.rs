@@ -17,8 +17,11 @@ use rand::SeedableRng;
 /// The RNG of every run: seedable, portable, and serialisable into checkpoints.
 pub type GaRng = rand_chacha::ChaCha8Rng;
 
-/// The named random streams of one seed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The named random streams of one seed. A config holds it as its seed number (serde
+/// transparent), so the layers below the run layer take the streams themselves, never a
+/// number to make them from again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Streams {
     seed: u64,
 }

@@ -101,7 +101,7 @@ impl JobConfig for TrainRunConfig {
         &self.device
     }
     fn seed(&self) -> u64 {
-        self.train.seed
+        self.train.seed.seed()
     }
 }
 
@@ -219,7 +219,7 @@ impl TrainArgs {
                 schedule,
                 weight_decay: self.weight_decay,
                 augment_shift: self.augment_shift,
-                seed,
+                seed: crate::rng::Streams::new(seed),
                 precision: Precision::parse(&self.precision, new.device)?,
             },
             device: new.device_name.clone(),
@@ -380,15 +380,14 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         TrainState::default()
     };
     let done = state.epochs_done;
-    let (log, kept) = crate::run::Log::open(&rd.log(), |_, r| {
+    let keep = |_, r: &serde_json::Value| {
         r.get("epoch")
             .and_then(|e| e.as_u64())
             .is_some_and(|e| e as usize <= done)
-    })?;
-    let clocks = match kept.last() {
-        Some(r) if state.clocks == ClockState::default() => serde_json::from_value(r.clone())?,
-        _ => state.clocks,
     };
+    let bar = indicatif::ProgressBar::hidden();
+    let stop = stop_criteria(cfg);
+    let (mut driver, kept) = Driver::open(rd, keep, stop, state.clocks, bar, resumed)?;
     let previous: Vec<EpochReport> = kept
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
@@ -397,13 +396,6 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         let resuming = resumed.then_some(done);
         print_header(cfg, &arch, &data, params, device, resuming);
     }
-    let mut driver = Driver {
-        stop: stop_criteria(cfg),
-        log,
-        clocks: crate::run::Clocks::resume(clocks),
-        bar: indicatif::ProgressBar::hidden(),
-        resumed,
-    };
     let mut step = TrainStep {
         net: &net,
         vs: &vs,
@@ -417,24 +409,6 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     let stop_reason = drive(&mut step, &mut driver)?;
     let epochs = std::mem::take(&mut step.epochs);
     drop(step);
-    // the figures are those of the exported model, which computes in fp32
-    net.set_precision(Precision::Fp32);
-    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, EVAL_BATCH));
-    let test_acc = (!data.test.is_empty()).then(|| accuracy(&net, &data.test, EVAL_BATCH));
-    let metrics = serde_json::json!({
-        "val_acc": val_acc, "test_acc": test_acc, "epochs": epochs.len(),
-        "train_samples": data.train.len(), "seed": cfg.train.seed,
-    });
-    // Ctrl-C/SIGTERM: the checkpoint is written and --resume goes on; a half-trained model is
-    // not exported as the result
-    let export = match stop_reason {
-        StopReason::Interrupted => None,
-        _ => {
-            let info = ModelInfo::for_classifier(&net, params, &data, metrics);
-            export_classifier(&net, &mut vs, &export, info)?;
-            Some(export)
-        }
-    };
     let summary = TrainSummary {
         run_dir: rd.path().to_path_buf(),
         arch: arch.to_string(),
@@ -445,20 +419,51 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         val_samples: data.val.len(),
         test_samples: data.test.len(),
         epochs,
-        val_acc,
-        test_acc,
-        export,
+        val_acc: None,
+        test_acc: None,
+        export: None,
         stop_reason,
         elapsed_s: driver.clocks.wall_s(),
         cpu_s: driver.clocks.cpu_s(),
     };
-    rd.write_result(
-        stop_reason.as_str(),
-        summary.elapsed_s,
-        summary.cpu_s,
-        &summary,
+    let summary = finish(
+        summary,
+        &mut net,
+        &mut vs,
+        &data,
+        (export, cfg.train.seed.seed()),
     )?;
+    driver.finish(rd, stop_reason.as_str(), &summary)?;
     Ok(summary)
+}
+
+/// The end of a training: the accuracies of the model as exported (unless Ctrl-C or SIGTERM
+/// stopped it: a half-trained model is not exported as the result; `--resume` goes on).
+fn finish(
+    mut summary: TrainSummary,
+    net: &mut LayerNet,
+    vs: &mut tch::nn::VarStore,
+    data: &crate::data::Dataset,
+    (export, seed): (PathBuf, u64),
+) -> Result<TrainSummary> {
+    // the figures are those of the exported model, which computes in fp32
+    net.set_precision(Precision::Fp32);
+    let val_acc = (!data.val.is_empty()).then(|| accuracy(&*net, &data.val, EVAL_BATCH));
+    let test_acc = (!data.test.is_empty()).then(|| accuracy(&*net, &data.test, EVAL_BATCH));
+    let metrics = serde_json::json!({
+        "val_acc": val_acc, "test_acc": test_acc, "epochs": summary.epochs.len(),
+        "train_samples": data.train.len(), "seed": seed,
+    });
+    if summary.stop_reason != StopReason::Interrupted {
+        let info = ModelInfo::for_classifier(&*net, summary.parameters, data, metrics);
+        export_classifier(&*net, vs, &export, info)?;
+        summary.export = Some(export);
+    }
+    Ok(TrainSummary {
+        val_acc,
+        test_acc,
+        ..summary
+    })
 }
 
 /// Loads a resumed run's weights; its checkpoint's state (epochs done, clocks), all zero for a
@@ -468,7 +473,18 @@ fn restore(rd: &RunDir, vs: &mut tch::nn::VarStore) -> Result<TrainState> {
         return Ok(TrainState::default());
     };
     checkpoint::load_vars(rd, dir::WEIGHTS, vs, "the weights")?;
-    Ok(state)
+    if state.clocks != ClockState::default() {
+        return Ok(state);
+    }
+    // a run checkpointed before its state kept the clocks: its last epoch record has them
+    let last = crate::run::log::read(&rd.log())?
+        .into_iter()
+        .rfind(|r| r.get("epoch").and_then(|e| e.as_u64()) == Some(state.epochs_done as u64));
+    let clocks = match last {
+        Some(r) => serde_json::from_value(r)?,
+        None => ClockState::default(),
+    };
+    Ok(TrainState { clocks, ..state })
 }
 
 /// The line that says what the run trains, on what.
@@ -494,7 +510,7 @@ fn print_header(
             Optimizer::Sgd { momentum } => format!("sgd (momentum {momentum})"),
         },
         device_name(device),
-        cfg.train.seed,
+        cfg.train.seed.seed(),
         resuming
             .map(|d| format!(", resuming after epoch {d}"))
             .unwrap_or_default()

@@ -32,7 +32,7 @@ fn fashion_mnist_loads_all_70k_images_and_matches_its_checksums() {
     let opts = DataOptions {
         data_dir: Some(empty.path().to_path_buf()),
         download: false,
-        seed: 1,
+        seed: neuroevo::rng::Streams::new(1),
         ..Default::default()
     };
     let d = load_dataset(&DatasetName::FashionMnist, &opts, Device::Cpu).unwrap();

@@ -199,7 +199,7 @@ impl SearchArgs {
                 schedule: Schedule::parse(&self.schedule)?,
                 weight_decay: 0.0,
                 augment_shift: 0,
-                seed,
+                seed: crate::rng::Streams::new(seed),
                 precision: Precision::parse(&self.precision, new.device)?,
             },
             final_epochs: self.final_epochs,

@@ -75,7 +75,7 @@ pub(crate) fn train_genome(
         return Ok(zero(format!("scored 0: {why}"), arch.to_string()));
     }
     // the initial weights depend on the seed only, not on what was trained before
-    crate::rng::Streams::new(cfg.train.seed).init_libtorch();
+    cfg.train.seed.init_libtorch();
     let vs = VarStore::new(data.device());
     let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
     net.set_precision(cfg.train.precision);

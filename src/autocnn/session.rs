@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::ga::GaRng;
-use crate::run::{drive, progress, Clocks, Driver, Run, RunDir, StopCriteria};
+use crate::run::{drive, progress, Driver, Run, RunDir, StopCriteria};
 use indicatif::{MultiProgress, ProgressBar};
 use tch::Device;
 
@@ -37,9 +37,6 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     };
     let settings = cfg.fitness_settings();
     let cache = load_cache(&run.dir)?;
-    // records written after the last checkpoint are dropped; the search redoes them
-    let covered = state.log_lines;
-    let (log, _) = crate::run::Log::open(&run.dir.log(), |i, _| i < covered)?;
     let bars = (!run.quiet).then(MultiProgress::new);
     let total = (cfg.population * (cfg.generations + 1)).max(state.evaluations) as u64;
     let bar = match &bars {
@@ -51,17 +48,15 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         bar.println(banner(args, cfg, &local.workers, &state));
     }
     let resumed_at = state.evaluations;
-    let mut driver = Driver {
-        stop: StopCriteria {
-            generations: Some(cfg.generations as u64),
-            time_budget_s: cfg.time_budget_s,
-            ..Default::default()
-        },
-        log,
-        clocks: Clocks::resume(state.clocks),
-        bar,
-        resumed: run.resumed,
+    let stop = StopCriteria {
+        generations: Some(cfg.generations as u64),
+        time_budget_s: cfg.time_budget_s,
+        ..Default::default()
     };
+    // records written after the last checkpoint are dropped; the search redoes them
+    let covered = state.log_lines;
+    let keep = |i, _: &serde_json::Value| i < covered;
+    let (mut driver, _) = Driver::open(&run.dir, keep, stop, state.clocks, bar, run.resumed)?;
     let (evaluator, export_data): (Box<dyn Evaluator>, Option<Dataset>) = match remote {
         Some(r) => (Box::new(r), Some(local.workers.swap_remove(0))),
         None => (Box::new(local), None),

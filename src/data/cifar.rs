@@ -108,7 +108,7 @@ pub(crate) fn extract_cifar(archive: &Path, target: &Path) -> Result<()> {
 pub fn read_cifar(files: &[PathBuf]) -> Result<(Vec<u8>, Vec<u8>, usize)> {
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for f in files {
-        let bytes = super::files::read_regular(f)?;
+        let bytes = crate::files::read_regular(f)?;
         if bytes.is_empty() || bytes.len() % 3073 != 0 {
             return Err(Error::corrupt(
                 f,

@@ -101,7 +101,7 @@ pub fn load_dataset(name: &DatasetName, opts: &DataOptions, device: Device) -> R
         [s[1], s[2], s[3]]
     };
     // seeded subset, then a seeded validation split
-    let mut rng = crate::rng::Streams::new(opts.seed).data_split();
+    let mut rng = opts.seed.data_split();
     let subset = |split: Split, rng: &mut GaRng| -> Split {
         match opts.subset {
             Some(k) if k < split.len() => {
@@ -169,7 +169,7 @@ fn read_splits(
                 )
             };
             let files = locate_idx(sub, opts, &extra, mirrors, sums)?;
-            let read = |p: &Path| super::files::read_regular(p);
+            let read = |p: &Path| crate::files::read_regular(p);
             let (b0, b1, b2, b3) = (
                 read(&files[0])?,
                 read(&files[1])?,
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn mnist_10k_loads_with_a_seeded_validation_split() {
         let o = DataOptions {
-            seed: 3,
+            seed: crate::rng::Streams::new(3),
             ..Default::default()
         };
         let d = load_dataset(&DatasetName::Mnist10k, &o, Device::Cpu).unwrap();
@@ -252,7 +252,7 @@ mod tests {
         let other = load_dataset(
             &DatasetName::Mnist10k,
             &DataOptions {
-                seed: 4,
+                seed: crate::rng::Streams::new(4),
                 ..o.clone()
             },
             Device::Cpu,

@@ -67,7 +67,7 @@ fn walk(dir: &Path, w: &mut Walk) -> std::io::Result<()> {
             }
         } else if has_image_extension(&p) {
             if !meta.is_file() {
-                w.special.push((p, super::files::kind_of(meta.file_type())));
+                w.special.push((p, crate::files::kind_of(meta.file_type())));
             } else if w.seen.insert((meta.dev(), meta.ino())) {
                 w.files.push(p);
             } else {

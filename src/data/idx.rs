@@ -13,7 +13,7 @@ pub struct Idx {
 
 /// Reads an IDX file; `.gz` (or gzip magic bytes) is decompressed.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let bytes = super::files::read_regular(path)?;
+    let bytes = crate::files::read_regular(path)?;
     parse_idx(&bytes, path)
 }
 

@@ -4,7 +4,6 @@
 pub mod cifar;
 pub mod datasets;
 pub mod download;
-pub mod files;
 pub mod folder;
 pub mod idx;
 pub mod lookup;
@@ -48,7 +47,7 @@ impl DataArgs {
             DataOptions {
                 data_dir: self.data_dir.as_deref().map(crate::fsutil::stored_path),
                 val_fraction: self.val_fraction,
-                seed,
+                seed: crate::rng::Streams::new(seed),
                 subset: self.subset,
                 image_size: self.image_size,
                 channels: self.channels,

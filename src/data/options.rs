@@ -56,7 +56,7 @@ pub struct DataOptions {
     pub data_dir: Option<PathBuf>,
     /// Fraction of the training set held out for validation (seeded).
     pub val_fraction: f64,
-    pub seed: u64,
+    pub seed: crate::rng::Streams,
     /// Use at most this many training (and test) images, a seeded random subset: for quick runs.
     pub subset: Option<usize>,
     /// Folder datasets: side of the square images, and channels (1 or 3).
@@ -70,7 +70,7 @@ impl Default for DataOptions {
         DataOptions {
             data_dir: None,
             val_fraction: 0.1,
-            seed: 0,
+            seed: Default::default(),
             subset: None,
             image_size: 64,
             channels: 3,

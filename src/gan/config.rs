@@ -542,7 +542,7 @@ impl GanArgs {
         let data = DataOptions {
             data_dir: self.data_dir.as_deref().map(crate::fsutil::stored_path),
             val_fraction: 0.0,
-            seed,
+            seed: crate::rng::Streams::new(seed),
             subset: self.subset,
             image_size: image_size as u32,
             channels: self.channels,

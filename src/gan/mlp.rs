@@ -2,8 +2,27 @@
 //! (batched over the population with `bmm`, and one at a time for reference), the
 //! discriminator, feature matching, and their initialisation.
 use super::func::Layout;
-use super::weights::Act;
 use tch::{Device, Kind, Tensor};
+
+/// A hidden activation with its parameter, as the forward functions apply it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    Sigmoid,
+    /// Softmax of `a / temperature` over the last dimension (the units).
+    Softmax(f64),
+}
+
+impl Act {
+    pub(crate) fn apply(self, a: Tensor) -> Tensor {
+        match self {
+            Act::Sigmoid => a.sigmoid(),
+            Act::Softmax(t) => {
+                let kind = a.kind();
+                (a / t).softmax(-1, kind)
+            }
+        }
+    }
+}
 
 /// Layout of a generator MLP `[latent, hidden.., out]`: `w{l}` `[in, out]`, `b{l}` `[out]`.
 pub fn generator_layout(latent: i64, hidden: &[i64], out: i64) -> Layout {

@@ -2,16 +2,38 @@
 //! populations' tensors and the fixed latents, `checkpoint.json` with the loop state) and its
 //! restore, the plots, and the exported best generator with its `.json`.
 use super::config::*;
-use super::trainer::LoopState;
 use super::*;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::ga::GaRng;
 use crate::nn::load::GeneratorInfo;
 use crate::plot::{line_plot, Panel, Series};
-use crate::run::{checkpoint, dir};
+use crate::run::{checkpoint, dir, ClockState};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
 use tch::Tensor;
+
+/// What `checkpoint.json` holds besides the tensors in `checkpoint.pt`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct LoopState {
+    pub(crate) generation: u64,
+    pub(crate) epoch: u64,
+    pub(crate) train_s: f64,
+    /// Wall and CPU seconds since the run began (all threads, evaluation included), over all
+    /// its invocations.
+    #[serde(flatten)]
+    pub(crate) clocks: ClockState,
+    pub(crate) rng: GaRng,
+    pub(crate) best_fid: Option<f64>,
+    /// CPU seconds spent in generations (the cpu budget clock).
+    #[serde(default)]
+    pub(crate) train_cpu_s: f64,
+    /// Position in the permutation of real images (`stream_perm` in the tensors), so that a
+    /// resumed run draws the batches an uninterrupted one would.
+    #[serde(default)]
+    pub(crate) stream_pos: Option<i64>,
+}
 
 /// The state, latents and real-image order a checkpoint holds, after loading its populations
 /// into `model`: `(state, z_grid, z_fid, stream permutation)`.

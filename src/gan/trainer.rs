@@ -1,7 +1,9 @@
 //! The training loop of `neuroevo gan`: generations of a [`GanModel`], FID at epoch ends, sample
 //! grids, plots, checkpoints, resume, and the exported best generator.
 use super::config::*;
-use super::outputs::{export_generator, restore_checkpoint, save_checkpoint, write_plots};
+use super::outputs::{
+    export_generator, restore_checkpoint, save_checkpoint, write_plots, LoopState,
+};
 use super::records::{GanRecord, Scores};
 use super::*;
 use crate::data::datasets::load_dataset;
@@ -11,35 +13,14 @@ use crate::fsutil;
 use crate::ga::{Breeding, Evolver, FlatOps, GaRng};
 use crate::imageio::grid_image;
 use crate::nn::load::FeatureExtractor;
-use crate::run::clock::{process_cpu_s, ClockState, Clocks};
-use crate::run::log::{generation_of, Log};
+use crate::run::clock::{process_cpu_s, ClockState};
+use crate::run::log::generation_of;
 use crate::run::{dir, drive, BudgetClock, Ctx, Driver, Position, Step, StopReason};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
-
-/// What `checkpoint.json` holds besides the tensors in `checkpoint.pt`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct LoopState {
-    pub(crate) generation: u64,
-    pub(crate) epoch: u64,
-    pub(crate) train_s: f64,
-    /// Wall and CPU seconds since the run began (all threads, evaluation included), over all
-    /// its invocations.
-    #[serde(flatten)]
-    pub(crate) clocks: ClockState,
-    pub(crate) rng: GaRng,
-    pub(crate) best_fid: Option<f64>,
-    /// CPU seconds spent in generations (the cpu budget clock).
-    #[serde(default)]
-    pub(crate) train_cpu_s: f64,
-    /// Position in the permutation of real images (`stream_perm` in the tensors), so that a
-    /// resumed run draws the batches an uninterrupted one would.
-    #[serde(default)]
-    pub(crate) stream_pos: Option<i64>,
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GanSummary {
@@ -535,12 +516,6 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let rng = run.streams.ga();
     let real_stats = real_fid_stats(&run, &real, &extractor, range)?;
     let (state, z_grid, z_fid, saved_perm, mut rng) = start_state(&run, model.as_mut(), rng)?;
-    // records after the checkpoint are dropped; the run redoes those generations
-    let covered = state.generation;
-    let (log, kept) = Log::open(&rd.log(), |_, r| {
-        resumed && generation_of(r).is_some_and(|g| g <= covered)
-    })?;
-    let records: Vec<Value> = kept;
     let stream = match (saved_perm, state.stream_pos) {
         (Some(perm), Some(pos)) => RealStream::restore(real, perm, pos, state.epoch)?,
         // a checkpoint written before the stream position was kept
@@ -552,13 +527,11 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     }
     let bar = crate::run::progress::bar(quiet, cfg.stop.generations, "gen");
     bar.set_position(state.generation);
-    let mut driver = Driver {
-        stop: cfg.stop.clone(),
-        log,
-        clocks: Clocks::resume(state.clocks),
-        bar,
-        resumed,
-    };
+    // records after the checkpoint are dropped; the run redoes those generations
+    let covered = state.generation;
+    let keep = |_, r: &Value| resumed && generation_of(r).is_some_and(|g| g <= covered);
+    let (mut driver, records) =
+        Driver::open(rd, keep, cfg.stop.clone(), state.clocks, bar, resumed)?;
     let mut step = GanStep {
         cfg,
         rd,
@@ -617,6 +590,6 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         generator: gen_path,
         stop_reason: stopped_by,
     };
-    rd.write_result(stopped_by.as_str(), summary.wall_s, summary.cpu_s, &summary)?;
+    driver.finish(rd, stopped_by.as_str(), &summary)?;
     Ok(summary)
 }

@@ -75,26 +75,6 @@ pub enum HiddenActivation {
     Softmax,
 }
 
-/// A hidden activation with its parameter, as the forward functions apply it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Act {
-    Sigmoid,
-    /// Softmax of `a / temperature` over the last dimension (the units).
-    Softmax(f64),
-}
-
-impl Act {
-    pub(crate) fn apply(self, a: Tensor) -> Tensor {
-        match self {
-            Act::Sigmoid => a.sigmoid(),
-            Act::Softmax(t) => {
-                let kind = a.kind();
-                (a / t).softmax(-1, kind)
-            }
-        }
-    }
-}
-
 fn default_temperature() -> f64 {
     0.5
 }

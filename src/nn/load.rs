@@ -444,7 +444,7 @@ impl FeatureExtractor {
     /// the square root of one with its eigenvectors, their product).
     pub fn check_memory(&self, samples: i64) -> Result<()> {
         let d = self.info.feature_dim as f64;
-        crate::run::memory::check(
+        crate::memory::check(
             &format!("--fid-model {}", self.features_file.display()),
             &format!(
                 "the FID statistics of its {} features",

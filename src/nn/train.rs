@@ -46,7 +46,7 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Shift training images by up to this many pixels (random per image and batch); 0: off.
     pub augment_shift: i64,
-    pub seed: u64,
+    pub seed: crate::rng::Streams,
     /// What the network computes in while it trains (callers set it on the network; older
     /// configs without it trained in fp32).
     #[serde(default)]
@@ -63,7 +63,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             weight_decay: 0.0,
             augment_shift: 0,
-            seed: 0,
+            seed: Default::default(),
             precision: Precision::Fp32,
         }
     }
@@ -202,7 +202,7 @@ impl<'a> EpochTrainer<'a> {
         Ok(EpochTrainer {
             cfg,
             opt,
-            rng: crate::rng::Streams::new(cfg.seed).epoch(epochs_done as u64),
+            rng: cfg.seed.epoch(epochs_done as u64),
             steps_per_epoch,
             step: steps_per_epoch * epochs_done,
             done: epochs_done,

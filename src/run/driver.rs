@@ -6,7 +6,8 @@
 //!
 //! The GA engine ([`super::engine`], under `gari` and `fool`), the GAN trainer (both `gan`
 //! modes), the architecture search of `auto-cnn` and `train`'s epochs are the four [`Step`]s.
-use super::clock::Clocks;
+use super::clock::{ClockState, Clocks};
+use super::dir::RunDir;
 use super::log::Log;
 use super::stop::{Position, StopCriteria, StopReason};
 use crate::error::Result;
@@ -84,6 +85,41 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// The run layer's side of a run in `dir`, opened in one place for every job: the log,
+    /// keeping the records for which `keep(index, record)` holds (those the checkpoint covers;
+    /// the TensorBoard file is rebuilt from them), the clocks restarted from the checkpoint's
+    /// `clocks`, and `bar`. Returns the kept records too.
+    pub fn open(
+        dir: &RunDir,
+        keep: impl Fn(usize, &serde_json::Value) -> bool,
+        stop: StopCriteria,
+        clocks: ClockState,
+        bar: ProgressBar,
+        resumed: bool,
+    ) -> Result<(Driver, Vec<serde_json::Value>)> {
+        let (log, kept) = Log::open(&dir.log(), keep)?;
+        let driver = Driver {
+            stop,
+            log,
+            clocks: Clocks::resume(clocks),
+            bar,
+            resumed,
+        };
+        Ok((driver, kept))
+    }
+
+    /// Ends the run: the bar is cleared and `result.json` written with the core keys of every
+    /// job (`stop_reason`, the clocks over every invocation) and the job's `figures`.
+    pub fn finish(
+        &self,
+        dir: &RunDir,
+        reason: &str,
+        figures: &impl serde::Serialize,
+    ) -> Result<()> {
+        self.bar.finish_and_clear();
+        dir.write_result(reason, self.clocks.wall_s(), self.clocks.cpu_s(), figures)
+    }
+
     pub fn ctx(&mut self) -> Ctx<'_> {
         Ctx {
             stop: &self.stop,

@@ -3,9 +3,9 @@
 //! generation and the checkpoint format (engine state + the population's payload); stop
 //! criteria, clocks, log and progress bar are the loop's. `gari` and `fool` run their
 //! populations through it.
-use super::clock::{ClockState, Clocks};
+use super::clock::ClockState;
 use super::driver::{drive, Ctx, Driver, Step};
-use super::log::{generation_of, Log};
+use super::log::generation_of;
 use super::progress;
 use super::stop::{Position, StopCriteria, StopReason};
 use crate::error::{Error, Result};
@@ -168,19 +168,18 @@ impl Engine<'_> {
         let root = self.dir.path();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let g0 = state.generation;
-        let (log, kept) = Log::open(&self.dir.log(), |_, r| {
-            generation_of(r).is_some_and(|g| g < g0)
-        })?;
         let bar = progress::bar(!self.progress, cfg.stop.generations, "gen");
         bar.set_position(g0);
         bar.reset_eta();
-        let mut driver = Driver {
-            stop: cfg.stop.clone(),
-            log,
-            clocks: Clocks::resume(state.clocks),
+        let keep = |_, r: &Value| generation_of(r).is_some_and(|g| g < g0);
+        let (mut driver, kept) = Driver::open(
+            &self.dir,
+            keep,
+            cfg.stop.clone(),
+            state.clocks,
             bar,
             resumed,
-        };
+        )?;
         let mut step = GaStep {
             cfg,
             checkpoint: self.dir.file(super::dir::CHECKPOINT),

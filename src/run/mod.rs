@@ -11,12 +11,15 @@ pub mod context;
 pub mod dir;
 pub mod driver;
 pub mod engine;
+pub mod history;
 pub mod log;
-pub mod memory;
 pub mod progress;
 pub mod stop;
 pub mod tensorboard;
 
+/// The memory check lives in the base layer (networks are sized before any run); jobs reach it
+/// here too.
+pub use crate::memory;
 pub use args::RunArgs;
 pub use clock::{BudgetClock, ClockState, Clocks};
 pub use context::{open, JobConfig, NewRun, Run};

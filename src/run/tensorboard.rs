@@ -346,7 +346,7 @@ impl Images {
             self.pruned = true;
             // the log is truncated to the checkpoint by now, and has records up to this step
             let log = self.path.with_file_name("log.jsonl");
-            let logged = super::log::read(&log)?.iter().map(step_of).max();
+            let logged = super::history::read(&log)?.iter().map(step_of).max();
             let cut = logged.unwrap_or(step).max(step);
             if self.last.values().any(|&l| l > cut) {
                 self.keep(|e| e.step <= cut)?;
