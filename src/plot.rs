@@ -263,16 +263,15 @@ fn draw_scatter(
         root.present()?;
         return Ok(());
     };
-    let x_fmt = |v: &f64| {
-        let value = 10f64.powf(*v);
-        tick(value, value * 10.0)
-    };
+    // the range padded in log space, then as values on plotters' log axis
+    let (x0, x1) = (10f64.powf(x0), 10f64.powf(x1));
+    let x_fmt = |v: &f64| tick(*v, *v * 10.0);
     let y_fmt = |v: &f64| tick(*v, y1 - y0);
     let mut chart = ChartBuilder::on(&root)
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
+        .build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
     chart
         .configure_mesh()
         .x_desc(x_label)
@@ -284,7 +283,10 @@ fn draw_scatter(
         .draw()?;
     for (k, s) in series.iter().enumerate() {
         let color = COLORS[k % COLORS.len()];
-        let p = pts(s);
+        let p: Vec<(f64, f64)> = pts(s)
+            .into_iter()
+            .map(|(x, y)| (10f64.powf(x), y))
+            .collect();
         if s.connect {
             chart.draw_series(LineSeries::new(p.clone(), color.stroke_width(2)))?;
         }
