@@ -104,6 +104,10 @@ fn a_capped_two_objective_search_writes_its_front_and_exports_picked_points() {
     assert_eq!(got, want);
     assert!(front.len() >= 2, "{front:?}");
     assert!(run.join("pareto.png").exists());
+    let o = auto_cnn(&["show", s(&run)]);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    let line = format!("Pareto front (accuracy,params): {} of {} networks", front.len(), all.len());
+    assert!(shown.contains(&line), "{shown}");
 
     // --pick max-params=N: the most accurate network with at most N parameters
     let limit = (sizes[0] + sizes[1]) / 2;

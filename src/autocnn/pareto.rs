@@ -11,18 +11,13 @@
 use super::cache::Evaluation;
 use super::config::Objectives;
 use super::sizecap::Sizer;
-use super::state::{trained_network, Individual};
+use super::state::{trained_network, Individual, PARETO, PARETO_PLOT};
 use crate::error::Result;
 use crate::fsutil;
 use crate::nn::arch::NetSize;
 use crate::plot::{scatter_plot, Scatter};
 use crate::run::RunDir;
 use serde::{Deserialize, Serialize};
-
-/// The Pareto front of a search, rewritten at the end of every generation.
-pub(crate) const PARETO: &str = "pareto.json";
-/// Every evaluated network (fitness against size) with the front highlighted.
-pub(crate) const PARETO_PLOT: &str = "pareto.png";
 
 /// One objective vector: fitness (maximised; NaN ranks below everything) and size (minimised).
 #[derive(Clone, Copy, Debug, PartialEq)]
