@@ -19,8 +19,21 @@ fn auto_cnn(args: &[&str]) -> Output {
 /// A tiny search of `extra` flags on 400 images into `out`; fails the test unless it succeeds.
 fn search(out: &Path, extra: &[&str]) {
     let mut args = vec![
-        "search", "-q", "--subset", "400", "--epochs", "1", "--filters", "8,16", "--seed", "11",
-        "--device", "cpu", "--threads", "1", "--out",
+        "search",
+        "-q",
+        "--subset",
+        "400",
+        "--epochs",
+        "1",
+        "--filters",
+        "8,16",
+        "--seed",
+        "11",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--out",
     ];
     args.push(s(out));
     args.extend(extra);
@@ -61,8 +74,16 @@ fn a_capped_two_objective_search_writes_its_front_and_exports_picked_points() {
     search(
         &run,
         &[
-            "--population", "4", "--generations", "2", "--objectives", "accuracy,params",
-            "--max-params", "20000", "--max-macs", "3000000",
+            "--population",
+            "4",
+            "--generations",
+            "2",
+            "--objectives",
+            "accuracy,params",
+            "--max-params",
+            "20000",
+            "--max-macs",
+            "3000000",
         ],
     );
     let cfg = config(&run);
@@ -96,7 +117,10 @@ fn a_capped_two_objective_search_writes_its_front_and_exports_picked_points() {
         .iter()
         .map(|p| p["genome"].as_str().unwrap().to_string())
         .collect();
-    let sizes: Vec<i64> = front.iter().map(|p| p["params"].as_i64().unwrap()).collect();
+    let sizes: Vec<i64> = front
+        .iter()
+        .map(|p| p["params"].as_i64().unwrap())
+        .collect();
     assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "by size: {sizes:?}");
     assert_eq!(pareto["evaluated"].as_u64().unwrap() as usize, all.len());
     got.sort();
@@ -106,7 +130,11 @@ fn a_capped_two_objective_search_writes_its_front_and_exports_picked_points() {
     assert!(run.join("pareto.png").exists());
     let o = auto_cnn(&["show", s(&run)]);
     let shown = String::from_utf8_lossy(&o.stdout);
-    let line = format!("Pareto front (accuracy,params): {} of {} networks", front.len(), all.len());
+    let line = format!(
+        "Pareto front (accuracy,params): {} of {} networks",
+        front.len(),
+        all.len()
+    );
     assert!(shown.contains(&line), "{shown}");
 
     // --pick max-params=N: the most accurate network with at most N parameters
@@ -126,10 +154,15 @@ fn a_capped_two_objective_search_writes_its_front_and_exports_picked_points() {
             .unwrap();
     // (equally small and accurate networks would be equally right)
     assert_eq!(info["parameters"].as_i64().unwrap(), best_within.1);
-    assert_eq!(info["metrics"]["search_fitness"].as_f64().unwrap(), best_within.2);
+    assert_eq!(
+        info["metrics"]["search_fitness"].as_f64().unwrap(),
+        best_within.2
+    );
     let picked = evals
         .iter()
-        .find(|r| r["evaluated"] == info["arch"] && r["fitness"] == info["metrics"]["search_fitness"])
+        .find(|r| {
+            r["evaluated"] == info["arch"] && r["fitness"] == info["metrics"]["search_fitness"]
+        })
         .expect("the exported network is an evaluated one");
     // not the best network: trained again, to the score the search gave it
     let err = stderr(&o);
@@ -172,7 +205,9 @@ fn impossible_caps_and_unknown_objectives_are_refused_before_anything_trains() {
     .enumerate()
     {
         let out = tmp.path().join(format!("r{i}"));
-        let mut args = vec!["search", "-q", "--subset", "400", "--device", "cpu", "--out"];
+        let mut args = vec![
+            "search", "-q", "--subset", "400", "--device", "cpu", "--out",
+        ];
         args.push(s(&out));
         args.extend(flags.iter());
         let o = auto_cnn(&args);
@@ -196,7 +231,11 @@ fn two_networks_at_once_score_as_one_at_a_time() {
             .map(|r| {
                 format!(
                     "{} {} {} {} {} {}",
-                    r["generation"], r["index"], r["genome"], r["fitness"], r["val_acc"],
+                    r["generation"],
+                    r["index"],
+                    r["genome"],
+                    r["fitness"],
+                    r["val_acc"],
                     r["params"]
                 )
             })

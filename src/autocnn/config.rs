@@ -389,7 +389,10 @@ impl SearchConfig {
         if self.final_epochs == Some(0) {
             return Err(Error::usage("--final-epochs must be at least 1"));
         }
-        for (flag, cap) in [("--max-params", self.max_params), ("--max-macs", self.max_macs)] {
+        for (flag, cap) in [
+            ("--max-params", self.max_params),
+            ("--max-macs", self.max_macs),
+        ] {
             if let Some(c) = cap.filter(|&c| c < 1) {
                 return Err(Error::usage(format!("{flag} {c}: must be at least 1")));
             }
@@ -425,11 +428,19 @@ impl SearchConfig {
                 "--filters {widest} with --max-depth {} and --batch-size {}{}",
                 self.space.max_depth,
                 self.train.batch_size,
-                if k > 1 { format!(" and --per-device {k}") } else { String::new() }
+                if k > 1 {
+                    format!(" and --per-device {k}")
+                } else {
+                    String::new()
+                }
             ),
             &format!(
                 "{} training step{} of \"{}\" on {shape:?} images",
-                if k > 1 { format!("{k} concurrent") } else { "one".into() },
+                if k > 1 {
+                    format!("{k} concurrent")
+                } else {
+                    "one".into()
+                },
                 if k > 1 { "s" } else { "" },
                 shorten(&worst.to_string())
             ),

@@ -272,23 +272,28 @@ impl Pick {
     /// The network picked among the evaluated `points` of a search that optimised `o` (an
     /// index is in the front of fitness against `o`'s size; parameters for `accuracy`).
     pub(crate) fn choose(self, points: &[FrontPoint], o: Objectives) -> Result<FrontPoint> {
-        let o = if o.pareto() { o } else { Objectives::AccuracyParams };
+        let o = if o.pareto() {
+            o
+        } else {
+            Objectives::AccuracyParams
+        };
         let front = pareto::front(points, o);
-        let within = |size: fn(&FrontPoint) -> i64, cap: i64, what: &str| {
-            // (it lies on the front of fitness against that size)
-            points
-                .iter()
-                .filter(|p| size(p) <= cap)
-                .max_by(|a, b| a.fitness.total_cmp(&b.fitness).then(size(b).cmp(&size(a))))
-                .cloned()
-                .ok_or_else(|| {
-                    let least = points.iter().map(size).min();
-                    Error::usage(format!(
+        let within =
+            |size: fn(&FrontPoint) -> i64, cap: i64, what: &str| {
+                // (it lies on the front of fitness against that size)
+                points
+                    .iter()
+                    .filter(|p| size(p) <= cap)
+                    .max_by(|a, b| a.fitness.total_cmp(&b.fitness).then(size(b).cmp(&size(a))))
+                    .cloned()
+                    .ok_or_else(|| {
+                        let least = points.iter().map(size).min();
+                        Error::usage(format!(
                         "--pick max-{what}={cap}: no evaluated network has at most {cap} {what}{}",
                         least.map(|m| format!(" (the smallest has {m})")).unwrap_or_default()
                     ))
-                })
-        };
+                    })
+            };
         match self {
             Pick::MaxParams(n) => within(|p| p.params, n, "params"),
             Pick::MaxMacs(n) => within(|p| p.macs, n, "macs"),

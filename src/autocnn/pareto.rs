@@ -357,7 +357,10 @@ mod tests {
         let gap_size = (400.0 - 100.0) / 300.0;
         assert!((d[1] - (gap_fit + gap_size)).abs() < 1e-12, "{d:?}");
         // 3 sits between 0 and 1 in both sorts (ties by index): (0.95-0.9)/0.09 + 100/300
-        assert!((d[3] - (0.05 / 0.09 + 100.0 / 300.0)).abs() < 1e-12, "{d:?}");
+        assert!(
+            (d[3] - (0.05 / 0.09 + 100.0 / 300.0)).abs() < 1e-12,
+            "{d:?}"
+        );
         assert_eq!(crowding_distance(&p, &[5, 6]), vec![f64::INFINITY; 2]);
     }
 
@@ -373,7 +376,10 @@ mod tests {
         assert!(four.contains(&2));
         let s = crowded_scores(&p);
         assert!(s[0] > s[5] && s[5] > s[4] && s[6] > s[4]);
-        assert!(s[2] >= s[1], "a boundary point wins over an inner one of its front");
+        assert!(
+            s[2] >= s[1],
+            "a boundary point wins over an inner one of its front"
+        );
     }
 
     #[test]
@@ -387,7 +393,12 @@ mod tests {
             val_acc: Some(fitness),
             test_acc: None,
         };
-        let all = vec![p("a", 300, 0.9), p("b", 100, 0.5), p("c", 200, 0.4), p("d", 50, 0.1)];
+        let all = vec![
+            p("a", 300, 0.9),
+            p("b", 100, 0.5),
+            p("c", 200, 0.4),
+            p("d", 50, 0.1),
+        ];
         let f: Vec<String> = front(&all, Objectives::AccuracyParams)
             .into_iter()
             .map(|x| x.genome)

@@ -311,11 +311,11 @@ mod tests {
         // five poolings on 28x28: the fifth is dropped by the repair
         let g = Arch::parse("S32-32 P:max P:max P:max P:max P:max").unwrap();
         let trained = Arch::parse("S32-32 P:max P:max P:max P:max").unwrap();
+        assert_eq!(s.size_of(&g), Some(trained.size([1, 28, 28], 10).unwrap()));
         assert_eq!(
-            s.size_of(&g),
-            Some(trained.size([1, 28, 28], 10).unwrap())
+            s.size_of(&Arch::parse("P:max").unwrap()).unwrap().params,
+            14 * 14 * 10 + 10
         );
-        assert_eq!(s.size_of(&Arch::parse("P:max").unwrap()).unwrap().params, 14 * 14 * 10 + 10);
         assert!(!s.capped());
     }
 
@@ -327,7 +327,10 @@ mod tests {
         assert!(s.check_possible().is_ok());
         let e = sizer(Some(19), None).check_possible().unwrap_err();
         assert!(e.is_user_error(), "{e}");
-        assert!(e.to_string().contains("20 parameters > --max-params 19"), "{e}");
+        assert!(
+            e.to_string().contains("20 parameters > --max-params 19"),
+            "{e}"
+        );
         assert!(!e.to_string().contains('\n'));
         assert!(sizer(None, Some(9)).check_possible().is_err());
         assert!(sizer(None, Some(10)).check_possible().is_ok());
@@ -337,7 +340,11 @@ mod tests {
     fn shrinking_ends_within_the_cap_with_the_space_filters() {
         let mut rng = GaRng::seed_from_u64(4);
         let space = GenomeSpace::default();
-        for cap in [(Some(20_000), None), (None, Some(200_000)), (Some(3_000), Some(5_000))] {
+        for cap in [
+            (Some(20_000), None),
+            (None, Some(200_000)),
+            (Some(3_000), Some(5_000)),
+        ] {
             let s = sizer(cap.0, cap.1);
             for _ in 0..200 {
                 let g = space.random_genome(&mut rng);
@@ -368,14 +375,23 @@ mod tests {
         let small = s.within_cap(big.clone(), || {
             calls += 1;
             Individual {
-                genome: if calls < 3 { "S256-256" } else { "S32-32 P:max P:max" }.into(),
+                genome: if calls < 3 {
+                    "S256-256"
+                } else {
+                    "S32-32 P:max P:max"
+                }
+                .into(),
                 origin: "random".into(),
                 fitness: None,
             }
         });
         assert_eq!(calls, 3);
         assert_eq!(small.genome, "S32-32 P:max P:max");
-        assert!(small.origin.contains("bred again 3 time(s)"), "{}", small.origin);
+        assert!(
+            small.origin.contains("bred again 3 time(s)"),
+            "{}",
+            small.origin
+        );
         let mut calls = 0;
         let shrunk = s.within_cap(big, || {
             calls += 1;
@@ -386,8 +402,14 @@ mod tests {
             }
         });
         assert_eq!(calls, TRIES);
-        assert!(s.over_genome(&Arch::parse(&shrunk.genome).unwrap()).is_none());
-        assert!(shrunk.origin.contains("shrunk from \"S512-512 S512-512\""), "{}", shrunk.origin);
+        assert!(s
+            .over_genome(&Arch::parse(&shrunk.genome).unwrap())
+            .is_none());
+        assert!(
+            shrunk.origin.contains("shrunk from \"S512-512 S512-512\""),
+            "{}",
+            shrunk.origin
+        );
         // within the cap: nothing drawn
         let ok = Individual {
             genome: "P:max S32-32 P:max".into(),
