@@ -208,6 +208,105 @@ fn draw(
     Ok(())
 }
 
+/// Points of a scatter plot, drawn as filled circles of `radius` pixels, and joined in order
+/// by a line when `connect`.
+pub struct Scatter {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub radius: u32,
+    pub connect: bool,
+}
+
+/// Draws `series` as points over a logarithmic x axis (positive values only) into a PNG at
+/// `path` (written atomically); later series are drawn over earlier ones.
+pub fn scatter_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Scatter],
+) -> Result<()> {
+    ensure_font();
+    let (w, h) = (900u32, 560u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    draw_scatter(&mut buf, (w, h), title, x_label, y_label, series)
+        .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))?;
+    let img = image::RgbImage::from_raw(w, h, buf).expect("plot buffer");
+    crate::fsutil::save_image_atomic(path, &image::DynamicImage::ImageRgb8(img))
+}
+
+fn draw_scatter(
+    buf: &mut [u8],
+    size: (u32, u32),
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Scatter],
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    // the x axis plots log10 of the values and labels its ticks with the values
+    let to_x = |x: f64| if x > 0.0 { x.log10() } else { f64::NAN };
+    let pts = |s: &Scatter| -> Vec<(f64, f64)> {
+        s.points
+            .iter()
+            .map(|&(x, y)| (to_x(x), y))
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect()
+    };
+    let all: Vec<(f64, f64)> = series.iter().flat_map(pts).collect();
+    let (Some((x0, x1)), Some((y0, y1))) = (
+        finite_range(all.iter().map(|p| p.0)),
+        finite_range(all.iter().map(|p| p.1)),
+    ) else {
+        root.present()?;
+        return Ok(());
+    };
+    // the range padded in log space, then as values on plotters' log axis
+    let (x0, x1) = (10f64.powf(x0), 10f64.powf(x1));
+    let x_fmt = |v: &f64| tick(*v, *v * 10.0);
+    let y_fmt = |v: &f64| tick(*v, y1 - y0);
+    let mut chart = ChartBuilder::on(&root)
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .label_style(("sans-serif", 14))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for (k, s) in series.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let p: Vec<(f64, f64)> = pts(s)
+            .into_iter()
+            .map(|(x, y)| (10f64.powf(x), y))
+            .collect();
+        if s.connect {
+            chart.draw_series(LineSeries::new(p.clone(), color.stroke_width(2)))?;
+        }
+        let r = s.radius as i32;
+        chart
+            .draw_series(p.into_iter().map(|xy| Circle::new(xy, r, color.filled())))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| Circle::new((x + 9, y), r, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +349,23 @@ mod tests {
         line_plot(&dir.path().join("log.png"), "test", "x", &[log]).unwrap();
         let img = image::open(&p).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (900, 340));
+        let sc = dir.path().join("scatter.png");
+        let all = Scatter {
+            name: "all".into(),
+            points: vec![(10.0, 0.5), (1e4, 0.9), (-1.0, 0.2), (300.0, f64::NAN)],
+            radius: 3,
+            connect: false,
+        };
+        let front = Scatter {
+            name: "front".into(),
+            points: vec![(10.0, 0.5), (1e4, 0.9)],
+            radius: 5,
+            connect: true,
+        };
+        scatter_plot(&sc, "test", "x", "y", &[all, front]).unwrap();
+        let s = image::open(&sc).unwrap().to_rgb8();
+        let orange = s.pixels().filter(|px| px.0 == [255, 127, 14]).count();
+        assert!(orange > 50, "front pixels drawn: {orange}");
         let blue = img.pixels().filter(|px| px.0 == [31, 119, 180]).count();
         assert!(blue > 100, "line pixels drawn: {blue}");
     }

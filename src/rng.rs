@@ -14,6 +14,17 @@
 //! | [`Streams::resume_libtorch`] | `seed ^ generation * 0x9E37_79B9` | gan: libtorch's RNG after a resume at `generation` |
 use rand::SeedableRng;
 
+/// libtorch's global RNG is one per process (per device). Code that seeds it and then draws
+/// from it while other threads may do the same (networks trained concurrently: auto-cnn's
+/// `--per-device`, several GPUs) holds this lock from the seed to the last draw, so that what it
+/// draws depends on its seed alone; seeding holds it too.
+static LIBTORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds libtorch's global RNG (see the lock above) until the guard is dropped.
+pub fn libtorch_lock() -> std::sync::MutexGuard<'static, ()> {
+    LIBTORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The RNG of every run: seedable, portable, and serialisable into checkpoints.
 pub type GaRng = rand_chacha::ChaCha8Rng;
 
@@ -59,6 +70,7 @@ impl Streams {
     /// new one). Also seeds libtorch's RNG (dropout) for it.
     pub fn epoch(&self, epoch: u64) -> GaRng {
         let s = self.seed.wrapping_add(epoch);
+        let _rng = libtorch_lock();
         tch::manual_seed(s as i64);
         GaRng::seed_from_u64(s)
     }

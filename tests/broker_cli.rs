@@ -343,3 +343,27 @@ fn credentials_come_from_the_environment_and_are_written_nowhere() {
         }
     }
 }
+
+#[test]
+fn a_worker_with_two_slots_trains_two_tasks_at_once_as_the_local_search_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = NatsServer::start(&tmp.path().join("store"));
+    let w = Worker::start(&server.url(), "w", &["--per-device", "2"]);
+    w.wait_for("worker w#2: serving");
+    let out = tmp.path().join("dist");
+    finish(search(&out, Some(&server.url()), &[]).spawn().unwrap());
+    assert_eq!(evaluations(&out), in_process(tmp.path()));
+    // both slots trained, and at some moment both at once
+    let lines = w.log();
+    for slot in ["w#1", "w#2"] {
+        let done = format!("worker {slot}: done ");
+        assert!(lines.iter().any(|l| l.contains(&done)), "{lines:?}");
+    }
+    let mut training = 0i32;
+    let mut most = 0;
+    for l in &lines {
+        training += l.contains(": training ") as i32 - l.contains(": done ") as i32;
+        most = most.max(training);
+    }
+    assert_eq!(most, 2, "{lines:?}");
+}

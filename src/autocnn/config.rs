@@ -109,8 +109,98 @@ pub struct SearchArgs {
     /// order on another number of threads.
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Size cap: no network with more trainable parameters than this is ever trained. Initial
+    /// genomes and offspring over it are bred again (up to 20 tries), then shrunk (narrower
+    /// filters, fewer skip layers, more pooling); their log record's origin says so.
+    #[arg(long)]
+    pub max_params: Option<i64>,
+    /// Size cap: no network with more multiply-accumulates per image (one forward pass) than
+    /// this is ever trained; as --max-params.
+    #[arg(long)]
+    pub max_macs: Option<i64>,
+    /// What environmental selection optimises: accuracy (the fitness alone, the paper's
+    /// selection), or accuracy,params / accuracy,macs (NSGA-II over parents + offspring:
+    /// maximise the fitness, minimise the size; writes pareto.json and pareto.png).
+    #[arg(long, default_value = "accuracy")]
+    pub objectives: String,
+    /// Networks trained at once on each device, each in its own thread with its own model
+    /// (default 1). On a CPU each uses --threads threads. May be given again with --resume.
+    #[arg(long)]
+    pub per_device: Option<usize>,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// What environmental selection optimises (`--objectives`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Objectives {
+    /// The fitness alone: binary tournaments, the best kept (the paper's selection).
+    #[default]
+    #[serde(rename = "accuracy")]
+    Accuracy,
+    /// NSGA-II: maximise the fitness, minimise the trainable parameters.
+    #[serde(rename = "accuracy,params")]
+    AccuracyParams,
+    /// NSGA-II: maximise the fitness, minimise the multiply-accumulates of one forward pass.
+    #[serde(rename = "accuracy,macs")]
+    AccuracyMacs,
+}
+
+impl Objectives {
+    pub fn parse(s: &str) -> Result<Objectives> {
+        let words: Vec<String> = s
+            .split(',')
+            .map(|w| w.trim().to_ascii_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect();
+        match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["accuracy"] => Ok(Objectives::Accuracy),
+            ["accuracy", "params"] => Ok(Objectives::AccuracyParams),
+            ["accuracy", "macs"] => Ok(Objectives::AccuracyMacs),
+            _ => Err(Error::usage(format!(
+                "--objectives {s}: give accuracy, accuracy,params or accuracy,macs"
+            ))),
+        }
+    }
+
+    /// Whether selection is multi-objective (NSGA-II, with a Pareto front written).
+    pub fn pareto(self) -> bool {
+        self != Objectives::Accuracy
+    }
+
+    /// The size objective of a front: parameters, unless MACs are named.
+    pub fn size_of(self, s: crate::nn::arch::NetSize) -> i64 {
+        match self {
+            Objectives::AccuracyMacs => s.macs,
+            _ => s.params,
+        }
+    }
+
+    /// The size objective's name ("params" or "macs").
+    pub fn size_name(self) -> &'static str {
+        match self {
+            Objectives::AccuracyMacs => "macs",
+            _ => "params",
+        }
+    }
+}
+
+impl std::fmt::Display for Objectives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Objectives::Accuracy => "accuracy",
+            Objectives::AccuracyParams => "accuracy,params",
+            Objectives::AccuracyMacs => "accuracy,macs",
+        })
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// `config.json` of a search.
@@ -138,11 +228,26 @@ pub struct SearchConfig {
     /// was recorded, which train with the process's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<i32>,
+    /// The size cap in trainable parameters (`--max-params`; none in earlier searches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_params: Option<i64>,
+    /// The size cap in multiply-accumulates of one forward pass (`--max-macs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_macs: Option<i64>,
+    /// What environmental selection optimises (accuracy in earlier searches).
+    #[serde(default)]
+    pub objectives: Objectives,
+    /// Networks trained at once on each local device (`--per-device`; 1 in earlier searches).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub per_device: usize,
 }
 
 /// The largest `--population`: the checkpoint lists every genome of the population and the
 /// offspring and is rewritten after every network (a few MB at this size).
 pub const MAX_POPULATION: usize = 10_000;
+
+/// The most networks `--per-device` trains at once on one device.
+pub const MAX_PER_DEVICE: usize = 64;
 
 /// A genome shown in a message: at most 60 characters.
 pub(crate) fn shorten(genome: &str) -> String {
@@ -209,6 +314,10 @@ impl SearchArgs {
                 tch::Device::Cpu => Some(self.threads.unwrap_or_else(tch::get_num_threads)),
                 _ => None,
             },
+            max_params: self.max_params,
+            max_macs: self.max_macs,
+            objectives: Objectives::parse(&self.objectives)?,
+            per_device: self.per_device.unwrap_or(1),
         })
     }
 }
@@ -220,6 +329,7 @@ impl JobConfig for SearchConfig {
         "--time-budget",
         "--final-epochs",
         "--broker",
+        "--per-device",
     ];
     fn device(&self) -> &str {
         &self.device
@@ -279,6 +389,20 @@ impl SearchConfig {
         if self.final_epochs == Some(0) {
             return Err(Error::usage("--final-epochs must be at least 1"));
         }
+        for (flag, cap) in [
+            ("--max-params", self.max_params),
+            ("--max-macs", self.max_macs),
+        ] {
+            if let Some(c) = cap.filter(|&c| c < 1) {
+                return Err(Error::usage(format!("{flag} {c}: must be at least 1")));
+            }
+        }
+        if !(1..=MAX_PER_DEVICE).contains(&self.per_device) {
+            return Err(Error::usage(format!(
+                "--per-device {}: must be between 1 and {MAX_PER_DEVICE}",
+                self.per_device
+            )));
+        }
         self.space.validate()?;
         // the rates libtorch's optimizers can hold are checked there, for train too
         self.train.validate()
@@ -286,7 +410,7 @@ impl SearchConfig {
 
     /// Refuses a search whose deepest, widest initial genome (`--max-depth` skip layers of the
     /// largest of `--filters`, no pooling) cannot train one step on images of `shape` in this
-    /// machine's memory, naming the flags to lower.
+    /// machine's memory, `--per-device` of them at once, naming the flags to lower.
     pub fn check_memory(&self, shape: [i64; 3], classes: i64) -> Result<()> {
         let widest = *self.space.filters.iter().max().unwrap_or(&1);
         let worst = Arch {
@@ -298,16 +422,29 @@ impl SearchConfig {
                 self.space.max_depth
             ],
         };
+        let k = self.per_device;
         crate::run::memory::check(
             &format!(
-                "--filters {widest} with --max-depth {} and --batch-size {}",
-                self.space.max_depth, self.train.batch_size
+                "--filters {widest} with --max-depth {} and --batch-size {}{}",
+                self.space.max_depth,
+                self.train.batch_size,
+                if k > 1 {
+                    format!(" and --per-device {k}")
+                } else {
+                    String::new()
+                }
             ),
             &format!(
-                "one training step of \"{}\" on {shape:?} images",
+                "{} training step{} of \"{}\" on {shape:?} images",
+                if k > 1 {
+                    format!("{k} concurrent")
+                } else {
+                    "one".into()
+                },
+                if k > 1 { "s" } else { "" },
                 shorten(&worst.to_string())
             ),
-            worst.training_bytes(shape, classes, self.train.batch_size as i64),
+            k as f64 * worst.training_bytes(shape, classes, self.train.batch_size as i64),
         )
     }
 

@@ -74,10 +74,13 @@ pub(crate) fn train_genome(
         let why = e.to_string().replacen("it: ", "", 1);
         return Ok(zero(format!("scored 0: {why}"), arch.to_string()));
     }
-    // the initial weights depend on the seed only, not on what was trained before
+    // the initial weights depend on the seed only, not on what was trained before (nor on
+    // what other threads draw meanwhile: --per-device)
+    let rng = crate::rng::libtorch_lock();
     cfg.train.seed.init_libtorch();
     let vs = VarStore::new(data.device());
     let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    drop(rng);
     net.set_precision(cfg.train.precision);
     let params = parameter_count(&vs);
     let epochs = cfg.train.epochs;
@@ -217,19 +220,25 @@ pub trait Evaluator {
     ) -> Result<()>;
 }
 
-/// The in-process backend: one network at a time per local device, each in its own thread with
-/// its own copy of the dataset.
+/// The in-process backend: `--per-device` networks at a time per local device, each in its own
+/// thread with its own model and its own handle on the device's copy of the dataset (read only,
+/// so the copies share its memory).
 pub struct LocalEvaluator {
     pub(crate) workers: Vec<Dataset>,
 }
 
 impl LocalEvaluator {
-    /// One worker per device of `cfg.device` (every CUDA device for `auto`/`cuda`), which the
-    /// run layer parsed as `device`.
+    /// `cfg.per_device` workers per device of `cfg.device` (every CUDA device for
+    /// `auto`/`cuda`), which the run layer parsed as `device`.
     pub fn new(cfg: &SearchConfig, device: Device) -> Result<Self> {
-        Ok(LocalEvaluator {
-            workers: load_workers(cfg, device)?,
-        })
+        let mut workers = Vec::new();
+        for d in load_workers(cfg, device)? {
+            for _ in 1..cfg.per_device {
+                workers.push(d.shallow_clone());
+            }
+            workers.push(d);
+        }
+        Ok(LocalEvaluator { workers })
     }
 }
 

@@ -20,10 +20,12 @@ pub mod config;
 pub mod evaluate;
 pub mod export;
 pub mod genome;
+pub mod pareto;
 pub mod remote;
 pub mod report;
 pub mod search;
 pub mod session;
+pub mod sizecap;
 pub mod state;
 pub mod worker;
 

@@ -132,6 +132,19 @@ pub fn show_run(dir: &Path, top: usize) -> Result<String> {
     );
     let entries: Vec<Evaluation> = cache.entries.values().cloned().collect();
     s.push_str(&table(&entries, top, cfg.fitness_set));
+    let front = rd.file(PARETO);
+    if front.exists() {
+        let p: serde_json::Value = fsutil::read_json(&front)?;
+        let n = p["front"].as_array().map_or(0, |f| f.len());
+        let _ = writeln!(
+            s,
+            "Pareto front ({}): {n} of {} networks, in {} (auto-cnn export {} --pick I, 0 <= I < {n})",
+            p["objectives"].as_str().unwrap_or("?"),
+            p["evaluated"],
+            front.display(),
+            dir.display()
+        );
+    }
     let info = rd.file(BEST_INFO);
     if info.exists() {
         let i: ModelInfo = fsutil::read_json(&info)?;

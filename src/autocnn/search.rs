@@ -4,12 +4,15 @@
 //! offspring, counters; rewritten atomically after every evaluation), `cache.json` (fitness of
 //! every genome trained, keyed by a hash of the genome and the settings the fitness depends on),
 //! `log.jsonl` (one `evaluation` record per network, one `generation` record per generation),
-//! `best.ot` (weights of the best network trained so far), `fitness.png`, and at the end
+//! `best.ot` (weights of the best network trained so far), `fitness.png`, with a second
+//! objective `pareto.json` + `pareto.png` (rewritten every generation), and at the end
 //! `best.pt` + `best.features.pt` + `best.json` and `result.json`.
 use super::cache::*;
 use super::config::*;
 use super::evaluate::*;
 use super::genome;
+use super::pareto;
+use super::sizecap::Sizer;
 use super::state::*;
 use crate::error::Result;
 use crate::fsutil;
@@ -37,6 +40,8 @@ pub(crate) struct Search {
     pub(crate) trained_this_session: usize,
     /// The broker's overhead of the evaluation being recorded (remote backends).
     pub(crate) overhead_s: Option<f64>,
+    /// Sizes of genomes on this search's data, and its size cap.
+    pub(crate) sizer: Sizer,
 }
 
 impl Search {
@@ -113,6 +118,7 @@ impl Search {
             "elapsed_s": ctx.clocks.wall_s(), "cpu_s": ctx.clocks.cpu_s(),
             "evaluation": self.state.evaluations, "origin": origin, "cached": cached,
             "genome": e.genome, "evaluated": e.evaluated, "params": e.params,
+            "macs": self.sizer.macs_of(&e.evaluated),
             "fitness": e.fitness, "val_acc": e.val_acc, "test_acc": e.test_acc,
             "seconds": e.seconds, "note": e.note,
         });
@@ -191,6 +197,9 @@ impl Search {
             self.select();
         }
         self.generation_record(ctx)?;
+        if self.cfg.objectives.pareto() {
+            pareto::write_front(&self.dir, &self.sizer, self.cfg.objectives)?;
+        }
         self.state.phase = Phase::Breed;
         self.save(ctx.clocks)?;
         Ok(None)
@@ -214,6 +223,7 @@ impl Search {
 
     /// Environmental selection: binary tournaments with replacement over parents + offspring
     /// until `population` are chosen; the best of all replaces the worst chosen if left out.
+    /// With a second objective, NSGA-II's (no random draws).
     fn select(&mut self) {
         let all: Vec<Individual> = self
             .state
@@ -221,13 +231,25 @@ impl Search {
             .drain(..)
             .chain(self.state.offspring.drain(..))
             .collect();
-        let fit = fitness_of(&all);
-        let chosen = environmental_selection(&fit, self.cfg.population, &mut self.state.rng);
+        let (n, o) = (self.cfg.population, self.cfg.objectives);
+        let chosen = if o.pareto() {
+            pareto::nsga2_select(&pareto::objectives(&all, &self.sizer, o), n)
+        } else {
+            environmental_selection(&fitness_of(&all), n, &mut self.state.rng)
+        };
         self.state.population = chosen.into_iter().map(|i| all[i].clone()).collect();
     }
 
+    /// Breeds the offspring: parents by tournaments on the fitness (with a second objective,
+    /// on NSGA-II's crowded comparison); with a size cap, children over it are bred again,
+    /// then shrunk ([`Sizer::within_cap`]).
     fn breed(&mut self) {
-        let fit = fitness_of(&self.state.population);
+        let o = self.cfg.objectives;
+        let fit = if o.pareto() {
+            pareto::crowded_scores(&pareto::objectives(&self.state.population, &self.sizer, o))
+        } else {
+            fitness_of(&self.state.population)
+        };
         let genomes: Vec<Arch> = self
             .state
             .population
@@ -235,6 +257,18 @@ impl Search {
             .map(|p| Arch::parse(&p.genome).expect("genomes in the checkpoint parse"))
             .collect();
         self.state.offspring = breed(&genomes, &fit, &self.cfg, &mut self.state.rng);
+        if self.sizer.capped() {
+            let one = SearchConfig {
+                population: 1,
+                ..self.cfg.clone()
+            };
+            let (sizer, rng) = (&self.sizer, &mut self.state.rng);
+            let kids = std::mem::take(&mut self.state.offspring);
+            self.state.offspring = kids
+                .into_iter()
+                .map(|k| sizer.within_cap(k, || breed(&genomes, &fit, &one, rng).remove(0)))
+                .collect();
+        }
     }
 }
 
@@ -364,6 +398,10 @@ pub(crate) mod tests {
             precision: "auto".into(),
             threads: None,
             schedule: "cosine".into(),
+            max_params: None,
+            max_macs: None,
+            objectives: "accuracy".into(),
+            per_device: None,
             run: RunArgs {
                 seed: Some(1),
                 ..Default::default()

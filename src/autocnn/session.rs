@@ -7,6 +7,7 @@ use super::evaluate::*;
 use super::export::*;
 use super::report::*;
 use super::search::*;
+use super::sizecap::{random_within_cap, Sizer};
 use super::state::*;
 use crate::data::Dataset;
 use crate::device::device_name;
@@ -19,17 +20,21 @@ use tch::Device;
 /// `auto-cnn search`: runs (or resumes) a search, then exports the best network.
 pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     let run = open(args)?;
+    let cfg = &run.cfg;
+    let mut local = LocalEvaluator::new(cfg, run.device)?;
+    let d = &local.workers[0];
+    cfg.check_memory(d.shape, d.num_classes() as i64)?;
+    // sizes are those of the networks as trained on this data; a cap no network meets is
+    // refused before anything is trained
+    let sizer = Sizer::new(cfg, d.shape, d.num_classes() as i64);
+    sizer.check_possible()?;
     let mut state = if run.resumed {
         let mut state = read_state(&run.dir, "--resume")?;
         state.stop_reason = None;
         state
     } else {
-        first_state(&run.cfg, run.streams.ga())
+        first_state(cfg, &sizer, run.streams.ga())
     };
-    let cfg = &run.cfg;
-    let mut local = LocalEvaluator::new(cfg, run.device)?;
-    let d = &local.workers[0];
-    cfg.check_memory(d.shape, d.num_classes() as i64)?;
     // with a broker, this process keeps its copy of the data for the hash and the export
     let remote = match &args.broker {
         Some(url) => Some(connect_broker(url, &mut state, &local.workers[0], cfg)?),
@@ -71,6 +76,7 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
         bars,
         trained_this_session: 0,
         overhead_s: None,
+        sizer,
     };
     search.save(&driver.clocks)?;
     let reason = drive(&mut search, &mut driver)?;
@@ -101,19 +107,18 @@ fn open(args: &SearchArgs) -> Result<Run<SearchConfig>> {
             if args.final_epochs.is_some() {
                 cfg.final_epochs = args.final_epochs;
             }
+            if let Some(k) = args.per_device {
+                cfg.per_device = k;
+            }
             cfg.validate()
         },
     )
 }
 
-/// The state of a new search: a random population, nothing evaluated.
-fn first_state(cfg: &SearchConfig, mut rng: GaRng) -> SearchState {
+/// The state of a new search: a random population (within the size cap), nothing evaluated.
+fn first_state(cfg: &SearchConfig, sizer: &Sizer, mut rng: GaRng) -> SearchState {
     let population = (0..cfg.population)
-        .map(|_| Individual {
-            genome: cfg.space.random_genome(&mut rng).to_string(),
-            origin: "random".into(),
-            fitness: None,
-        })
+        .map(|_| random_within_cap(sizer, &cfg.space, &mut rng))
         .collect();
     SearchState {
         generation: 0,
@@ -157,7 +162,7 @@ fn banner(
 ) -> String {
     let d = &workers[0];
     format!(
-        "auto-cnn: {} ({} train / {} val / {} test, {:?}), population {}, {} generations, {} epochs per network, fitness on {}, {} device(s) from {}, seed {}{}",
+        "auto-cnn: {} ({} train / {} val / {} test, {:?}), population {}, {} generations, {} epochs per network, fitness on {}, {} device(s){} from {}, seed {}{}",
         d.name,
         d.train.len(),
         d.val.len(),
@@ -167,7 +172,11 @@ fn banner(
         cfg.generations,
         cfg.train.epochs,
         cfg.fitness_set,
-        if args.broker.is_some() { 0 } else { workers.len() },
+        if args.broker.is_some() { 0 } else { workers.len() / cfg.per_device },
+        match cfg.per_device {
+            k if k > 1 && args.broker.is_none() => format!(" x {k} networks at once"),
+            _ => String::new(),
+        },
         match &args.broker {
             Some(url) => format!("{} (workers on that broker train the networks)", super::broker::shown(url)),
             None => device_name(d.device()),
@@ -202,6 +211,7 @@ fn finish(
         &dir.file(BEST_MODEL),
         &search.cfg,
         &best_eval,
+        Weights::Best,
         search.cfg.final_epochs,
         &mut data,
         search.bars.as_ref(),

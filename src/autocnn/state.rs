@@ -14,6 +14,11 @@ use std::path::PathBuf;
 pub(crate) const BEST_MODEL: &str = "best.pt";
 /// What [`BEST_MODEL`] is: its architecture, parameters and accuracies.
 pub(crate) const BEST_INFO: &str = "best.json";
+/// The Pareto front of a search with a second objective (`--objectives accuracy,params`),
+/// rewritten at the end of every generation.
+pub(crate) const PARETO: &str = "pareto.json";
+/// Every network such a search evaluated (fitness against size), its front highlighted.
+pub(crate) const PARETO_PLOT: &str = "pareto.png";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Individual {

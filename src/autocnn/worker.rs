@@ -58,6 +58,11 @@ pub struct WorkerArgs {
     /// Stop after this many tasks (default: serve until Ctrl-C).
     #[arg(long)]
     pub max_tasks: Option<usize>,
+    /// Tasks trained at once on the device: K slots, each pulling its own task, with its own
+    /// connection, model and copy of the task's dataset (K copies in memory), named NAME#1 ..
+    /// NAME#K in the logs. On a CPU each trains with its search's --threads.
+    #[arg(long, default_value_t = 1)]
+    pub per_device: usize,
 }
 
 fn default_name() -> String {
@@ -119,8 +124,9 @@ pub(crate) fn check_task(task: &Task) -> std::result::Result<String, Refusal> {
     Ok(key)
 }
 
-/// Checks that one training step of `genome` (as it will train, after a repair) fits in this
-/// machine's memory on data of `data`'s shape.
+/// Checks that `genome` (as it will train, after a repair) is within its search's size cap
+/// (no worker trains it otherwise) and that one training step of it fits in this machine's
+/// memory on data of `data`'s shape.
 fn check_memory(
     genome: &str,
     cfg: &SearchConfig,
@@ -129,6 +135,12 @@ fn check_memory(
     let Ok(g) = Arch::parse(genome) else {
         return Ok(());
     };
+    let sizer = super::sizecap::Sizer::new(cfg, data.shape, data.num_classes() as i64);
+    if let Some(why) = sizer.over_genome(&g) {
+        return Err(Refusal::Invalid(format!(
+            "its genome is over its search's size cap: {why}"
+        )));
+    }
     let arch = match cfg.on_shrink {
         ShrinkPolicy::Repair => genome::repair(&g, data.shape).0,
         ShrinkPolicy::Zero => Some(g),
@@ -203,60 +215,105 @@ pub fn run_worker(args: &WorkerArgs) -> Result<()> {
             args.ack_wait
         )));
     }
+    let k = args.per_device;
+    if !(1..=super::config::MAX_PER_DEVICE).contains(&k) {
+        return Err(Error::usage(format!(
+            "--per-device {k}: must be between 1 and {}",
+            super::config::MAX_PER_DEVICE
+        )));
+    }
     let name = args.name.clone().unwrap_or_else(default_name);
-    let ack_wait = Duration::from_secs_f64(args.ack_wait);
     let rt = broker::runtime()?;
+    // tasks begun, for --max-tasks across the slots
+    let begun = std::sync::atomic::AtomicUsize::new(0);
     rt.block_on(async {
-        let b = Broker::open(&args.broker, &format!("neuroevo worker {name}")).await?;
-        let consumer = b.worker_consumer(ack_wait).await?;
-        // the consumer's own deadline (set by whoever made it) paces the progress acks
-        let deadline = match consumer.cached_info().config.ack_wait {
-            d if d.is_zero() => ack_wait,
-            d => d,
-        };
-        let mut w = Worker {
-            args,
-            b,
-            name,
-            device,
-            deadline,
-            threads: tch::get_num_threads(),
-            datasets: HashMap::new(),
-        };
-        w.log(format!(
-            "serving {} on {}",
-            broker::shown(&args.broker),
-            device_name(device)
-        ));
-        let mut served = 0usize;
-        loop {
-            if crate::interrupt::requested() || args.max_tasks.is_some_and(|m| served >= m) {
-                return Ok(());
-            }
-            let mut batch = match consumer
-                .fetch()
-                .max_messages(1)
-                .expires(Duration::from_secs(1))
-                .messages()
-                .await
-            {
-                Ok(b) => b,
-                // the broker is away (a restart): try again
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
+        let mut slots = Vec::with_capacity(k);
+        for i in 1..=k {
+            let slot = if k == 1 {
+                name.clone()
+            } else {
+                format!("{name}#{i}")
             };
-            let Some(Ok(msg)) = batch.next().await else {
-                continue;
-            };
-            match w.serve(msg).await {
-                Flow::Served => served += 1,
-                Flow::Next => {}
-                Flow::Stop => return Ok(()),
-            }
+            slots.push(serve_slot(args, device, slot, &begun));
         }
+        // the first slot that fails ends the worker; the others stop at their next task
+        for r in futures::future::join_all(slots).await {
+            r?;
+        }
+        Ok(())
     })
+}
+
+/// One slot of a worker: its own connection, pulling and training one task at a time.
+async fn serve_slot(
+    args: &WorkerArgs,
+    device: tch::Device,
+    name: String,
+    begun: &std::sync::atomic::AtomicUsize,
+) -> Result<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let ack_wait = Duration::from_secs_f64(args.ack_wait);
+    let b = Broker::open(&args.broker, &format!("neuroevo worker {name}")).await?;
+    let consumer = b.worker_consumer(ack_wait).await?;
+    // the consumer's own deadline (set by whoever made it) paces the progress acks
+    let deadline = match consumer.cached_info().config.ack_wait {
+        d if d.is_zero() => ack_wait,
+        d => d,
+    };
+    let mut w = Worker {
+        args,
+        b,
+        name,
+        device,
+        deadline,
+        threads: tch::get_num_threads(),
+        datasets: HashMap::new(),
+    };
+    w.log(format!(
+        "serving {} on {}",
+        broker::shown(&args.broker),
+        device_name(device)
+    ));
+    loop {
+        if crate::interrupt::requested() || args.max_tasks.is_some_and(|m| begun.load(SeqCst) >= m)
+        {
+            return Ok(());
+        }
+        let mut batch = match consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await
+        {
+            Ok(b) => b,
+            // the broker is away (a restart): try again
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let Some(Ok(msg)) = batch.next().await else {
+            continue;
+        };
+        // another slot may have taken the last task --max-tasks allows meanwhile
+        if args
+            .max_tasks
+            .is_some_and(|m| begun.fetch_add(1, SeqCst) >= m)
+        {
+            let _ = msg.ack_with(AckKind::Nak(None)).await;
+            return Ok(());
+        }
+        match w.serve(msg).await {
+            Flow::Served => {}
+            Flow::Next => {
+                if args.max_tasks.is_some() {
+                    begun.fetch_sub(1, SeqCst);
+                }
+            }
+            Flow::Stop => return Ok(()),
+        }
+    }
 }
 
 impl Worker<'_> {

@@ -45,6 +45,24 @@ impl Dataset {
     pub fn device(&self) -> Device {
         self.train.x.device()
     }
+    /// Another handle on the same tensors (no copy): for threads that each need their own
+    /// `Dataset` (a tensor handle belongs to one thread) and only read it.
+    pub fn shallow_clone(&self) -> Dataset {
+        let split = |s: &Split| Split {
+            x: s.x.shallow_clone(),
+            y: s.y.shallow_clone(),
+        };
+        Dataset {
+            name: self.name.clone(),
+            classes: self.classes.clone(),
+            shape: self.shape,
+            value_range: self.value_range,
+            train: split(&self.train),
+            val: split(&self.val),
+            test: split(&self.test),
+        }
+    }
+
     /// Train and validation splits together (for a final model trained on both).
     pub fn train_and_val(&self) -> Split {
         Split {

@@ -67,6 +67,7 @@ impl Job {
                 "best.pt (+ best.features.pt, best.json)",
                 "fitness.png",
                 "cache.json",
+                "pareto.json + pareto.png (with --objectives accuracy,params|macs)",
             ],
             Job::Gan => &[
                 "best-generator.pt (+ .json)",
