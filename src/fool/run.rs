@@ -11,7 +11,7 @@ use crate::ga::{FlatPopulation, Population};
 use crate::imageio::rescale;
 use crate::nn::load::{Classifier, Generator};
 use crate::plot::{line_plot, Panel, Series};
-use crate::run::engine::{load_checkpoint, Engine, EngineState, Observer};
+use crate::run::engine::{load_checkpoint, Engine, EngineState, GenRecord, Observer};
 use crate::run::{dir, Log, Run, RunDir, StopReason};
 use crate::{fsutil, imageio};
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,15 @@ pub struct FoolSummary {
     #[serde(default)]
     pub stop_reason: String,
     pub classes: Vec<ClassResult>,
+}
+
+/// A line of the run's merged log: a class's generation record, tagged with the class (its
+/// TensorBoard curves are under `class-C/`).
+#[derive(Clone, Debug, Serialize)]
+struct ClassRecord {
+    class: i64,
+    #[serde(flatten)]
+    record: GenRecord,
 }
 
 /// Adds the confidences (exp of the log-probability fitness) to every record.
@@ -222,7 +231,7 @@ fn run_class(
     run: &Run<FoolConfig>,
     models: &Models,
     class: i64,
-) -> Result<(ClassResult, image::DynamicImage, Vec<Value>)> {
+) -> Result<(ClassResult, image::DynamicImage, Vec<ClassRecord>)> {
     let (cfg, device, n) = (&run.cfg, run.device, models.genes);
     let dir = run.dir.path();
     let cdir = RunDir::new(dir.join(format!("class-{class}")));
@@ -283,12 +292,11 @@ fn run_class(
             .unwrap_or_default()
         );
     }
-    let mut records = Vec::with_capacity(outcome.records.len());
-    for r in &outcome.records {
-        let mut v = serde_json::to_value(r)?;
-        v["class"] = json!(class);
-        records.push(v);
-    }
+    let records = outcome
+        .records
+        .into_iter()
+        .map(|record| ClassRecord { class, record })
+        .collect();
     let result = ClassResult {
         class,
         label,
@@ -340,7 +348,7 @@ fn save_image(
 fn write_outputs(
     dir: &Path,
     results: &[ClassResult],
-    records: &[Value],
+    records: &[ClassRecord],
     grid: &[image::DynamicImage],
 ) -> Result<()> {
     // grid of the best image of every class
@@ -360,8 +368,11 @@ fn write_outputs(
             name: format!("class {}", r.label),
             points: records
                 .iter()
-                .filter(|v| v["class"] == json!(r.class))
-                .filter_map(|v| Some((v["generation"].as_f64()?, v["confidence"].as_f64()?)))
+                .filter(|c| c.class == r.class)
+                .filter_map(|c| {
+                    let confidence = c.record.extra.get("confidence")?.as_f64()?;
+                    Some((c.record.generation as f64, confidence))
+                })
                 .collect(),
         })
         .collect();
