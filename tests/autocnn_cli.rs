@@ -1,16 +1,14 @@
 //! End-to-end runs of `auto-cnn` (and `neuroevo auto-cnn`) on a few hundred images of the
 //! bundled mnist-10k: a search killed mid-generation resumes, retraining only the network that
 //! was interrupted, and ends exactly like an uninterrupted search; its model loads in Python.
+mod common;
+use common::{log, stderr, venv_python};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 fn auto_cnn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_auto-cnn"))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn search_args(out: &Path) -> Vec<String> {
@@ -40,12 +38,7 @@ fn search_args(out: &Path) -> Vec<String> {
 }
 
 fn records(dir: &Path, kind: &str) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| r["kind"] == kind)
-        .collect()
+    log(dir).into_iter().filter(|r| r["kind"] == kind).collect()
 }
 
 /// What must not depend on an interruption: genomes, fitness, cache use, per evaluation.
@@ -60,12 +53,6 @@ fn outcome(dir: &Path) -> Vec<(String, String, bool)> {
             )
         })
         .collect()
-}
-
-fn python() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(p.exists(), "{} missing: run scripts/setup.sh", p.display());
-    p
 }
 
 #[test]
@@ -145,7 +132,7 @@ fn search_killed_mid_generation_resumes_and_exports() {
     }
 
     // the exported network loads in Python and takes a batch of 7
-    let o = Command::new(python())
+    let o = Command::new(venv_python())
         .arg("-c")
         .arg(
             "import sys, json, torch\n\

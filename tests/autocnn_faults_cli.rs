@@ -4,14 +4,10 @@
 //! trained with a result and one line, and `auto-cnn export` keeping out of a live search's
 //! files.
 mod common;
-use common::{neuroevo, repo, stderr, wait_until};
+use common::{neuroevo, repo, s, stderr, wait_until};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn auto_cnn(out: &Path, extra: &str) -> Command {
     let mut c = neuroevo();

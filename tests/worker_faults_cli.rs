@@ -6,7 +6,7 @@
 //! The worker must survive each, answer what it refuses with a scored-0 evaluation naming why,
 //! and leave the shared fitness cache as honest searches wrote it.
 mod common;
-use common::{idx_set, log, neuroevo, repo, stderr, wait_until, NatsClient, NatsServer, Worker};
+use common::{idx_set, log, neuroevo, repo, s, stderr, wait_until, NatsClient, NatsServer, Worker};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Child, Command, Output};
@@ -15,10 +15,6 @@ use std::time::Duration;
 const TASKS: &str = "NEUROEVO_TASKS";
 const RESULTS: &str = "NEUROEVO_RESULTS";
 const TASK_SUBJECT: &str = "neuroevo.tasks";
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A small search on the bundled mnist-10k (two networks, one epoch each).
 fn search(out: &Path, url: &str) -> Command {
