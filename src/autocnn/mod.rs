@@ -20,6 +20,7 @@ pub mod config;
 pub mod evaluate;
 pub mod export;
 pub mod genome;
+pub mod halving;
 pub mod remote;
 pub mod report;
 pub mod search;
@@ -27,7 +28,7 @@ pub mod session;
 pub mod state;
 pub mod worker;
 
-pub use config::{FitnessSet, SearchArgs, SearchConfig, ShrinkPolicy};
+pub use config::{Fidelity, FitnessSet, SearchArgs, SearchConfig, ShrinkPolicy};
 pub use export::{export_best, ExportArgs};
 pub use report::{show_run, ShowArgs};
 pub use session::run_search;

@@ -15,11 +15,19 @@
 //! worker cannot train (other data, too little memory) goes back to the queue for another, and
 //! gets that final answer on its last delivery. Results and weights are stored with retries,
 //! so a broker restart in the middle of an upload costs time, not the worker.
+//!
+//! A task of successive halving names a budget below the full training (in its settings; part
+//! of its key), which must be one of its search's lower rungs for the data as loaded here.
+//! The worker keeps the networks it trained to such a budget in memory ([`Live`]); when it
+//! gets the task of the next rung for one of them it trains on from there, and otherwise
+//! trains from the network's seeded start (the same result, at the cost of the steps done
+//! before).
 use super::broker::{self, broker_err, Broker, Outcome, Status, Task, MAX_DELIVER};
 use super::cache::{cache_key, Evaluation};
 use super::config::{SearchConfig, ShrinkPolicy};
 use super::evaluate::{train_guarded, Trained, CRASHED};
 use super::genome;
+use super::halving::{check_budget, Live};
 use crate::data::{load_dataset, Dataset};
 use crate::device::{device_name, parse_device};
 use crate::error::{Error, Result};
@@ -177,6 +185,8 @@ struct Worker<'a> {
     threads: i32,
     /// Loaded datasets (with their hashes) by dataset and options.
     datasets: HashMap<String, (Dataset, String)>,
+    /// Networks trained to a lower rung's budget, to go on with when promoted.
+    live: std::sync::Arc<Live>,
 }
 
 /// What became of one message.
@@ -222,6 +232,7 @@ pub fn run_worker(args: &WorkerArgs) -> Result<()> {
             deadline,
             threads: tch::get_num_threads(),
             datasets: HashMap::new(),
+            live: Default::default(),
         };
         w.log(format!(
             "serving {} on {}",
@@ -436,23 +447,32 @@ impl Worker<'_> {
             Err(r) => return Ok(self.refuse(msg, task, r, last).await),
         };
         let (data, hash) = self.datasets.remove(&data_key).expect("loaded above");
-        if let Err(r) = check_memory(&task.genome, &task.cfg, &data) {
+        let budget = check_budget(&task.cfg, data.train.len())
+            .map_err(|e| Refusal::Invalid(format!("its settings are refused: {e}")));
+        if let Err(r) = budget.and_then(|_| check_memory(&task.genome, &task.cfg, &data)) {
             self.datasets.insert(data_key, (data, hash));
             return Ok(self.refuse(msg, task, r, last).await);
         }
         self.status(&task.search, Some(task.genome.clone())).await;
-        self.log(format!("training {} (task {key})", task.genome));
+        let to = task
+            .cfg
+            .train
+            .budget_steps
+            .map(|b| format!(" to {b} steps"))
+            .unwrap_or_default();
+        self.log(format!("training {}{to} (task {key})", task.genome));
         // train in a thread of its own; tell the broker we are at it meanwhile
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let (genome, cfg) = (task.genome.clone(), task.cfg.clone());
         let own_threads = self.threads;
+        let live = self.live.clone();
         std::thread::spawn(move || {
             // a search that recorded its thread count gets it (in train_guarded), others ours
             if cfg.threads.is_none() {
                 tch::set_num_threads(own_threads);
             }
             let mut data = data;
-            let r = train_guarded(&genome, &cfg, &mut data, None, None);
+            let r = train_guarded(&genome, &cfg, &mut data, Some(&live), None, None);
             let _ = tx.send((r, data));
         });
         let mut beat = tokio::time::interval(self.deadline / 3);
