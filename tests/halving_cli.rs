@@ -63,7 +63,11 @@ fn each_rung_promotes_its_best_third_and_the_best_network_went_the_whole_way() {
         budgets[u(r, "rung")] = u(r, "budget_steps");
     }
     let full = budgets[2];
-    assert_eq!(budgets, [full.div_ceil(9), full.div_ceil(3), full], "{evals:?}");
+    assert_eq!(
+        budgets,
+        [full.div_ceil(9), full.div_ceil(3), full],
+        "{evals:?}"
+    );
 
     for g in 0..=2 {
         let at = |rung: usize| -> Vec<&Value> {
@@ -72,7 +76,11 @@ fn each_rung_promotes_its_best_third_and_the_best_network_went_the_whole_way() {
                 .filter(|r| u(r, "generation") == g && u(r, "rung") == rung)
                 .collect()
         };
-        assert_eq!(at(0).len(), 4, "generation {g}: every new network at rung 0");
+        assert_eq!(
+            at(0).len(),
+            4,
+            "generation {g}: every new network at rung 0"
+        );
         for rung in 0..2 {
             let here = at(rung);
             // the best ceil(n/3) by fitness, the earlier index first among equals
@@ -119,7 +127,9 @@ fn each_rung_promotes_its_best_third_and_the_best_network_went_the_whole_way() {
         .map(|r| r["fitness"].as_f64().unwrap())
         .fold(f64::MIN, f64::max);
     assert_eq!(res["best"]["val_acc"].as_f64().unwrap(), top);
-    assert!(finished.iter().any(|r| r["genome"] == res["best"]["genome"]));
+    assert!(finished
+        .iter()
+        .any(|r| r["genome"] == res["best"]["genome"]));
 
     // auto-cnn show: the rung column, each genome once at its highest rung
     let o = neuroevo()
@@ -128,17 +138,33 @@ fn each_rung_promotes_its_best_third_and_the_best_network_went_the_whole_way() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("successive halving") && text.contains("  rung  "), "{text}");
+    assert!(
+        text.contains("successive halving") && text.contains("  rung  "),
+        "{text}"
+    );
     // the table: the lines after its header that start with a rank
     let rows: Vec<&str> = text
         .lines()
         .skip_while(|l| !l.starts_with("rank "))
         .skip(1)
-        .take_while(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<usize>().is_ok()))
+        .take_while(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.parse::<usize>().is_ok())
+        })
         .collect();
-    let best_row = rows.iter().find(|l| l.trim_start().starts_with("1 ")).unwrap();
-    assert!(best_row.contains(res["best"]["genome"].as_str().unwrap()), "{text}");
-    let mut genomes: Vec<&str> = evals.iter().map(|r| r["genome"].as_str().unwrap()).collect();
+    let best_row = rows
+        .iter()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap();
+    assert!(
+        best_row.contains(res["best"]["genome"].as_str().unwrap()),
+        "{text}"
+    );
+    let mut genomes: Vec<&str> = evals
+        .iter()
+        .map(|r| r["genome"].as_str().unwrap())
+        .collect();
     genomes.sort();
     genomes.dedup();
     assert_eq!(rows.len(), genomes.len(), "{text}");
@@ -180,11 +206,16 @@ fn a_search_killed_mid_rung_resumes_and_ends_as_the_uninterrupted_one() {
     let rung1_scored = || {
         let cache = std::fs::read_to_string(cut.join("cache.json")).unwrap_or_default();
         let ckpt = std::fs::read_to_string(cut.join("checkpoint.json")).unwrap_or_default();
-        let rung = serde_json::from_str::<Value>(&ckpt).ok().map(|c| c["rung"].clone());
+        let rung = serde_json::from_str::<Value>(&ckpt)
+            .ok()
+            .map(|c| c["rung"].clone());
         rung == Some(Value::from(1)) && cache.matches("\"budget_steps\"").count() >= 5
     };
     while !rung1_scored() {
-        assert!(t.elapsed() < Duration::from_secs(300), "rung 1 never started");
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "rung 1 never started"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap();
@@ -203,7 +234,11 @@ fn a_search_killed_mid_rung_resumes_and_ends_as_the_uninterrupted_one() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(outcome(&cut), reference, "resumed search = uninterrupted search");
+    assert_eq!(
+        outcome(&cut),
+        reference,
+        "resumed search = uninterrupted search"
+    );
     let (a, b) = (result(&cut), result(&full));
     assert_eq!(a["best"]["genome"], b["best"]["genome"]);
     assert_eq!(a["best"]["test_acc"], b["best"]["test_acc"]);
@@ -231,7 +266,14 @@ fn halving_flags_are_checked_and_shape_the_run() {
         assert!(one_line_error(&o).contains(&says), "{}", stderr(&o));
     }
     let o = neuroevo()
-        .args(["auto-cnn", "search", "--fidelity", "quarter", "--out", s(&out)])
+        .args([
+            "auto-cnn",
+            "search",
+            "--fidelity",
+            "quarter",
+            "--out",
+            s(&out),
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -241,15 +283,45 @@ fn halving_flags_are_checked_and_shape_the_run() {
     let run = tmp.path().join("run");
     let o = neuroevo()
         .current_dir(repo(""))
-        .args(["auto-cnn", "search", "-q", "--subset", "200", "--population", "2"])
-        .args(["--generations", "0", "--epochs", "1", "--filters", "8", "--device", "cpu"])
-        .args(["--fidelity", "halving", "--eta", "2", "--rungs", "2", "--out", s(&run)])
+        .args([
+            "auto-cnn",
+            "search",
+            "-q",
+            "--subset",
+            "200",
+            "--population",
+            "2",
+        ])
+        .args([
+            "--generations",
+            "0",
+            "--epochs",
+            "1",
+            "--filters",
+            "8",
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--fidelity",
+            "halving",
+            "--eta",
+            "2",
+            "--rungs",
+            "2",
+            "--out",
+            s(&run),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let cfg = common::config(&run);
     assert_eq!(
-        (cfg["fidelity"].as_str(), cfg["eta"].as_u64(), cfg["rungs"].as_u64()),
+        (
+            cfg["fidelity"].as_str(),
+            cfg["eta"].as_u64(),
+            cfg["rungs"].as_u64()
+        ),
         (Some("halving"), Some(2), Some(2))
     );
     for flag in [["--fidelity", "full"], ["--eta", "3"]] {

@@ -40,9 +40,7 @@ pub enum ShrinkPolicy {
 }
 
 /// How much training a network gets before it is scored.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Fidelity {
     /// Every network trains the full `--epochs` (the paper's search).

@@ -299,7 +299,7 @@ impl LocalEvaluator {
     pub fn new(cfg: &SearchConfig, device: Device) -> Result<Self> {
         Ok(LocalEvaluator {
             workers: load_workers(cfg, device)?,
-            live: Live::default(),
+            live: Live::for_device(device),
         })
     }
 }

@@ -151,21 +151,30 @@ pub(crate) fn live_key(genome: &str, cfg: &SearchConfig) -> String {
 }
 
 /// The networks of the rung in progress, kept in memory between rungs (the search's own, or a
-/// worker's), up to a quarter of the machine's memory; the oldest go first beyond it (they are
+/// worker's), up to [`Live::for_device`]'s cap; the oldest go first beyond it (they are
 /// trained again from their start when promoted, with the same result).
 pub(crate) struct Live {
     nets: Mutex<Vec<(String, LiveNet)>>,
     cap_bytes: f64,
 }
 
-impl Default for Live {
-    fn default() -> Self {
-        let have = crate::run::memory::physical_bytes().unwrap_or(8e9);
-        Live::with_cap(have / 4.0)
-    }
-}
+/// What the networks kept on a CUDA device may hold (libtorch tells nothing of a GPU's free
+/// memory, and the trainings beside them need theirs).
+const CUDA_CAP: f64 = 4e9;
 
 impl Live {
+    /// A store for networks that train on `device`: up to a quarter of the machine's memory on
+    /// the CPU, [`CUDA_CAP`] on a GPU.
+    pub(crate) fn for_device(device: Device) -> Self {
+        match device {
+            Device::Cpu => {
+                let have = crate::run::memory::physical_bytes().unwrap_or(8e9);
+                Live::with_cap(have / 4.0)
+            }
+            _ => Live::with_cap(CUDA_CAP),
+        }
+    }
+
     pub(crate) fn with_cap(cap_bytes: f64) -> Self {
         Live {
             nets: Mutex::new(Vec::new()),
@@ -225,7 +234,12 @@ mod tests {
             tch::Tensor::load_multi_from_stream(std::io::Cursor::new(bytes))
                 .unwrap()
                 .into_iter()
-                .map(|(k, t)| (k, Vec::<f32>::try_from(t.to_kind(tch::Kind::Float).flatten(0, -1)).unwrap()))
+                .map(|(k, t)| {
+                    (
+                        k,
+                        Vec::<f32>::try_from(t.to_kind(tch::Kind::Float).flatten(0, -1)).unwrap(),
+                    )
+                })
                 .collect();
         t.sort_by(|a, b| a.0.cmp(&b.0));
         t
@@ -242,9 +256,12 @@ mod tests {
         let full = c.train.full_steps(data.train.len());
         let b = budgets(full, 3, 3);
         // mid-epoch stops and a continuation across an epoch's end
-        assert!(b[0] % c.train.steps_per_epoch(data.train.len()) != 0, "{b:?}");
+        assert!(
+            b[0] % c.train.steps_per_epoch(data.train.len()) != 0,
+            "{b:?}"
+        );
         let g = "S8-8 P:max S8-16";
-        let live = Live::default();
+        let live = Live::for_device(Device::Cpu);
         for (r, &steps) in b.iter().enumerate() {
             let budget = (r + 1 < b.len()).then_some(steps);
             let cfg = at_budget(&c, budget);
@@ -272,6 +289,54 @@ mod tests {
     }
 
     #[test]
+    fn kept_networks_go_on_only_under_their_settings_and_within_the_cap() {
+        let c = crate::autocnn::search::tests::cfg(3);
+        let mut data = load_dataset(
+            &c.dataset,
+            &{
+                let mut d = c.data.clone();
+                d.subset = Some(100);
+                d
+            },
+            Device::Cpu,
+        )
+        .unwrap();
+        let mut h = at_budget(&c, Some(2));
+        h.fidelity = Fidelity::Halving;
+        let live = Live::for_device(Device::Cpu);
+        for g in ["S8-8", "S8-16"] {
+            train_genome(g, &h, &mut data, Some(&live), None, None).unwrap();
+        }
+        assert_eq!(live.len(), 2);
+        // another learning rate is another training: not continued, and dropped
+        let mut other = at_budget(&h, Some(3));
+        other.train.lr = 1e-3;
+        assert!(live
+            .take(&live_key("S8-8", &h), &other.train, Device::Cpu)
+            .is_none());
+        assert_eq!(live.len(), 1);
+        // past the budget asked for: not continued
+        let back = at_budget(&h, Some(1));
+        assert!(live
+            .take(&live_key("S8-16", &h), &back.train, Device::Cpu)
+            .is_none());
+        // the cap: the oldest go first
+        let small = Live::with_cap(1.0);
+        train_genome("S8-8", &h, &mut data, Some(&small), None, None).unwrap();
+        assert_eq!(small.len(), 0);
+        let keep = Live::for_device(Device::Cpu);
+        for g in ["S8-8", "S8-16", "S16-16"] {
+            train_genome(g, &h, &mut data, Some(&keep), None, None).unwrap();
+        }
+        keep.retain(&[live_key("S8-16", &h)]);
+        assert_eq!(keep.len(), 1);
+        let next = at_budget(&h, Some(3));
+        assert!(keep
+            .take(&live_key("S8-16", &h), &next.train, Device::Cpu)
+            .is_some());
+    }
+
+    #[test]
     fn budgets_are_counted_in_steps_and_end_at_the_full_training() {
         // the side-by-side budget: 6,404 training images in batches of 16, one epoch
         assert_eq!(budgets(401, 3, 3), vec![45, 134, 401]);
@@ -287,7 +352,15 @@ mod tests {
 
     #[test]
     fn each_rung_promotes_exactly_its_best_ceil_n_over_eta() {
-        let cohort = [(0, 0.3), (1, 0.9), (2, 0.5), (3, 0.9), (4, 0.1), (5, 0.7), (6, 0.2)];
+        let cohort = [
+            (0, 0.3),
+            (1, 0.9),
+            (2, 0.5),
+            (3, 0.9),
+            (4, 0.1),
+            (5, 0.7),
+            (6, 0.2),
+        ];
         // ceil(7/3) = 3: the two 0.9s (earlier index first) and the 0.7
         assert_eq!(promote(&cohort, 3), vec![1, 3, 5]);
         assert_eq!(promote(&cohort, 2), vec![1, 3, 5, 2]);
@@ -314,7 +387,10 @@ mod tests {
         let mut rng = crate::ga::GaRng::seed_from_u64(1);
         for _ in 0..50 {
             let pair = [keys[0], keys[4]];
-            assert_eq!(Selection::Tournament { k: 2 }.select(&pair, 1, &mut rng), vec![1]);
+            assert_eq!(
+                Selection::Tournament { k: 2 }.select(&pair, 1, &mut rng),
+                vec![1]
+            );
         }
         // the elitism of environmental selection keeps the best finished network
         for seed in 0..20 {

@@ -7,7 +7,9 @@
 //! probability `crossover_prob`, then one of four mutations with probability `mutation_prob`),
 //! every new genome is trained for `epochs` and scored by its accuracy on the validation split,
 //! and environmental selection picks the next population from parents + offspring by binary
-//! tournament, the best of all replacing the worst chosen if it was left out.
+//! tournament, the best of all replacing the worst chosen if it was left out. With
+//! `--fidelity halving` the new genomes are trained in rungs of growing budgets, only the best
+//! of each rung training on ([`halving`]).
 //!
 //! Differences from the package, on purpose: fitness is measured on the validation split (the
 //! package measures on the test set; `--fitness-set test` reproduces that), offspring are new

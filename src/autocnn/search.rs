@@ -132,10 +132,11 @@ impl Search {
         e.budget_steps = self.cfg_at(rung).train.budget_steps;
         // rung first, then fitness: a network is never the best for having stopped early
         let key = halving::selection_key(rung, top, e.fitness);
-        let better = trained_network(&e)
-            && self.state.best.as_ref().is_none_or(|b| {
-                key > halving::selection_key(self.state.best_rung, top, b.fitness)
-            });
+        let better =
+            trained_network(&e)
+                && self.state.best.as_ref().is_none_or(|b| {
+                    key > halving::selection_key(self.state.best_rung, top, b.fitness)
+                });
         if better {
             if let Some(bytes) = weights {
                 fsutil::write_atomic(&self.dir.file(rdir::BEST_WEIGHTS), bytes)?;

@@ -232,7 +232,7 @@ pub fn run_worker(args: &WorkerArgs) -> Result<()> {
             deadline,
             threads: tch::get_num_threads(),
             datasets: HashMap::new(),
-            live: Default::default(),
+            live: std::sync::Arc::new(Live::for_device(device)),
         };
         w.log(format!(
             "serving {} on {}",

@@ -9,11 +9,11 @@
 //! halving continues its networks so). Only the global libtorch generator is not carried:
 //! networks that draw from it while they train (dropout, `augment_shift`) continue equal only
 //! if nothing else drew from it in between.
-use std::borrow::Cow;
 use super::Precision;
 use crate::data::{Batches, Split};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::time::Instant;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
@@ -510,8 +510,10 @@ mod tests {
         let mut t = EpochTrainer::new(&vs, train.len(), &cfg, 0).unwrap();
         let mut reports = Vec::new();
         for stop in [3, 7, 12] {
-            t.train_until(&net, &train, None, None, Some(stop), |r| reports.push(r.clone()))
-                .unwrap();
+            t.train_until(&net, &train, None, None, Some(stop), |r| {
+                reports.push(r.clone())
+            })
+            .unwrap();
             assert_eq!(t.steps(), stop);
         }
         let at_12 = weights(&vs);
