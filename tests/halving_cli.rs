@@ -228,6 +228,18 @@ fn a_search_killed_mid_rung_resumes_and_ends_as_the_uninterrupted_one() {
         "killed in the middle of a rung above the first: {ckpt}"
     );
 
+    // show tells where it stopped
+    let o = neuroevo()
+        .args(["auto-cnn", "show", s(&cut)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("running or interrupted: generation 0 of 2, rung "),
+        "{text}"
+    );
+
     let o = neuroevo()
         .current_dir(repo(""))
         .args(["auto-cnn", "search", "-q", "--resume", s(&cut)])

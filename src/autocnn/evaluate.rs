@@ -137,7 +137,7 @@ fn scored_zero(
 /// The network of `genome` as it starts training: repaired (or refused) per `cfg.on_shrink`,
 /// checked to fit in memory, its initial weights seeded by the run's seed alone. `Err` holds
 /// why it scores 0 and the network that was to train.
-fn start_network(
+pub(crate) fn start_network(
     genome: &str,
     cfg: &SearchConfig,
     data: &Dataset,

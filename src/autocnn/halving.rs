@@ -225,7 +225,7 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autocnn::evaluate::train_genome;
+    use crate::autocnn::evaluate::{start_network, train_genome};
     use crate::data::load_dataset;
 
     /// The tensors of a network's saved weights, by name.
@@ -261,7 +261,17 @@ mod tests {
             "{b:?}"
         );
         let g = "S8-8 P:max S8-16";
-        let live = Live::for_device(Device::Cpu);
+        // fresh networks with the same initial weights: the tests run in parallel, and others
+        // draw from libtorch's one generator while a network is made
+        let first = start_network(g, &c, &data).unwrap().unwrap();
+        let fresh = |data: &crate::data::Dataset| {
+            let mut n = start_network(g, &c, data).unwrap().unwrap();
+            n.vs.copy(&first.vs).unwrap();
+            let live = Live::for_device(Device::Cpu);
+            live.put(live_key(g, &c), n);
+            live
+        };
+        let live = fresh(&data);
         for (r, &steps) in b.iter().enumerate() {
             let budget = (r + 1 < b.len()).then_some(steps);
             let cfg = at_budget(&c, budget);
@@ -269,14 +279,9 @@ mod tests {
             // kept to go on below the full training, not after it
             assert_eq!(live.len(), usize::from(budget.is_some()));
             assert_eq!(went_on.eval.budget_steps, budget);
-            let straight = if budget.is_some() {
-                train_genome(g, &cfg, &mut data, None, None, None).unwrap()
-            } else {
-                // the full training of --fidelity full
-                let mut f = c.clone();
-                f.fidelity = Fidelity::Full;
-                train_genome(g, &f, &mut data, None, None, None).unwrap()
-            };
+            // straight from the start to the same budget (the last: the full training)
+            let from_start = fresh(&data);
+            let straight = train_genome(g, &cfg, &mut data, Some(&from_start), None, None).unwrap();
             assert_eq!(went_on.eval.fitness, straight.eval.fitness, "rung {r}");
             assert_eq!(went_on.eval.val_acc, straight.eval.val_acc);
             assert_eq!(went_on.eval.params, straight.eval.params);
@@ -348,6 +353,32 @@ mod tests {
         assert_eq!(evaluations_per_generation(4, 3, 3), 4 + 2 + 1);
         assert_eq!(evaluations_per_generation(9, 3, 3), 9 + 3 + 1);
         assert_eq!(evaluations_per_generation(5, 3, 1), 5);
+    }
+
+    #[test]
+    fn a_budget_must_be_a_lower_rung_of_the_search() {
+        let mut c = crate::autocnn::search::tests::cfg(3);
+        c.fidelity = Fidelity::Halving;
+        c.train.batch_size = 16;
+        // 6,404 images: rungs of 45, 134 and 401 steps
+        assert_eq!(rung_budgets(&c, 6404), vec![45, 134, 401]);
+        for (b, ok) in [
+            (None, true),
+            (Some(45), true),
+            (Some(134), true),
+            (Some(401), false),
+        ] {
+            let r = check_budget(&at_budget(&c, b), 6404);
+            assert_eq!(r.is_ok(), ok, "{b:?}: {r:?}");
+        }
+        let e = check_budget(&at_budget(&c, Some(46)), 6404).unwrap_err();
+        assert!(
+            e.to_string().contains("46 training steps") && e.is_user_error(),
+            "{e}"
+        );
+        c.fidelity = Fidelity::Full;
+        assert!(rung_budgets(&c, 6404).is_empty());
+        assert!(check_budget(&at_budget(&c, Some(45)), 6404).is_err());
     }
 
     #[test]

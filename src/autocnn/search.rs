@@ -233,7 +233,11 @@ impl Search {
                 }
             }
             let names: Vec<&str> = wave.iter().map(|(_, g)| g.as_str()).collect();
-            self.set_message(ctx, &format!("training {}", names.join(" | ")));
+            let rung_note = match self.halving() {
+                true => format!(" (rung {rung}, {} steps)", self.state.budgets[rung]),
+                false => String::new(),
+            };
+            self.set_message(ctx, &format!("training {}{rung_note}", names.join(" | ")));
             let genomes: Vec<String> = wave.iter().map(|(_, g)| g.clone()).collect();
             let mut evaluator = self.evaluator.take().expect("the search has an evaluator");
             let bars = self.bars.clone();

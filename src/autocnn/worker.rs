@@ -613,6 +613,16 @@ mod tests {
         assert!(invalid(&task("S4096-4096")).contains("outside its search space"));
         assert!(invalid(&task("F10")).contains("outside"));
         assert!(invalid(&task("")).contains("not a layer list"));
+        // a budget below the full training: successive halving's, within its key
+        let mut t = task("S32-64");
+        t.cfg.train.budget_steps = Some(5);
+        t.key = cache_key(&t.genome, &t.cfg.fitness_settings());
+        assert!(invalid(&t).contains("--fidelity halving"));
+        t.cfg.fidelity = crate::autocnn::Fidelity::Halving;
+        assert!(check_task(&t).is_ok());
+        // the key of the full training is not the key of a rung
+        t.key = task("S32-64").key;
+        assert!(invalid(&t).contains("not the key of its genome"));
     }
 
     #[test]

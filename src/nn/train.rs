@@ -474,15 +474,23 @@ mod tests {
     use crate::nn::model::LayerNet;
     use tch::Device;
 
-    /// 100 random 8x8 images of 3 classes and a fresh seeded network on them.
-    fn setup() -> (Split, nn::VarStore, LayerNet) {
-        tch::manual_seed(3);
+    /// 100 random 8x8 images of 3 classes.
+    fn data() -> Split {
         let x = Tensor::rand([100, 1, 8, 8], (Kind::Float, Device::Cpu));
         let y = Tensor::randint(3, [100], (Kind::Int64, Device::Cpu));
-        let vs = nn::VarStore::new(Device::Cpu);
+        Split { x, y }
+    }
+
+    /// A network for [`data`] with the weights of `like` (tests run in parallel and draw from
+    /// libtorch's one generator: copies start equal whatever else draws meanwhile).
+    fn new_net(like: Option<&nn::VarStore>) -> (nn::VarStore, LayerNet) {
+        let mut vs = nn::VarStore::new(Device::Cpu);
         let arch = Arch::parse("S4-4 P:max").unwrap();
         let net = LayerNet::new(&vs.root(), &arch, [1, 8, 8], 3).unwrap();
-        (Split { x, y }, vs, net)
+        if let Some(like) = like {
+            vs.copy(like).unwrap();
+        }
+        (vs, net)
     }
 
     fn weights(vs: &nn::VarStore) -> Vec<(String, Vec<f32>)> {
@@ -506,7 +514,9 @@ mod tests {
             ..Default::default()
         };
         // 7 steps per epoch, 21 in all: stop at 3 (mid-epoch), 7 (an epoch's end), 12
-        let (train, vs, net) = setup();
+        let train = data();
+        let (start, _) = new_net(None);
+        let (vs, net) = new_net(Some(&start));
         let mut t = EpochTrainer::new(&vs, train.len(), &cfg, 0).unwrap();
         let mut reports = Vec::new();
         for stop in [3, 7, 12] {
@@ -522,12 +532,12 @@ mod tests {
         assert_eq!((t.steps(), t.done), (21, 3));
 
         // straight to 12 steps, and straight through with epoch() as `train` does
-        let (train, vs2, net2) = setup();
+        let (vs2, net2) = new_net(Some(&start));
         let mut t2 = EpochTrainer::owned(&vs2, train.len(), cfg.clone(), 0).unwrap();
         t2.train_until(&net2, &train, None, None, Some(12), |_| {})
             .unwrap();
         assert_eq!(weights(&vs2), at_12, "continued to 12 = straight to 12");
-        let (train, vs3, net3) = setup();
+        let (vs3, net3) = new_net(Some(&start));
         let mut t3 = EpochTrainer::new(&vs3, train.len(), &cfg, 0).unwrap();
         let straight: Vec<EpochReport> = (0..3)
             .map(|_| t3.epoch(&net3, &train, None, None).unwrap())
