@@ -64,6 +64,18 @@ pub fn tune_allocator() {
     }
 }
 
+/// The devices a run named `name` may use, `device` being `name` as [`parse_device`] read it:
+/// every CUDA device for `auto`/`cuda` on a machine with several, else the one named.
+pub fn devices_named(name: &str, device: Device) -> Vec<Device> {
+    let all = matches!(name.trim().to_ascii_lowercase().as_str(), "auto" | "cuda");
+    match device {
+        Device::Cuda(_) if all => (0..tch::Cuda::device_count() as usize)
+            .map(Device::Cuda)
+            .collect(),
+        _ => vec![device],
+    }
+}
+
 /// A short name for logs and config files: `cpu`, `cuda:0`.
 pub fn device_name(d: Device) -> String {
     match d {
@@ -82,6 +94,7 @@ mod tests {
         assert_eq!(parse_device("CPU").unwrap(), Device::Cpu);
         assert!(matches!(parse_device("gpu"), Err(Error::Usage(_))));
         assert!(matches!(parse_device("cuda:x"), Err(Error::Usage(_))));
+        assert_eq!(devices_named("cpu", Device::Cpu), [Device::Cpu]);
         if !tch::Cuda::is_available() {
             assert_eq!(parse_device("auto").unwrap(), Device::Cpu);
             assert!(matches!(parse_device("cuda"), Err(Error::Usage(_))));

@@ -221,6 +221,7 @@ impl TrainArgs {
                 augment_shift: self.augment_shift,
                 seed: crate::rng::Streams::new(seed),
                 precision: Precision::parse(&self.precision, new.device)?,
+                budget_steps: None,
             },
             device: new.device_name.clone(),
             export: match &self.export {

@@ -97,6 +97,66 @@ fn a_worker_killed_in_training_loses_only_its_task_and_the_search_equals_the_loc
     assert!(out.join("best.pt").is_file() && result["best"]["genome"].is_string());
 }
 
+/// (generation, rung, index, genome, fitness, promoted) of every evaluation of a search with
+/// `--fidelity halving`, in that order.
+fn rung_records(dir: &Path) -> Vec<(u64, u64, u64, String, f64, bool)> {
+    let mut v: Vec<_> = log(dir)
+        .iter()
+        .filter(|r| r["kind"] == "evaluation")
+        .map(|r| {
+            (
+                r["generation"].as_u64().unwrap(),
+                r["rung"].as_u64().unwrap(),
+                r["index"].as_u64().unwrap(),
+                r["genome"].as_str().unwrap().to_string(),
+                r["fitness"].as_f64().unwrap(),
+                r["promoted"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    v
+}
+
+#[test]
+fn successive_halving_over_two_workers_one_killed_gives_the_in_process_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let halving = ["--fidelity", "halving"];
+    let local = tmp.path().join("local-halving");
+    let o = search(&local, None, &halving).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = rung_records(&local);
+    assert!(
+        want.iter().any(|r| r.1 == 2),
+        "some network reached the last rung"
+    );
+
+    let server = NatsServer::start(&tmp.path().join("store"));
+    let w1 = Worker::start(&server.url(), "w1", &[]);
+    let w2 = Worker::start(&server.url(), "w2", &[]);
+    let out = tmp.path().join("dist");
+    let child = search(&out, Some(&server.url()), &halving).spawn().unwrap();
+    w1.wait_for("training");
+    let mut w1 = w1;
+    w1.child.kill().unwrap(); // SIGKILL in the middle of a rung's training
+    w1.child.wait().unwrap();
+    finish(child);
+    // workers train each rung's task to its budget (from the start, or on from a network
+    // they kept): the same records as the in-process search, which continues its networks
+    assert_eq!(rung_records(&out), want);
+    let budgets: Vec<String> = w2
+        .log()
+        .iter()
+        .filter(|l| l.contains(": training "))
+        .filter_map(|l| {
+            l.split(" to ")
+                .nth(1)
+                .map(|t| t.split(' ').next().unwrap().to_string())
+        })
+        .collect();
+    assert!(!budgets.is_empty(), "w2 trained rung tasks: {:?}", w2.log());
+}
+
 #[test]
 fn a_killed_search_resumes_without_retraining_what_workers_scored() {
     let tmp = tempfile::tempdir().unwrap();

@@ -13,12 +13,13 @@ use std::process::Command;
 const NEUROEVO: &str = env!("CARGO_BIN_EXE_neuroevo");
 
 /// Every file of `scripts/` and how this file covers it.
-const SCRIPTS: [&str; 14] = [
+const SCRIPTS: [&str; 15] = [
     "bench-autocnn.sh",
     "bench-broker.sh",
     "bench-fool.sh",
     "bench-gan.sh",
     "bench-gari.sh",
+    "bench-halving.sh",
     "bench-train.sh",
     "bench_train_torch.py", // run by bench-train.sh
     "gan-fid-curves.sh",
@@ -335,6 +336,36 @@ fn bench_autocnn() {
         "{out}"
     );
     assert!(out.contains("per network:"), "{out}");
+}
+
+#[test]
+fn bench_halving() {
+    let mut env = AUTOCNN_TINY.to_vec();
+    env.push(("BIN", env!("CARGO_BIN_EXE_auto-cnn")));
+    env.push(("SEEDS", "1"));
+    let tmp = tempfile::tempdir().unwrap();
+    env.push(("OUT", s(tmp.path())));
+    let out = run("bench-halving.sh", &env, 300);
+    for fidelity in ["full", "halving"] {
+        assert_eq!(
+            lines_with(&out, &[&format!("1     {fidelity} ")]),
+            1,
+            "{out}"
+        );
+        assert_eq!(
+            lines_with(&out, &[&format!("mean  {fidelity} ")]),
+            1,
+            "{out}"
+        );
+    }
+    assert_eq!(
+        lines_with(
+            &out,
+            &["halving against full:", "x faster", "best test accuracy"]
+        ),
+        1,
+        "{out}"
+    );
 }
 
 #[test]

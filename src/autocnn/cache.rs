@@ -19,6 +19,10 @@ pub struct Evaluation {
     pub seconds: f64,
     /// Repairs, zero scores and failed trainings, in words.
     pub note: Option<String>,
+    /// The training steps it was scored after, when that is a lower rung of successive
+    /// halving (none: the full training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_steps: Option<usize>,
 }
 
 impl Evaluation {
@@ -34,6 +38,7 @@ impl Evaluation {
             test_acc: None,
             seconds,
             note: Some(note),
+            budget_steps: None,
         }
     }
 }

@@ -39,6 +39,39 @@ pub enum ShrinkPolicy {
     Zero,
 }
 
+/// How much training a network gets before it is scored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Fidelity {
+    /// Every network trains the full `--epochs` (the paper's search).
+    #[default]
+    Full,
+    /// Successive halving: every network trains a short first budget, and only the best
+    /// 1/`--eta` of each rung go on to the next, up to the full budget (see `halving`).
+    Halving,
+}
+
+impl std::fmt::Display for Fidelity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fidelity::Full => "full",
+            Fidelity::Halving => "halving",
+        })
+    }
+}
+
+fn default_eta() -> usize {
+    3
+}
+
+fn default_rungs() -> usize {
+    3
+}
+
+/// The largest `--eta` and `--rungs` (beyond them the lowest rung trains one step).
+pub const MAX_ETA: usize = 100;
+pub const MAX_RUNGS: usize = 10;
+
 /// Options of `auto-cnn search`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SearchArgs {
@@ -54,9 +87,22 @@ pub struct SearchArgs {
     /// Generations after the initial population [default: 4]; with --resume, extends the run.
     #[arg(long)]
     pub generations: Option<usize>,
-    /// Training epochs of every evaluated network.
+    /// Training epochs of every evaluated network (with --fidelity halving: of those that
+    /// reach the last rung).
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
+    /// full: every network trains all --epochs; halving: successive halving, every network
+    /// first trains 1/eta^(rungs-1) of the steps and only the best 1/eta of each rung
+    /// continue, from where they stopped, to the next rung.
+    #[arg(long, value_enum, default_value_t = Fidelity::Full)]
+    pub fidelity: Fidelity,
+    /// --fidelity halving: the best ceil(n/eta) of a rung's n networks go on to the next rung,
+    /// whose budget is eta times larger.
+    #[arg(long, default_value_t = 3)]
+    pub eta: usize,
+    /// --fidelity halving: how many budgets (rungs) there are, the last one all --epochs.
+    #[arg(long, default_value_t = 3)]
+    pub rungs: usize,
     /// Probability that two parents are crossed over (else copied).
     #[arg(long, default_value_t = 0.9)]
     pub crossover_prob: f64,
@@ -217,6 +263,15 @@ pub struct SearchConfig {
     pub mutation_dist: [f64; 4],
     pub fitness_set: FitnessSet,
     pub on_shrink: ShrinkPolicy,
+    /// Full training of every network, or successive halving (searches made before it was
+    /// recorded trained every network fully).
+    #[serde(default)]
+    pub fidelity: Fidelity,
+    /// Successive halving's promotion ratio and number of rungs.
+    #[serde(default = "default_eta")]
+    pub eta: usize,
+    #[serde(default = "default_rungs")]
+    pub rungs: usize,
     pub time_budget_s: Option<f64>,
     /// How every genome is trained (`epochs` is the search's epochs; the seed is the run's, so a
     /// genome always gets the same fitness).
@@ -295,6 +350,9 @@ impl SearchArgs {
             mutation_dist,
             fitness_set: self.fitness_set,
             on_shrink: self.on_shrink,
+            fidelity: self.fidelity,
+            eta: self.eta,
+            rungs: self.rungs,
             time_budget_s: self.time_budget,
             train: TrainConfig {
                 epochs: self.epochs,
@@ -306,6 +364,7 @@ impl SearchArgs {
                 augment_shift: 0,
                 seed: crate::rng::Streams::new(seed),
                 precision: Precision::parse(&self.precision, new.device)?,
+                budget_steps: None,
             },
             final_epochs: self.final_epochs,
             device: new.device_name.clone(),
@@ -402,6 +461,26 @@ impl SearchConfig {
                 "--per-device {}: must be between 1 and {MAX_PER_DEVICE}",
                 self.per_device
             )));
+        }
+        if !(2..=MAX_ETA).contains(&self.eta) {
+            return Err(Error::usage(format!(
+                "--eta {}: must be between 2 and {MAX_ETA}",
+                self.eta
+            )));
+        }
+        if !(1..=MAX_RUNGS).contains(&self.rungs) {
+            return Err(Error::usage(format!(
+                "--rungs {}: must be between 1 and {MAX_RUNGS}",
+                self.rungs
+            )));
+        }
+        // a budget below the full training is a rung of successive halving (a task's; the
+        // search's own configuration has none): which budgets are rungs depends on the
+        // training set's length, checked by `halving::check_budget`
+        if self.train.budget_steps.is_some() && self.fidelity != Fidelity::Halving {
+            return Err(Error::usage(
+                "a training budget below --epochs is a rung of --fidelity halving only",
+            ));
         }
         self.space.validate()?;
         // the rates libtorch's optimizers can hold are checked there, for train too

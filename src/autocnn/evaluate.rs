@@ -4,11 +4,12 @@
 use super::cache::*;
 use super::config::*;
 use super::genome;
+use super::halving::{live_key, Live, LiveNet};
 use crate::data::{load_dataset, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::arch::Arch;
 use crate::nn::model::{parameter_count, LayerNet};
-use crate::nn::train::{accuracy, train_classifier, EVAL_BATCH};
+use crate::nn::train::{accuracy, EpochTrainer, TrainConfig, EVAL_BATCH};
 use indicatif::{MultiProgress, ProgressBar};
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -27,10 +28,16 @@ pub struct Trained {
 /// Trains `genome` per `cfg` on `data` and scores it. A genome that cannot run (pooling below
 /// 1x1 under [`ShrinkPolicy::Zero`], nothing left after a repair) or whose training fails
 /// (diverged, out of memory) scores 0 with a note instead of stopping the search.
+///
+/// With `live` (successive halving), a network trained to a lower rung's budget that `live`
+/// kept goes on from where it stopped, and one trained to a budget below the full training is
+/// kept there; without it, or when it holds no such network, the network trains from its
+/// seeded start, which ends the same.
 pub(crate) fn train_genome(
     genome: &str,
     cfg: &SearchConfig,
     data: &mut Dataset,
+    live: Option<&Live>,
     bars: Option<&MultiProgress>,
     bar: Option<&ProgressBar>,
 ) -> Result<Trained> {
@@ -39,16 +46,104 @@ pub(crate) fn train_genome(
     if let (Device::Cpu, Some(t)) = (data.device(), cfg.threads) {
         tch::set_num_threads(t);
     }
-    let g = Arch::parse(genome)?;
-    let zero = |note: String, evaluated: String| Trained {
+    let budget = cfg.train.budget_steps;
+    let key = live.map(|_| live_key(genome, cfg));
+    let kept = match (live, &key) {
+        (Some(l), Some(k)) => l.take(k, &cfg.train, data.device()),
+        _ => None,
+    };
+    let mut n = match kept {
+        Some(n) => n,
+        None => match start_network(genome, cfg, data)? {
+            Ok(n) => n,
+            Err((note, evaluated)) => return Ok(scored_zero(genome, note, evaluated, budget, t0)),
+        },
+    };
+    let epochs = cfg.train.epochs;
+    let net = &n.net;
+    let trained = n
+        .trainer
+        .train_until(net, &data.train, None, bars, budget, |r| {
+            if let Some(b) = bar {
+                let msg = b.message();
+                let base = msg.split(" [epoch").next().unwrap_or("").to_string();
+                b.set_message(format!("{base} [epoch {}/{epochs} done]", r.epoch));
+            }
+        });
+    if let Err(e) = trained {
+        if e.is_user_error() {
+            return Err(e);
+        }
+        let note = format!("scored 0: training failed: {e}");
+        let mut t = scored_zero(genome, note, n.arch.to_string(), budget, t0);
+        t.eval.params = n.params;
+        return Ok(t);
+    }
+    let val_acc = (!data.val.is_empty()).then(|| accuracy(net, &data.val, EVAL_BATCH));
+    let test_acc =
+        (cfg.fitness_set == FitnessSet::Test).then(|| accuracy(net, &data.test, EVAL_BATCH));
+    let mut fitness = match cfg.fitness_set {
+        FitnessSet::Val => val_acc,
+        FitnessSet::Test => test_acc,
+    }
+    .unwrap_or(f64::NAN);
+    let mut note = n.note.clone();
+    if !fitness.is_finite() {
+        note = Some(format!("scored 0: fitness was {fitness}"));
+        fitness = 0.0;
+    }
+    let weights = weights_bytes(&n.vs)?;
+    let eval = Evaluation {
+        genome: genome.to_string(),
+        evaluated: n.arch.to_string(),
+        params: n.params,
+        fitness,
+        val_acc,
+        test_acc,
+        seconds: t0.elapsed().as_secs_f64(),
+        note,
+        budget_steps: budget,
+    };
+    // a network stopped below the full training may be promoted: it goes on from here
+    if let (Some(l), Some(k), Some(_)) = (live, key, budget) {
+        l.put(k, n);
+    }
+    Ok(Trained {
+        eval,
+        weights: Some(weights),
+        overhead_s: None,
+    })
+}
+
+/// A scored-0 evaluation of `genome` (`evaluated`: the network that was to train, if any).
+fn scored_zero(
+    genome: &str,
+    note: String,
+    evaluated: String,
+    budget_steps: Option<usize>,
+    t0: Instant,
+) -> Trained {
+    Trained {
         eval: Evaluation {
             evaluated,
+            budget_steps,
             ..Evaluation::scored_zero(genome, note, t0.elapsed().as_secs_f64())
         },
         weights: None,
         overhead_s: None,
-    };
-    let (arch, mut note) = match cfg.on_shrink {
+    }
+}
+
+/// The network of `genome` as it starts training: repaired (or refused) per `cfg.on_shrink`,
+/// checked to fit in memory, its initial weights seeded by the run's seed alone. `Err` holds
+/// why it scores 0 and the network that was to train.
+pub(crate) fn start_network(
+    genome: &str,
+    cfg: &SearchConfig,
+    data: &Dataset,
+) -> Result<std::result::Result<LiveNet, (String, String)>> {
+    let g = Arch::parse(genome)?;
+    let (arch, note) = match cfg.on_shrink {
         ShrinkPolicy::Repair => match genome::repair(&g, data.shape) {
             (Some(a), dropped) if dropped.is_empty() => (a, None),
             (Some(a), dropped) => {
@@ -56,15 +151,13 @@ pub(crate) fn train_genome(
                 (a, Some(n))
             }
             (None, _) => {
-                return Ok(zero(
-                    "scored 0: only pooling layers, none of which can run".into(),
-                    String::new(),
-                ))
+                let why = "scored 0: only pooling layers, none of which can run";
+                return Ok(Err((why.into(), String::new())));
             }
         },
         ShrinkPolicy::Zero => match g.output_shape(data.shape) {
             Ok(_) => (g.clone(), None),
-            Err(e) => return Ok(zero(format!("scored 0: {e}"), String::new())),
+            Err(e) => return Ok(Err((format!("scored 0: {e}"), String::new()))),
         },
     };
     // a network that cannot train one step in this machine's memory is not started
@@ -72,61 +165,31 @@ pub(crate) fn train_genome(
     let need = arch.training_bytes(data.shape, classes, cfg.train.batch_size as i64);
     if let Err(e) = crate::run::memory::check("it", "one training step", need) {
         let why = e.to_string().replacen("it: ", "", 1);
-        return Ok(zero(format!("scored 0: {why}"), arch.to_string()));
+        return Ok(Err((format!("scored 0: {why}"), arch.to_string())));
     }
     // the initial weights depend on the seed only, not on what was trained before (nor on
     // what other threads draw meanwhile: --per-device)
     let rng = crate::rng::libtorch_lock();
     cfg.train.seed.init_libtorch();
     let vs = VarStore::new(data.device());
-    let mut net = LayerNet::new(&vs.root(), &arch, data.shape, data.num_classes() as i64)?;
+    let mut net = LayerNet::new(&vs.root(), &arch, data.shape, classes)?;
     drop(rng);
     net.set_precision(cfg.train.precision);
     let params = parameter_count(&vs);
-    let epochs = cfg.train.epochs;
-    let trained = train_classifier(&net, &vs, &data.train, None, &cfg.train, 0, bars, |r| {
-        if let Some(b) = bar {
-            let msg = b.message();
-            let base = msg.split(" [epoch").next().unwrap_or("").to_string();
-            b.set_message(format!("{base} [epoch {}/{epochs} done]", r.epoch));
-        }
-        // a network always trains all its epochs: its fitness is that of --epochs
-        Ok(true)
-    });
-    if let Err(e) = trained {
-        if e.is_user_error() {
-            return Err(e);
-        }
-        let mut t = zero(format!("scored 0: training failed: {e}"), arch.to_string());
-        t.eval.params = params;
-        return Ok(t);
-    }
-    let val_acc = (!data.val.is_empty()).then(|| accuracy(&net, &data.val, EVAL_BATCH));
-    let test_acc =
-        (cfg.fitness_set == FitnessSet::Test).then(|| accuracy(&net, &data.test, EVAL_BATCH));
-    let mut fitness = match cfg.fitness_set {
-        FitnessSet::Val => val_acc,
-        FitnessSet::Test => test_acc,
-    }
-    .unwrap_or(f64::NAN);
-    if !fitness.is_finite() {
-        note = Some(format!("scored 0: fitness was {fitness}"));
-        fitness = 0.0;
-    }
-    Ok(Trained {
-        eval: Evaluation {
-            genome: genome.to_string(),
-            evaluated: arch.to_string(),
-            params,
-            fitness,
-            val_acc,
-            test_acc,
-            seconds: t0.elapsed().as_secs_f64(),
-            note,
-        },
-        weights: Some(weights_bytes(&vs)?),
-        overhead_s: None,
-    })
+    // the trainer holds the full training's settings: the budget is where a call stops
+    let full = TrainConfig {
+        budget_steps: None,
+        ..cfg.train.clone()
+    };
+    let trainer = EpochTrainer::owned(&vs, data.train.len(), full, 0)?;
+    Ok(Ok(LiveNet {
+        vs,
+        net,
+        trainer,
+        arch,
+        note,
+        params,
+    }))
 }
 
 /// How the note of a training that panicked starts.
@@ -138,11 +201,12 @@ pub(crate) fn train_guarded(
     genome: &str,
     cfg: &SearchConfig,
     data: &mut Dataset,
+    live: Option<&Live>,
     bars: Option<&MultiProgress>,
     bar: Option<&ProgressBar>,
 ) -> Result<Trained> {
     let t0 = Instant::now();
-    let run = std::panic::AssertUnwindSafe(|| train_genome(genome, cfg, data, bars, bar));
+    let run = std::panic::AssertUnwindSafe(|| train_genome(genome, cfg, data, live, bars, bar));
     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<String>()
@@ -169,12 +233,12 @@ pub fn weights_bytes(vs: &VarStore) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// One copy of the dataset per device networks are trained on (see [`worker_devices`]),
-/// checked to have the split the fitness is measured on.
-pub(crate) fn load_workers(cfg: &SearchConfig, device: Device) -> Result<Vec<Dataset>> {
-    let workers = worker_devices(&cfg.device, device)
-        .into_iter()
-        .map(|d| load_dataset(&cfg.dataset, &cfg.data, d))
+/// One copy of the dataset per device networks are trained on (the run's `devices`), checked
+/// to have the split the fitness is measured on.
+pub(crate) fn load_workers(cfg: &SearchConfig, devices: &[Device]) -> Result<Vec<Dataset>> {
+    let workers = devices
+        .iter()
+        .map(|&d| load_dataset(&cfg.dataset, &cfg.data, d))
         .collect::<Result<Vec<_>>>()?;
     let d = &workers[0];
     match cfg.fitness_set {
@@ -186,18 +250,6 @@ pub(crate) fn load_workers(cfg: &SearchConfig, device: Device) -> Result<Vec<Dat
             d.name
         ))),
         _ => Ok(workers),
-    }
-}
-
-/// The devices networks are trained on: every CUDA device for `auto`/`cuda` on a machine with
-/// several, else the one named. `device` is `name` as the run layer parsed it.
-pub(crate) fn worker_devices(name: &str, device: Device) -> Vec<Device> {
-    let all = matches!(name.trim().to_ascii_lowercase().as_str(), "auto" | "cuda");
-    match device {
-        Device::Cuda(_) if all => (0..tch::Cuda::device_count() as usize)
-            .map(Device::Cuda)
-            .collect(),
-        _ => vec![device],
     }
 }
 
@@ -218,27 +270,36 @@ pub trait Evaluator {
         bar: Option<&ProgressBar>,
         done: &mut dyn FnMut(usize, Result<Trained>) -> Result<()>,
     ) -> Result<()>;
+    /// Successive halving: of the networks it may keep between rungs, only those of `genomes`
+    /// (just promoted, trained under `cfg`'s settings) will be asked to go on; a backend that
+    /// keeps networks in memory frees the others.
+    fn keep_live(&mut self, _genomes: &[String], _cfg: &SearchConfig) {}
 }
 
 /// The in-process backend: `--per-device` networks at a time per local device, each in its own
 /// thread with its own model and its own handle on the device's copy of the dataset (read only,
-/// so the copies share its memory).
+/// so the copies share its memory); with successive halving, the networks of the rung in
+/// progress stay in memory to go on when promoted.
 pub struct LocalEvaluator {
     pub(crate) workers: Vec<Dataset>,
+    pub(crate) live: Live,
 }
 
 impl LocalEvaluator {
-    /// `cfg.per_device` workers per device of `cfg.device` (every CUDA device for
-    /// `auto`/`cuda`), which the run layer parsed as `device`.
-    pub fn new(cfg: &SearchConfig, device: Device) -> Result<Self> {
+    /// `cfg.per_device` workers per device of the run's `devices` (every CUDA device for
+    /// `auto`/`cuda` on a machine with several).
+    pub fn new(cfg: &SearchConfig, devices: &[Device]) -> Result<Self> {
         let mut workers = Vec::new();
-        for d in load_workers(cfg, device)? {
+        for d in load_workers(cfg, devices)? {
             for _ in 1..cfg.per_device {
                 workers.push(d.shallow_clone());
             }
             workers.push(d);
         }
-        Ok(LocalEvaluator { workers })
+        Ok(LocalEvaluator {
+            workers,
+            live: Live::for_device(devices[0]),
+        })
     }
 }
 
@@ -255,11 +316,12 @@ impl Evaluator for LocalEvaluator {
         bar: Option<&ProgressBar>,
         done: &mut dyn FnMut(usize, Result<Trained>) -> Result<()>,
     ) -> Result<()> {
+        let live = Some(&self.live);
         let results: Vec<Result<Trained>> = std::thread::scope(|s| {
             let handles: Vec<_> = genomes
                 .iter()
                 .zip(self.workers.iter_mut())
-                .map(|(g, data)| s.spawn(move || train_guarded(g, cfg, data, bars, bar)))
+                .map(|(g, data)| s.spawn(move || train_guarded(g, cfg, data, live, bars, bar)))
                 .collect();
             handles
                 .into_iter()
@@ -273,5 +335,10 @@ impl Evaluator for LocalEvaluator {
             done(i, r)?;
         }
         Ok(())
+    }
+
+    fn keep_live(&mut self, genomes: &[String], cfg: &SearchConfig) {
+        let keys: Vec<String> = genomes.iter().map(|g| live_key(g, cfg)).collect();
+        self.live.retain(&keys);
     }
 }

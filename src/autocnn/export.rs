@@ -196,6 +196,7 @@ pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
         test_acc: p.test_acc,
         seconds: 0.0,
         note: None,
+        budget_steps: None,
     };
     let path = args
         .out
@@ -210,7 +211,7 @@ pub fn export_best(args: &ExportArgs) -> Result<BestModel> {
             shorten(&p.evaluated),
             p.params
         );
-        let t = train_genome(&p.genome, &cfg, &mut data, bars.as_ref(), None)?;
+        let t = train_genome(&p.genome, &cfg, &mut data, None, bars.as_ref(), None)?;
         if t.eval.fitness != p.fitness {
             eprintln!(
                 "auto-cnn export: the retrained network scores {:.4}, the search's {:.4} (another \

@@ -7,7 +7,9 @@
 //! probability `crossover_prob`, then one of four mutations with probability `mutation_prob`),
 //! every new genome is trained for `epochs` and scored by its accuracy on the validation split,
 //! and environmental selection picks the next population from parents + offspring by binary
-//! tournament, the best of all replacing the worst chosen if it was left out.
+//! tournament, the best of all replacing the worst chosen if it was left out. With
+//! `--fidelity halving` the new genomes are trained in rungs of growing budgets, only the best
+//! of each rung training on ([`halving`]).
 //!
 //! Differences from the package, on purpose: fitness is measured on the validation split (the
 //! package measures on the test set; `--fitness-set test` reproduces that), offspring are new
@@ -20,7 +22,9 @@ pub mod config;
 pub mod evaluate;
 pub mod export;
 pub mod genome;
+pub mod halving;
 pub mod pareto;
+pub(crate) mod records;
 pub mod remote;
 pub mod report;
 pub mod search;
@@ -29,7 +33,7 @@ pub mod sizecap;
 pub mod state;
 pub mod worker;
 
-pub use config::{FitnessSet, SearchArgs, SearchConfig, ShrinkPolicy};
+pub use config::{Fidelity, FitnessSet, SearchArgs, SearchConfig, ShrinkPolicy};
 pub use export::{export_best, ExportArgs};
 pub use report::{show_run, ShowArgs};
 pub use session::run_search;

@@ -147,12 +147,19 @@ pub(crate) fn crowded_scores(points: &[Objective]) -> Vec<f64> {
     score
 }
 
-/// The objectives of individuals: fitness (NaN when unknown) and the size of the network each
-/// trains as (infinite when it trains none).
-pub(crate) fn objectives(list: &[Individual], sizer: &Sizer, o: Objectives) -> Vec<Objective> {
+/// The objectives of individuals: their selection `keys` (fitness, below the top rung lowered
+/// by the rungs it fell short: see [`super::state::selection_key`]; NaN when unknown) and the
+/// size of the network each trains as (infinite when it trains none).
+pub(crate) fn objectives(
+    list: &[Individual],
+    keys: &[f64],
+    sizer: &Sizer,
+    o: Objectives,
+) -> Vec<Objective> {
     list.iter()
-        .map(|p| Objective {
-            fitness: p.fitness.unwrap_or(f64::NAN),
+        .zip(keys)
+        .map(|(p, &fitness)| Objective {
+            fitness,
             size: sizer
                 .size_of_genome(&p.genome)
                 .map_or(f64::INFINITY, |s| o.size_of(s) as f64),
@@ -186,7 +193,8 @@ pub struct ParetoFile {
 }
 
 /// The distinct networks that trained among the `evaluation` records of a log (the first
-/// record of each genome), with their sizes; `size` computes a size a record lacks (from the
+/// record of each genome; with successive halving, among those trained the whole budget), with
+/// their sizes; `size` computes a size a record lacks (from the
 /// network trained).
 pub(crate) fn evaluated_points(
     records: &[serde_json::Value],
@@ -194,8 +202,13 @@ pub(crate) fn evaluated_points(
 ) -> Vec<FrontPoint> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
+    // with successive halving, only networks trained the whole budget (the last rung) compare
+    let full = records
+        .iter()
+        .filter_map(|r| r["budget_steps"].as_u64())
+        .max();
     for r in records {
-        if r["kind"] != "evaluation" {
+        if r["kind"] != "evaluation" || r["budget_steps"].as_u64() < full {
             continue;
         }
         let Ok(e) = serde_json::from_value::<Evaluation>(r.clone()) else {

@@ -21,17 +21,11 @@ pub struct NatsEvaluator {
     /// This search's id on the broker (its results subject).
     search: String,
     dataset_hash: String,
-    settings: String,
 }
 
 impl NatsEvaluator {
     /// Connects to `url` for the search `search` whose data hashes to `dataset_hash`.
-    pub fn connect(
-        url: &str,
-        search: &str,
-        dataset_hash: String,
-        settings: String,
-    ) -> Result<Self> {
+    pub fn connect(url: &str, search: &str, dataset_hash: String) -> Result<Self> {
         let rt = broker::runtime()?;
         let (broker, consumer) = rt.block_on(async {
             let b = Broker::open(url, &format!("auto-cnn search {search}")).await?;
@@ -44,7 +38,6 @@ impl NatsEvaluator {
             consumer,
             search: search.to_string(),
             dataset_hash,
-            settings,
         })
     }
 }
@@ -180,8 +173,10 @@ impl NatsEvaluator {
         let b = &self.broker;
         let search = &self.search;
         let mut pending = Pending::default();
+        // the settings of this call: a rung's budget is part of them (and of the task's cfg)
+        let settings = cfg.fitness_settings();
         for (i, genome) in genomes.iter().enumerate() {
-            let key = cache_key(genome, &self.settings);
+            let key = cache_key(genome, &settings);
             // an entry of another genome under this key is not this genome's fitness
             if let Some(mut eval) = b.cached(&key).await?.filter(|e| e.genome == *genome) {
                 eval.genome = genome.clone();

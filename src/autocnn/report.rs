@@ -40,10 +40,37 @@ pub(crate) fn plot_fitness(dir: &RunDir) -> Result<()> {
     )
 }
 
-/// A table of the `top` evaluated genomes, best first.
-pub(crate) fn table(entries: &[Evaluation], top: usize, set: FitnessSet) -> String {
+/// The rung of an evaluation of a search whose rungs train `budgets` steps (the last, the full
+/// training, for one without a budget, and for every evaluation with `--fidelity full`).
+fn rung_of(e: &Evaluation, budgets: &[usize]) -> usize {
+    let last = budgets.len().saturating_sub(1);
+    e.budget_steps
+        .and_then(|b| budgets[..last].iter().position(|&x| x == b))
+        .unwrap_or(last)
+}
+
+/// A table of the `top` evaluated genomes, best first. With successive halving (`budgets`,
+/// the rungs' steps) each genome is listed once, at the highest rung it reached, and ranks by
+/// rung, then fitness, as selection ranks it; a column gives the rung.
+pub(crate) fn table(
+    entries: &[Evaluation],
+    top: usize,
+    set: FitnessSet,
+    budgets: &[usize],
+) -> String {
+    let last = budgets.len().saturating_sub(1);
+    let key = |x: &Evaluation| super::halving::selection_key(rung_of(x, budgets), last, x.fitness);
     let mut e: Vec<&Evaluation> = entries.iter().collect();
-    e.sort_by(|a, b| b.fitness.total_cmp(&a.fitness));
+    e.sort_by(|a, b| key(b).total_cmp(&key(a)));
+    if !budgets.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        e.retain(|x| seen.insert(x.genome.clone()));
+    }
+    let rung_col = |x: Option<&Evaluation>| match (budgets.is_empty(), x) {
+        (true, _) => String::new(),
+        (false, None) => format!("  {:>4}", "rung"),
+        (false, Some(x)) => format!("  {:>4}", rung_of(x, budgets)),
+    };
     let width = e
         .iter()
         .take(top)
@@ -55,14 +82,20 @@ pub(crate) fn table(entries: &[Evaluation], top: usize, set: FitnessSet) -> Stri
         FitnessSet::Val => "val acc",
         FitnessSet::Test => "test acc",
     };
-    let mut s = format!("rank  {:<width$}  {:>12}  {label}\n", "genome", "params");
+    let mut s = format!(
+        "rank  {:<width$}  {:>12}{}  {label}\n",
+        "genome",
+        "params",
+        rung_col(None)
+    );
     for (i, x) in e.iter().take(top).enumerate() {
         let _ = writeln!(
             s,
-            "{:>4}  {:<width$}  {:>12}  {:.4}{}",
+            "{:>4}  {:<width$}  {:>12}{}  {:.4}{}",
             i + 1,
             x.genome,
             x.params,
+            rung_col(Some(x)),
             x.fitness,
             if x.note.is_some() { "  *" } else { "" }
         );
@@ -89,12 +122,19 @@ pub fn show_run(dir: &Path, top: usize) -> Result<String> {
     let (cfg, state) = open_run(&rd, "auto-cnn show")?;
     let cache = load_cache(&rd)?;
     let mut s = format!(
-        "auto-cnn search in {}: {}, population {}, {} generations, {} epochs per network, fitness on {}, seed {}\n",
+        "auto-cnn search in {}: {}, population {}, {} generations, {} epochs per network{}, fitness on {}, seed {}\n",
         dir.display(),
         cfg.dataset.label(),
         cfg.population,
         cfg.generations,
         cfg.train.epochs,
+        match cfg.fidelity {
+            Fidelity::Full => String::new(),
+            Fidelity::Halving => format!(
+                ", successive halving (eta {}, rungs of {:?} steps)",
+                cfg.eta, state.budgets
+            ),
+        },
         cfg.fitness_set,
         cfg.seed
     );
@@ -111,13 +151,26 @@ pub fn show_run(dir: &Path, top: usize) -> Result<String> {
             } else {
                 &state.offspring
             };
-            format!(
+            let r = state.rung;
+            if r > 0 {
+                let left = list.iter().filter(|i| i.promoted).count();
+                let done = list.iter().filter(|i| i.rung == r && !i.promoted).count();
+                format!(
+                    "running or interrupted: generation {} of {}, rung {r} of {}: {done} of {} networks of this rung evaluated",
+                    state.generation,
+                    cfg.generations,
+                    state.budgets.len(),
+                    done + left
+                )
+            } else {
+                format!(
                 "running or interrupted: generation {} of {}, {} of {} networks of this generation evaluated",
                 state.generation,
                 cfg.generations,
                 list.len() - pending(list),
                 list.len()
             )
+            }
         }
         (Phase::Breed, None) => format!(
             "running or interrupted: generation {} of {} done",
@@ -131,7 +184,7 @@ pub fn show_run(dir: &Path, top: usize) -> Result<String> {
         state.evaluations, state.trained, state.cache_hits, state.clocks.elapsed_s
     );
     let entries: Vec<Evaluation> = cache.entries.values().cloned().collect();
-    s.push_str(&table(&entries, top, cfg.fitness_set));
+    s.push_str(&table(&entries, top, cfg.fitness_set, &state.budgets));
     let front = rd.file(PARETO);
     if front.exists() {
         let p: serde_json::Value = fsutil::read_json(&front)?;

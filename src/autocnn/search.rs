@@ -7,11 +7,17 @@
 //! `best.ot` (weights of the best network trained so far), `fitness.png`, with a second
 //! objective `pareto.json` + `pareto.png` (rewritten every generation), and at the end
 //! `best.pt` + `best.features.pt` + `best.json` and `result.json`.
+//!
+//! With `--fidelity halving` a generation's evaluation goes rung by rung ([`super::halving`]):
+//! the rung in progress is in the checkpoint, each individual says the rung it reached and
+//! whether it was promoted, so a resumed search goes on with the rung it was in.
 use super::cache::*;
 use super::config::*;
 use super::evaluate::*;
 use super::genome;
+use super::halving;
 use super::pareto;
+use super::records::{EvaluationRecord, GenerationRecord, Rung};
 use super::sizecap::Sizer;
 use super::state::*;
 use crate::error::Result;
@@ -23,7 +29,6 @@ use crate::nn::arch::Arch;
 use crate::run::{dir as rdir, Clocks, Ctx, Position, RunDir, Step, StopReason};
 use indicatif::MultiProgress;
 use rand::Rng;
-use serde_json::json;
 
 /// The architecture search as the run layer's [`Step`]: a generation is breeding offspring,
 /// evaluating them (cache first) and the environmental (mu+lambda) selection; the state is
@@ -50,7 +55,7 @@ impl Search {
         crate::run::checkpoint::save(&self.dir, rdir::STATE, &self.state, None)
     }
 
-    fn log(&mut self, ctx: &mut Ctx, record: serde_json::Value) -> Result<()> {
+    fn log(&mut self, ctx: &mut Ctx, record: &impl serde::Serialize) -> Result<()> {
         ctx.emit(&record)?;
         self.state.log_lines += 1;
         Ok(())
@@ -68,6 +73,43 @@ impl Search {
         self.state.best.as_ref().map(|b| b.fitness)
     }
 
+    /// Successive halving (`--fidelity halving`)?
+    fn halving(&self) -> bool {
+        !self.state.budgets.is_empty()
+    }
+
+    /// The last rung: the full training (0 with `--fidelity full`, its only rung).
+    fn top(&self) -> usize {
+        self.state.budgets.len().saturating_sub(1)
+    }
+
+    /// The configuration networks are trained with at `rung` (the search's own at the last).
+    fn cfg_at(&self, rung: usize) -> SearchConfig {
+        if rung >= self.top() {
+            self.cfg.clone()
+        } else {
+            halving::at_budget(&self.cfg, Some(self.state.budgets[rung]))
+        }
+    }
+
+    /// What the cache keys a fitness at `rung` by (at the last rung, a full search's settings).
+    fn settings_at(&self, rung: usize) -> String {
+        if rung >= self.top() {
+            self.settings.clone()
+        } else {
+            self.cfg_at(rung).fitness_settings()
+        }
+    }
+
+    /// Whether individual `ind` of the current list is to be evaluated at `rung`.
+    fn pending_at(ind: &Individual, rung: usize) -> bool {
+        if rung == 0 {
+            ind.fitness.is_none()
+        } else {
+            ind.promoted
+        }
+    }
+
     fn set_message(&self, ctx: &Ctx, what: &str) {
         let best = self
             .state
@@ -79,26 +121,37 @@ impl Search {
             .set_message(format!("gen {}: {what}{best}", self.state.generation));
     }
 
-    /// Records an evaluation of individual `i` of the current list: cache, best, log, checkpoint.
+    /// Records an evaluation of individual `i` of the current list at `rung`: cache, best,
+    /// log (below the last rung: when the rung's promotions are decided), checkpoint.
     fn record(
         &mut self,
         ctx: &mut Ctx,
+        rung: usize,
         i: usize,
-        e: Evaluation,
+        mut e: Evaluation,
         cached: bool,
         weights: Option<&[u8]>,
     ) -> Result<()> {
-        let better = trained_network(&e) && self.best_fitness().is_none_or(|b| e.fitness > b);
+        let top = self.top();
+        e.budget_steps = self.cfg_at(rung).train.budget_steps;
+        // rung first, then fitness: a network is never the best for having stopped early
+        let key = halving::selection_key(rung, top, e.fitness);
+        let better =
+            trained_network(&e)
+                && self.state.best.as_ref().is_none_or(|b| {
+                    key > halving::selection_key(self.state.best_rung, top, b.fitness)
+                });
         if better {
             if let Some(bytes) = weights {
                 fsutil::write_atomic(&self.dir.file(rdir::BEST_WEIGHTS), bytes)?;
             }
             if weights.is_some() || cached {
                 self.state.best = Some(e.clone());
+                self.state.best_rung = rung;
             }
         }
         if !cached {
-            let key = cache_key(&e.genome, &self.settings);
+            let key = cache_key(&e.genome, &self.settings_at(rung));
             self.cache.entries.insert(key, e.clone());
             fsutil::write_json_atomic(&self.dir.file(rdir::CACHE), &self.cache)?;
             self.state.trained += 1;
@@ -109,35 +162,47 @@ impl Search {
         self.state.evaluations += 1;
         let generation = self.state.generation;
         let origin = self.current()[i].origin.clone();
-        self.current()[i].fitness = Some(e.fitness);
+        let ind = &mut self.current()[i];
+        ind.fitness = Some(e.fitness);
+        ind.rung = rung;
+        ind.promoted = false;
         if let Some(note) = &e.note {
             ctx.note(format!("note: {} (gen {generation}): {note}", e.genome));
         }
-        let record = json!({
-            "kind": "evaluation", "generation": generation, "index": i,
-            "elapsed_s": ctx.clocks.wall_s(), "cpu_s": ctx.clocks.cpu_s(),
-            "evaluation": self.state.evaluations, "origin": origin, "cached": cached,
-            "genome": e.genome, "evaluated": e.evaluated, "params": e.params,
-            "macs": self.sizer.macs_of(&e.evaluated),
-            "fitness": e.fitness, "val_acc": e.val_acc, "test_acc": e.test_acc,
-            "seconds": e.seconds, "note": e.note,
-        });
-        let mut record = record;
-        if let Some(o) = self.overhead_s.take() {
-            record["broker_overhead_s"] = json!(o);
+        let mut record = EvaluationRecord::new(
+            (generation, i, self.state.evaluations),
+            [ctx.clocks.wall_s(), ctx.clocks.cpu_s()],
+            origin,
+            cached,
+            &e,
+            self.sizer.macs_of(&e.evaluated),
+        );
+        record.broker_overhead_s = self.overhead_s.take();
+        if self.halving() {
+            record.rung = Some(Rung {
+                rung,
+                budget_steps: self.state.budgets[rung],
+                promoted: false,
+            });
         }
-        self.log(ctx, record)?;
+        if rung < top {
+            self.current()[i].record = Some(record);
+        } else {
+            self.log(ctx, &record)?;
+        }
         self.save(ctx.clocks)?;
         ctx.bar.set_position(self.state.evaluations as u64);
         Ok(())
     }
 
-    /// Trains every individual of the current list that has no fitness yet. `Some` when the
-    /// time budget ran out or Ctrl-C came first.
-    fn evaluate_pending(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
+    /// Trains every individual of the current list still to be evaluated at `rung` (with
+    /// `--fidelity full`, its only rung: those without a fitness). `Some` when the time budget
+    /// ran out or Ctrl-C came first.
+    fn evaluate_pending(&mut self, ctx: &mut Ctx, rung: usize) -> Result<Option<StopReason>> {
+        let settings = self.settings_at(rung);
         loop {
             let pending: Vec<usize> = (0..self.current().len())
-                .filter(|&i| self.current()[i].fitness.is_none())
+                .filter(|&i| Self::pending_at(&self.current()[i], rung))
                 .collect();
             if pending.is_empty() {
                 return Ok(None);
@@ -151,17 +216,17 @@ impl Search {
             if let Some(e) = self
                 .cache
                 .entries
-                .get(&cache_key(&genome, &self.settings))
+                .get(&cache_key(&genome, &settings))
                 .cloned()
             {
-                self.record(ctx, first, e, true, None)?;
+                self.record(ctx, rung, first, e, true, None)?;
                 continue;
             }
             // one network per device; genomes trained in this wave are distinct
             let mut wave: Vec<(usize, String)> = Vec::new();
             for &i in &pending {
                 let g = self.current()[i].genome.clone();
-                let key = cache_key(&g, &self.settings);
+                let key = cache_key(&g, &settings);
                 if self.cache.entries.contains_key(&key) || wave.iter().any(|(_, w)| *w == g) {
                     continue;
                 }
@@ -171,27 +236,46 @@ impl Search {
                 }
             }
             let names: Vec<&str> = wave.iter().map(|(_, g)| g.as_str()).collect();
-            self.set_message(ctx, &format!("training {}", names.join(" | ")));
+            let rung_note = match self.halving() {
+                true => format!(" (rung {rung}, {} steps)", self.state.budgets[rung]),
+                false => String::new(),
+            };
+            self.set_message(ctx, &format!("training {}{rung_note}", names.join(" | ")));
             let genomes: Vec<String> = wave.iter().map(|(_, g)| g.clone()).collect();
             let mut evaluator = self.evaluator.take().expect("the search has an evaluator");
             let bars = self.bars.clone();
-            let cfg = self.cfg.clone();
+            let cfg = self.cfg_at(rung);
             let result =
                 evaluator.evaluate(&genomes, &cfg, bars.as_ref(), Some(ctx.bar), &mut |k, r| {
                     let t = r?;
                     self.overhead_s = t.overhead_s;
-                    self.record(ctx, wave[k].0, t.eval, false, t.weights.as_deref())
+                    self.record(ctx, rung, wave[k].0, t.eval, false, t.weights.as_deref())
                 });
             self.evaluator = Some(evaluator);
             result?;
         }
     }
 
-    /// Evaluates the current list, selects the next population (after generation 0) and logs
-    /// the generation; the checkpoint then says the generation is complete.
+    /// Evaluates the current list (rung by rung from the one in progress, with successive
+    /// halving), selects the next population (after generation 0) and logs the generation; the
+    /// checkpoint then says the generation is complete.
     fn complete_generation(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
-        if let Some(reason) = self.evaluate_pending(ctx)? {
-            return Ok(Some(reason));
+        loop {
+            let rung = self.state.rung;
+            if let Some(reason) = self.evaluate_pending(ctx, rung)? {
+                return Ok(Some(reason));
+            }
+            if rung >= self.top() {
+                break;
+            }
+            self.promote(ctx, rung)?;
+        }
+        self.state.rung = 0;
+        if self.halving() {
+            let cfg = self.cfg.clone();
+            if let Some(e) = self.evaluator.as_mut() {
+                e.keep_live(&[], &cfg);
+            }
         }
         if self.state.generation > 0 {
             self.select();
@@ -205,25 +289,66 @@ impl Search {
         Ok(None)
     }
 
+    /// Rung `rung` (below the last) is evaluated: its best `ceil(n/eta)` are promoted, its
+    /// evaluations logged with whether they were, and the checkpoint moves to the next rung.
+    fn promote(&mut self, ctx: &mut Ctx, rung: usize) -> Result<()> {
+        let cohort: Vec<(usize, f64)> = self
+            .current()
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.rung == rung && p.fitness.is_some())
+            .map(|(i, p)| (i, p.fitness.unwrap_or(f64::NAN)))
+            .collect();
+        let up = halving::promote(&cohort, self.cfg.eta);
+        let mut genomes = Vec::new();
+        for &(i, _) in &cohort {
+            let promoted = up.contains(&i);
+            let ind = &mut self.current()[i];
+            ind.promoted = promoted;
+            let record = ind.record.take();
+            if promoted {
+                genomes.push(ind.genome.clone());
+            }
+            if let Some(mut r) = record {
+                if let Some(rung) = r.rung.as_mut() {
+                    rung.promoted = promoted;
+                }
+                self.log(ctx, &r)?;
+            }
+        }
+        let cfg = self.cfg.clone();
+        if let Some(e) = self.evaluator.as_mut() {
+            e.keep_live(&genomes, &cfg);
+        }
+        self.state.rung = rung + 1;
+        self.save(ctx.clocks)
+    }
+
     fn generation_record(&mut self, ctx: &mut Ctx) -> Result<()> {
         let fit = fitness_of(&self.state.population);
-        let b = argbest(&fit);
+        let b = argbest(&selection_keys(&self.state.population, self.top()));
         let mean = fit.iter().sum::<f64>() / fit.len() as f64;
-        let record = json!({
-            "kind": "generation", "generation": self.state.generation,
-            "cpu_s": ctx.clocks.cpu_s(),
-            "best": fit[b], "mean": mean,
-            "best_genome": self.state.population[b].genome,
-            "population": self.state.population.iter().map(|p| &p.genome).collect::<Vec<_>>(),
-            "fitness": fit, "evaluations": self.state.evaluations,
-            "elapsed_s": ctx.clocks.wall_s(),
-        });
-        self.log(ctx, record)
+        let p = &self.state.population;
+        let record = GenerationRecord {
+            kind: "generation",
+            generation: self.state.generation,
+            elapsed_s: ctx.clocks.wall_s(),
+            cpu_s: ctx.clocks.cpu_s(),
+            best: fit[b],
+            mean,
+            best_genome: p[b].genome.clone(),
+            population: p.iter().map(|p| p.genome.clone()).collect(),
+            fitness: fit,
+            evaluations: self.state.evaluations,
+            rungs: self.halving().then(|| p.iter().map(|p| p.rung).collect()),
+        };
+        self.log(ctx, &record)
     }
 
     /// Environmental selection: binary tournaments with replacement over parents + offspring
     /// until `population` are chosen; the best of all replaces the worst chosen if left out.
-    /// With a second objective, NSGA-II's (no random draws).
+    /// Individuals compare by rung reached, then fitness ([`selection_keys`]); with a second
+    /// objective, by NSGA-II's ranks over those keys and the sizes (no random draws).
     fn select(&mut self) {
         let all: Vec<Individual> = self
             .state
@@ -231,11 +356,12 @@ impl Search {
             .drain(..)
             .chain(self.state.offspring.drain(..))
             .collect();
+        let keys = selection_keys(&all, self.top());
         let (n, o) = (self.cfg.population, self.cfg.objectives);
         let chosen = if o.pareto() {
-            pareto::nsga2_select(&pareto::objectives(&all, &self.sizer, o), n)
+            pareto::nsga2_select(&pareto::objectives(&all, &keys, &self.sizer, o), n)
         } else {
-            environmental_selection(&fitness_of(&all), n, &mut self.state.rng)
+            environmental_selection(&keys, n, &mut self.state.rng)
         };
         self.state.population = chosen.into_iter().map(|i| all[i].clone()).collect();
     }
@@ -244,11 +370,13 @@ impl Search {
     /// on NSGA-II's crowded comparison); with a size cap, children over it are bred again,
     /// then shrunk ([`Sizer::within_cap`]).
     fn breed(&mut self) {
+        let keys = selection_keys(&self.state.population, self.top());
         let o = self.cfg.objectives;
         let fit = if o.pareto() {
-            pareto::crowded_scores(&pareto::objectives(&self.state.population, &self.sizer, o))
+            let objectives = pareto::objectives(&self.state.population, &keys, &self.sizer, o);
+            pareto::crowded_scores(&objectives)
         } else {
-            fitness_of(&self.state.population)
+            keys
         };
         let genomes: Vec<Arch> = self
             .state
@@ -353,7 +481,7 @@ pub(crate) fn breed(
             out.push(Individual {
                 genome: g.to_string(),
                 origin,
-                fitness: None,
+                ..Default::default()
             });
         }
     }
@@ -391,6 +519,9 @@ pub(crate) mod tests {
             max_depth: 5,
             fitness_set: FitnessSet::Val,
             on_shrink: ShrinkPolicy::Repair,
+            fidelity: Fidelity::Full,
+            eta: 3,
+            rungs: 3,
             time_budget: None,
             final_epochs: None,
             batch_size: 32,
@@ -474,7 +605,7 @@ pub(crate) mod tests {
         c.train.batch_size = 50;
         c.train.lr = 1e12;
         let mut data = load_dataset(&c.dataset, &c.data, Device::Cpu).unwrap();
-        let t = train_genome("S8-8", &c, &mut data, None, None).unwrap();
+        let t = train_genome("S8-8", &c, &mut data, None, None, None).unwrap();
         assert_eq!(t.eval.fitness, 0.0);
         let note = t.eval.note.unwrap();
         assert!(
@@ -490,7 +621,7 @@ pub(crate) mod tests {
         c.train.batch_size = 50;
         let mut data = load_dataset(&c.dataset, &c.data, Device::Cpu).unwrap();
         let g = "P:max P:max P:max P:max P:max P:avg S4-4";
-        let t = train_genome(g, &c, &mut data, None, None).unwrap();
+        let t = train_genome(g, &c, &mut data, None, None, None).unwrap();
         assert_eq!(t.eval.evaluated, "P:max P:max P:max P:max S4-4");
         let note = t.eval.note.unwrap();
         assert!(
@@ -501,7 +632,7 @@ pub(crate) mod tests {
         assert!(t.eval.val_acc.is_some());
 
         c.on_shrink = ShrinkPolicy::Zero;
-        let t = train_genome(g, &c, &mut data, None, None).unwrap();
+        let t = train_genome(g, &c, &mut data, None, None, None).unwrap();
         assert_eq!(t.eval.fitness, 0.0);
         assert!(t.weights.is_none());
         assert!(t.eval.note.unwrap().contains("below 1x1"));

@@ -21,7 +21,7 @@ use tch::Device;
 pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     let run = open(args)?;
     let cfg = &run.cfg;
-    let mut local = LocalEvaluator::new(cfg, run.device)?;
+    let mut local = LocalEvaluator::new(cfg, &run.devices)?;
     let d = &local.workers[0];
     cfg.check_memory(d.shape, d.num_classes() as i64)?;
     // sizes are those of the networks as trained on this data; a cap no network meets is
@@ -35,15 +35,32 @@ pub fn run_search(args: &SearchArgs) -> Result<SearchSummary> {
     } else {
         first_state(cfg, &sizer, run.streams.ga())
     };
+    // successive halving's rung budgets follow from the training set's length
+    let budgets = super::halving::rung_budgets(cfg, d.train.len());
+    if state.budgets.is_empty() {
+        state.budgets = budgets;
+    } else if state.budgets != budgets {
+        return Err(Error::Other(format!(
+            "{}: the rung budgets of its checkpoint, {:?} steps, are not those of its data here, {budgets:?}",
+            run.dir.path().display(),
+            state.budgets
+        )));
+    }
     // with a broker, this process keeps its copy of the data for the hash and the export
     let remote = match &args.broker {
-        Some(url) => Some(connect_broker(url, &mut state, &local.workers[0], cfg)?),
+        Some(url) => Some(connect_broker(url, &mut state, &local.workers[0])?),
         None => None,
     };
     let settings = cfg.fitness_settings();
     let cache = load_cache(&run.dir)?;
     let bars = (!run.quiet).then(MultiProgress::new);
-    let total = (cfg.population * (cfg.generations + 1)).max(state.evaluations) as u64;
+    let per_generation = match cfg.fidelity {
+        Fidelity::Full => cfg.population,
+        Fidelity::Halving => {
+            super::halving::evaluations_per_generation(cfg.population, cfg.eta, cfg.rungs)
+        }
+    };
+    let total = (per_generation * (cfg.generations + 1)).max(state.evaluations) as u64;
     let bar = match &bars {
         Some(mp) => progress::add_to(mp, Some(total), "networks"),
         None => ProgressBar::hidden(),
@@ -132,6 +149,9 @@ fn first_state(cfg: &SearchConfig, sizer: &Sizer, mut rng: GaRng) -> SearchState
         log_lines: 0,
         clocks: Default::default(),
         best: None,
+        best_rung: 0,
+        rung: 0,
+        budgets: Vec::new(),
         stop_reason: None,
         broker_id: None,
     }
@@ -143,14 +163,13 @@ fn connect_broker(
     url: &str,
     state: &mut SearchState,
     data: &Dataset,
-    cfg: &SearchConfig,
 ) -> Result<super::remote::NatsEvaluator> {
     let id = state
         .broker_id
         .get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()))
         .clone();
     let hash = super::broker::dataset_hash(data)?;
-    super::remote::NatsEvaluator::connect(url, &id, hash, cfg.fitness_settings())
+    super::remote::NatsEvaluator::connect(url, &id, hash)
 }
 
 /// The line a search starts with: the data, the search's settings and where networks train.
@@ -162,7 +181,7 @@ fn banner(
 ) -> String {
     let d = &workers[0];
     format!(
-        "auto-cnn: {} ({} train / {} val / {} test, {:?}), population {}, {} generations, {} epochs per network, fitness on {}, {} device(s){} from {}, seed {}{}",
+        "auto-cnn: {} ({} train / {} val / {} test, {:?}), population {}, {} generations, {} epochs per network{}, fitness on {}, {} device(s){} from {}, seed {}{}",
         d.name,
         d.train.len(),
         d.val.len(),
@@ -171,6 +190,13 @@ fn banner(
         cfg.population,
         cfg.generations,
         cfg.train.epochs,
+        match cfg.fidelity {
+            Fidelity::Full => String::new(),
+            Fidelity::Halving => format!(
+                " (successive halving: rungs of {:?} steps, the best 1/{} go on)",
+                state.budgets, cfg.eta
+            ),
+        },
         cfg.fitness_set,
         if args.broker.is_some() { 0 } else { workers.len() / cfg.per_device },
         match cfg.per_device {
@@ -204,7 +230,7 @@ fn finish(
     };
     let mut data = match export_data {
         Some(d) => d,
-        None => load_workers(&search.cfg, device)?.swap_remove(0),
+        None => load_workers(&search.cfg, &[device])?.swap_remove(0),
     };
     let best = export_model(
         dir,
@@ -232,7 +258,12 @@ fn finish(
             .clone()
             .unwrap_or_else(|| "generations".into()),
         best,
-        table: table(&cache_entries, 10, search.cfg.fitness_set),
+        table: table(
+            &cache_entries,
+            10,
+            search.cfg.fitness_set,
+            &search.state.budgets,
+        ),
     };
     dir.write_result(
         &summary.stop_reason,

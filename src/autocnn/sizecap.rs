@@ -268,7 +268,7 @@ impl Sizer {
                     String::new()
                 }
             ),
-            fitness: None,
+            ..Default::default()
         }
     }
 }
@@ -282,7 +282,7 @@ pub(crate) fn random_within_cap<R: rand::Rng + ?Sized>(
     let mut draw = || Individual {
         genome: space.random_genome(rng).to_string(),
         origin: "random".into(),
-        fitness: None,
+        ..Default::default()
     };
     let first = draw();
     if !sizer.capped() {
@@ -369,7 +369,7 @@ mod tests {
         let big = Individual {
             genome: "S512-512 S512-512".into(),
             origin: "random".into(),
-            fitness: None,
+            ..Default::default()
         };
         let mut calls = 0;
         let small = s.within_cap(big.clone(), || {
@@ -382,7 +382,7 @@ mod tests {
                 }
                 .into(),
                 origin: "random".into(),
-                fitness: None,
+                ..Default::default()
             }
         });
         assert_eq!(calls, 3);
@@ -398,7 +398,7 @@ mod tests {
             Individual {
                 genome: "S512-512".into(),
                 origin: "random".into(),
-                fitness: None,
+                ..Default::default()
             }
         });
         assert_eq!(calls, TRIES);
@@ -414,7 +414,7 @@ mod tests {
         let ok = Individual {
             genome: "P:max S32-32 P:max".into(),
             origin: "random".into(),
-            fitness: None,
+            ..Default::default()
         };
         let kept = s.within_cap(ok.clone(), || unreachable!());
         assert_eq!((kept.genome, kept.origin), (ok.genome, ok.origin));

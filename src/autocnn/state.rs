@@ -3,6 +3,7 @@
 //! of their own so that none of those three depends on another.
 use super::cache::{Cache, Evaluation};
 use super::config::SearchConfig;
+use super::halving::selection_key;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::ga::GaRng;
@@ -20,12 +21,28 @@ pub(crate) const PARETO: &str = "pareto.json";
 /// Every network such a search evaluated (fitness against size), its front highlighted.
 pub(crate) const PARETO_PLOT: &str = "pareto.png";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Individual {
     pub(crate) genome: String,
     /// How it was made: random, copy, crossover, + mutation.
     pub(crate) origin: String,
+    /// Its accuracy at the rung it reached.
     pub(crate) fitness: Option<f64>,
+    /// The rung its fitness is from (successive halving; always 0 with `--fidelity full`, whose
+    /// one rung is the full training).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) rung: usize,
+    /// Promoted to the next rung and not trained there yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) promoted: bool,
+    /// The log record of its evaluation at a rung below the last, written when that rung's
+    /// promotions are decided (it says whether it was promoted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) record: Option<super::records::EvaluationRecord>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Whether an evaluation scored a network that trained (not a refusal, a crash or a genome
@@ -39,6 +56,15 @@ pub(crate) fn trained_network(e: &Evaluation) -> bool {
 /// Fitness of each individual; NaN (ranked last) where it is not known.
 pub(crate) fn fitness_of(list: &[Individual]) -> Vec<f64> {
     list.iter().map(|p| p.fitness.unwrap_or(f64::NAN)).collect()
+}
+
+/// What selection compares for each individual: rung reached, then fitness there, as one
+/// number ([`selection_key`]; the plain fitness when every individual reached the last rung
+/// `top`, as with `--fidelity full`).
+pub(crate) fn selection_keys(list: &[Individual], top: usize) -> Vec<f64> {
+    list.iter()
+        .map(|p| selection_key(p.rung, top, p.fitness.unwrap_or(f64::NAN)))
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +93,16 @@ pub(crate) struct SearchState {
     #[serde(flatten)]
     pub(crate) clocks: ClockState,
     pub(crate) best: Option<Evaluation>,
+    /// The rung `best` was scored at (successive halving).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) best_rung: usize,
+    /// Successive halving: the rung of the generation in progress...
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) rung: usize,
+    /// ...and every rung's training budget in steps, lowest first (none with `--fidelity
+    /// full`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) budgets: Vec<usize>,
     pub(crate) stop_reason: Option<String>,
     /// The search's id on a broker (made when it first runs with --broker).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,11 +15,19 @@
 //! worker cannot train (other data, too little memory) goes back to the queue for another, and
 //! gets that final answer on its last delivery. Results and weights are stored with retries,
 //! so a broker restart in the middle of an upload costs time, not the worker.
+//!
+//! A task of successive halving names a budget below the full training (in its settings; part
+//! of its key), which must be one of its search's lower rungs for the data as loaded here.
+//! The worker keeps the networks it trained to such a budget in memory ([`Live`]); when it
+//! gets the task of the next rung for one of them it trains on from there, and otherwise
+//! trains from the network's seeded start (the same result, at the cost of the steps done
+//! before).
 use super::broker::{self, broker_err, Broker, Outcome, Status, Task, MAX_DELIVER};
 use super::cache::{cache_key, Evaluation};
 use super::config::{SearchConfig, ShrinkPolicy};
 use super::evaluate::{train_guarded, Trained, CRASHED};
 use super::genome;
+use super::halving::{check_budget, Live};
 use crate::data::{load_dataset, Dataset};
 use crate::device::{device_name, parse_device};
 use crate::error::{Error, Result};
@@ -189,6 +197,8 @@ struct Worker<'a> {
     threads: i32,
     /// Loaded datasets (with their hashes) by dataset and options.
     datasets: HashMap<String, (Dataset, String)>,
+    /// Networks trained to a lower rung's budget, to go on with when promoted.
+    live: std::sync::Arc<Live>,
 }
 
 /// What became of one message.
@@ -226,6 +236,8 @@ pub fn run_worker(args: &WorkerArgs) -> Result<()> {
     let rt = broker::runtime()?;
     // tasks begun, for --max-tasks across the slots
     let begun = std::sync::atomic::AtomicUsize::new(0);
+    // the networks trained to a lower rung, which the slots of this device share
+    let live = std::sync::Arc::new(Live::for_device(device));
     rt.block_on(async {
         let mut slots = Vec::with_capacity(k);
         for i in 1..=k {
@@ -234,7 +246,7 @@ pub fn run_worker(args: &WorkerArgs) -> Result<()> {
             } else {
                 format!("{name}#{i}")
             };
-            slots.push(serve_slot(args, device, slot, &begun));
+            slots.push(serve_slot(args, device, slot, &begun, live.clone()));
         }
         // the first slot that fails ends the worker; the others stop at their next task
         for r in futures::future::join_all(slots).await {
@@ -250,6 +262,7 @@ async fn serve_slot(
     device: tch::Device,
     name: String,
     begun: &std::sync::atomic::AtomicUsize,
+    live: std::sync::Arc<Live>,
 ) -> Result<()> {
     use std::sync::atomic::Ordering::SeqCst;
     let ack_wait = Duration::from_secs_f64(args.ack_wait);
@@ -268,6 +281,7 @@ async fn serve_slot(
         deadline,
         threads: tch::get_num_threads(),
         datasets: HashMap::new(),
+        live,
     };
     w.log(format!(
         "serving {} on {}",
@@ -493,23 +507,32 @@ impl Worker<'_> {
             Err(r) => return Ok(self.refuse(msg, task, r, last).await),
         };
         let (data, hash) = self.datasets.remove(&data_key).expect("loaded above");
-        if let Err(r) = check_memory(&task.genome, &task.cfg, &data) {
+        let budget = check_budget(&task.cfg, data.train.len())
+            .map_err(|e| Refusal::Invalid(format!("its settings are refused: {e}")));
+        if let Err(r) = budget.and_then(|_| check_memory(&task.genome, &task.cfg, &data)) {
             self.datasets.insert(data_key, (data, hash));
             return Ok(self.refuse(msg, task, r, last).await);
         }
         self.status(&task.search, Some(task.genome.clone())).await;
-        self.log(format!("training {} (task {key})", task.genome));
+        let to = task
+            .cfg
+            .train
+            .budget_steps
+            .map(|b| format!(" to {b} steps"))
+            .unwrap_or_default();
+        self.log(format!("training {}{to} (task {key})", task.genome));
         // train in a thread of its own; tell the broker we are at it meanwhile
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let (genome, cfg) = (task.genome.clone(), task.cfg.clone());
         let own_threads = self.threads;
+        let live = self.live.clone();
         std::thread::spawn(move || {
             // a search that recorded its thread count gets it (in train_guarded), others ours
             if cfg.threads.is_none() {
                 tch::set_num_threads(own_threads);
             }
             let mut data = data;
-            let r = train_guarded(&genome, &cfg, &mut data, None, None);
+            let r = train_guarded(&genome, &cfg, &mut data, Some(&live), None, None);
             let _ = tx.send((r, data));
         });
         let mut beat = tokio::time::interval(self.deadline / 3);
@@ -650,6 +673,16 @@ mod tests {
         assert!(invalid(&task("S4096-4096")).contains("outside its search space"));
         assert!(invalid(&task("F10")).contains("outside"));
         assert!(invalid(&task("")).contains("not a layer list"));
+        // a budget below the full training: successive halving's, within its key
+        let mut t = task("S32-64");
+        t.cfg.train.budget_steps = Some(5);
+        t.key = cache_key(&t.genome, &t.cfg.fitness_settings());
+        assert!(invalid(&t).contains("--fidelity halving"));
+        t.cfg.fidelity = crate::autocnn::Fidelity::Halving;
+        assert!(check_task(&t).is_ok());
+        // the key of the full training is not the key of a rung
+        t.key = task("S32-64").key;
+        assert!(invalid(&t).contains("not the key of its genome"));
     }
 
     #[test]

@@ -102,6 +102,30 @@ impl<'a> Batches<'a> {
     pub fn num_batches(&self) -> usize {
         ((self.n + self.bs - 1) / self.bs) as usize
     }
+    /// Whether every batch has been taken.
+    pub fn is_done(&self) -> bool {
+        self.pos >= self.n
+    }
+    /// Batches taken so far.
+    pub fn taken(&self) -> usize {
+        ((self.pos + self.bs - 1) / self.bs) as usize
+    }
+    /// The order and how far it went, to go on later with [`Batches::resume`] (a training
+    /// stopped in the middle of an epoch).
+    pub fn into_parts(self) -> (Option<Tensor>, i64) {
+        (self.perm, self.pos)
+    }
+    /// The rest of the batches of `into_parts`'s order, from image `pos` on: the same batches
+    /// the uninterrupted iterator would have given.
+    pub fn resume(split: &'a Split, bs: usize, perm: Option<Tensor>, pos: i64) -> Self {
+        Batches {
+            split,
+            perm,
+            pos,
+            n: split.len() as i64,
+            bs: bs.max(1) as i64,
+        }
+    }
 }
 
 impl Iterator for Batches<'_> {

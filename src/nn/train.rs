@@ -1,10 +1,19 @@
 //! Training a classifier: Adam (default) or SGD with momentum, optional cosine schedule and
 //! random-shift augmentation, batches sliced on the device, and per-epoch figures read back
 //! once per epoch (no per-batch host syncs).
+//!
+//! A training may stop after any step and go on later (`TrainConfig::budget_steps`,
+//! [`EpochTrainer::train_steps`]): the optimizer, the batch order of the epoch in progress and
+//! the learning-rate schedule, which always spans all `epochs`, are carried, so a network
+//! trained to k steps and then on to m equals one trained straight to m (auto-cnn's successive
+//! halving continues its networks so). Only the global libtorch generator is not carried:
+//! networks that draw from it while they train (dropout, `augment_shift`) continue equal only
+//! if nothing else drew from it in between.
 use super::Precision;
 use crate::data::{Batches, Split};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::time::Instant;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
@@ -51,6 +60,11 @@ pub struct TrainConfig {
     /// configs without it trained in fp32).
     #[serde(default)]
     pub precision: Precision,
+    /// Stop after this many optimizer steps in all, before the end of `epochs` (a lower rung
+    /// of auto-cnn's successive halving); the schedule still spans all `epochs`. None: train
+    /// every epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_steps: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -65,6 +79,7 @@ impl Default for TrainConfig {
             augment_shift: 0,
             seed: Default::default(),
             precision: Precision::Fp32,
+            budget_steps: None,
         }
     }
 }
@@ -104,7 +119,20 @@ impl TrainConfig {
                 "--augment-shift must be between 0 and 8 pixels",
             ));
         }
+        if self.budget_steps == Some(0) {
+            return Err(Error::usage("a budget of 0 training steps trains nothing"));
+        }
         Ok(())
+    }
+
+    /// Optimizer steps of one epoch over `train_len` images.
+    pub fn steps_per_epoch(&self, train_len: usize) -> usize {
+        train_len.div_ceil(self.batch_size.max(1))
+    }
+
+    /// Optimizer steps of the whole training (`epochs`), over which the schedule runs.
+    pub fn full_steps(&self, train_len: usize) -> usize {
+        self.epochs * self.steps_per_epoch(train_len)
     }
 }
 
@@ -164,15 +192,28 @@ pub fn accuracy(net: &impl ModuleT, split: &Split, bs: usize) -> f64 {
 
 /// Training one epoch at a time: the optimizer, the batch order's random stream and the
 /// learning-rate schedule's step, carried from one epoch to the next. A job that trains in
-/// epochs (`train`'s step, [`train_classifier`]) calls [`EpochTrainer::epoch`] for each.
+/// epochs (`train`'s step, [`train_classifier`]) calls [`EpochTrainer::epoch`] for each; one
+/// that stops in the middle of an epoch calls [`EpochTrainer::train_steps`].
 pub struct EpochTrainer<'a> {
-    cfg: &'a TrainConfig,
+    cfg: Cow<'a, TrainConfig>,
     opt: nn::Optimizer,
     rng: crate::rng::GaRng,
     steps_per_epoch: usize,
     step: usize,
     /// Epochs done so far (a resumed run starts at its checkpoint's count).
     pub done: usize,
+    /// The epoch stopped in its middle, to go on from there.
+    open: Option<OpenEpoch>,
+}
+
+/// An epoch stopped after some of its batches: its batch order, how far it went and its sums
+/// so far (its report covers the whole epoch once it ends).
+struct OpenEpoch {
+    perm: Option<Tensor>,
+    pos: i64,
+    loss_sum: Tensor,
+    correct: Tensor,
+    seconds: f64,
 }
 
 impl<'a> EpochTrainer<'a> {
@@ -182,6 +223,25 @@ impl<'a> EpochTrainer<'a> {
         vs: &nn::VarStore,
         train_len: usize,
         cfg: &'a TrainConfig,
+        epochs_done: usize,
+    ) -> Result<Self> {
+        Self::with(vs, train_len, Cow::Borrowed(cfg), epochs_done)
+    }
+
+    /// A trainer that holds its own copy of `cfg` (one kept beside its network between calls).
+    pub fn owned(
+        vs: &nn::VarStore,
+        train_len: usize,
+        cfg: TrainConfig,
+        epochs_done: usize,
+    ) -> Result<EpochTrainer<'static>> {
+        EpochTrainer::with(vs, train_len, Cow::Owned(cfg), epochs_done)
+    }
+
+    fn with(
+        vs: &nn::VarStore,
+        train_len: usize,
+        cfg: Cow<'a, TrainConfig>,
         epochs_done: usize,
     ) -> Result<Self> {
         cfg.validate()?;
@@ -198,19 +258,31 @@ impl<'a> EpochTrainer<'a> {
             }
             .build(vs, cfg.lr)?,
         };
-        let steps_per_epoch = train_len.div_ceil(cfg.batch_size);
+        let steps_per_epoch = cfg.steps_per_epoch(train_len);
         Ok(EpochTrainer {
+            rng: cfg.seed.epoch(epochs_done as u64),
             cfg,
             opt,
-            rng: cfg.seed.epoch(epochs_done as u64),
             steps_per_epoch,
             step: steps_per_epoch * epochs_done,
             done: epochs_done,
+            open: None,
         })
     }
 
-    /// Trains `net` for one more epoch on `train` and measures it on `val`; with `progress`, a
-    /// bar over the epoch's batches joins that group of bars.
+    /// Optimizer steps taken so far (over all epochs).
+    pub fn steps(&self) -> usize {
+        self.step
+    }
+
+    /// The settings it trains with.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Trains `net` for one more epoch on `train` (the rest of it, after a stop in its middle)
+    /// and measures it on `val`; with `progress`, a bar over the epoch's batches joins that
+    /// group of bars.
     pub fn epoch(
         &mut self,
         net: &impl ModuleT,
@@ -218,15 +290,64 @@ impl<'a> EpochTrainer<'a> {
         val: Option<&Split>,
         progress: Option<&indicatif::MultiProgress>,
     ) -> Result<EpochReport> {
-        let cfg = self.cfg;
+        let r = self.train_steps(net, train, val, progress, None)?;
+        Ok(r.expect("an epoch without a step limit runs to its end"))
+    }
+
+    /// Trains `net` on `train` until the epoch in progress ends (then its report, measured on
+    /// `val`) or, with `until`, until `until` steps have been taken in all (then `None`: the
+    /// epoch stays open, and the next call goes on with its next batch). A training whose loss
+    /// is not finite at the end of the epoch, or where it stops, is an error.
+    pub fn train_steps(
+        &mut self,
+        net: &impl ModuleT,
+        train: &Split,
+        val: Option<&Split>,
+        progress: Option<&indicatif::MultiProgress>,
+        until: Option<usize>,
+    ) -> Result<Option<EpochReport>> {
+        let cfg: &TrainConfig = &self.cfg;
         let epoch = self.done + 1;
-        let bar = epoch_bar(progress, self.steps_per_epoch, epoch, cfg.epochs);
         let total_steps = (self.steps_per_epoch * cfg.epochs.max(epoch)) as f64;
         let dev = train.x.device();
         let t0 = Instant::now();
-        let mut loss_sum = Tensor::zeros([], (Kind::Float, dev));
-        let mut correct = Tensor::zeros([], (Kind::Int64, dev));
-        for (x, y) in Batches::new(train, cfg.batch_size, Some(&mut self.rng)) {
+        let (mut batches, mut loss_sum, mut correct, before_s) = match self.open.take() {
+            Some(o) => (
+                Batches::resume(train, cfg.batch_size, o.perm, o.pos),
+                o.loss_sum,
+                o.correct,
+                o.seconds,
+            ),
+            None => (
+                Batches::new(train, cfg.batch_size, Some(&mut self.rng)),
+                Tensor::zeros([], (Kind::Float, dev)),
+                Tensor::zeros([], (Kind::Int64, dev)),
+                0.0,
+            ),
+        };
+        let bar = epoch_bar(progress, self.steps_per_epoch, epoch, cfg.epochs);
+        bar.set_position(batches.taken() as u64);
+        while !batches.is_done() {
+            if until.is_some_and(|u| self.step >= u) {
+                bar.finish_and_clear();
+                let (perm, pos) = batches.into_parts();
+                let loss = loss_sum.double_value(&[]) / pos.max(1) as f64;
+                if !loss.is_finite() {
+                    return Err(Error::Other(format!(
+                        "step {}: the training loss is {loss}; lower --lr",
+                        self.step
+                    )));
+                }
+                self.open = Some(OpenEpoch {
+                    perm,
+                    pos,
+                    loss_sum,
+                    correct,
+                    seconds: before_s + t0.elapsed().as_secs_f64(),
+                });
+                return Ok(None);
+            }
+            let (x, y) = batches.next().expect("batches are left");
             if cfg.schedule == Schedule::Cosine {
                 self.opt.set_lr(
                     cfg.lr
@@ -251,7 +372,7 @@ impl<'a> EpochTrainer<'a> {
         let n = train.len() as f64;
         let train_loss = loss_sum.double_value(&[]) / n;
         let train_acc = correct.int64_value(&[]) as f64 / n;
-        let seconds = t0.elapsed().as_secs_f64();
+        let seconds = before_s + t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
         if !train_loss.is_finite() {
             return Err(Error::Other(format!(
@@ -262,14 +383,37 @@ impl<'a> EpochTrainer<'a> {
             .filter(|v| !v.is_empty())
             .map(|v| accuracy(net, v, EVAL_BATCH));
         self.done = epoch;
-        Ok(EpochReport {
+        Ok(Some(EpochReport {
             epoch,
             train_loss,
             train_acc,
             val_acc,
             seconds,
             samples_per_s: n / seconds,
-        })
+        }))
+    }
+}
+
+impl EpochTrainer<'_> {
+    /// Trains until every epoch of `epochs` is done or, with `until`, until `until` steps have
+    /// been taken in all (it stops there, in the middle of an epoch or not); `on_epoch` gets the
+    /// report of each epoch that ends.
+    pub fn train_until(
+        &mut self,
+        net: &impl ModuleT,
+        train: &Split,
+        val: Option<&Split>,
+        progress: Option<&indicatif::MultiProgress>,
+        until: Option<usize>,
+        mut on_epoch: impl FnMut(&EpochReport),
+    ) -> Result<()> {
+        while self.done < self.cfg.epochs {
+            match self.train_steps(net, train, val, progress, until)? {
+                Some(r) => on_epoch(&r),
+                None => break,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -326,7 +470,87 @@ pub fn train_classifier(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::arch::Arch;
+    use crate::nn::model::LayerNet;
     use tch::Device;
+
+    /// 100 random 8x8 images of 3 classes.
+    fn data() -> Split {
+        let x = Tensor::rand([100, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(3, [100], (Kind::Int64, Device::Cpu));
+        Split { x, y }
+    }
+
+    /// A network for [`data`] with the weights of `like` (tests run in parallel and draw from
+    /// libtorch's one generator: copies start equal whatever else draws meanwhile).
+    fn new_net(like: Option<&nn::VarStore>) -> (nn::VarStore, LayerNet) {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let arch = Arch::parse("S4-4 P:max").unwrap();
+        let net = LayerNet::new(&vs.root(), &arch, [1, 8, 8], 3).unwrap();
+        if let Some(like) = like {
+            vs.copy(like).unwrap();
+        }
+        (vs, net)
+    }
+
+    fn weights(vs: &nn::VarStore) -> Vec<(String, Vec<f32>)> {
+        let mut w: Vec<(String, Vec<f32>)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, t)| (k, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+            .collect();
+        w.sort_by(|a, b| a.0.cmp(&b.0));
+        w
+    }
+
+    #[test]
+    fn a_training_stopped_mid_epoch_and_continued_equals_one_straight_through() {
+        let cfg = TrainConfig {
+            epochs: 3,
+            batch_size: 16,
+            lr: 4e-3,
+            schedule: Schedule::Cosine,
+            seed: crate::rng::Streams::new(7),
+            ..Default::default()
+        };
+        // 7 steps per epoch, 21 in all: stop at 3 (mid-epoch), 7 (an epoch's end), 12
+        let train = data();
+        let (start, _) = new_net(None);
+        let (vs, net) = new_net(Some(&start));
+        let mut t = EpochTrainer::new(&vs, train.len(), &cfg, 0).unwrap();
+        let mut reports = Vec::new();
+        for stop in [3, 7, 12] {
+            t.train_until(&net, &train, None, None, Some(stop), |r| {
+                reports.push(r.clone())
+            })
+            .unwrap();
+            assert_eq!(t.steps(), stop);
+        }
+        let at_12 = weights(&vs);
+        t.train_until(&net, &train, None, None, None, |r| reports.push(r.clone()))
+            .unwrap();
+        assert_eq!((t.steps(), t.done), (21, 3));
+
+        // straight to 12 steps, and straight through with epoch() as `train` does
+        let (vs2, net2) = new_net(Some(&start));
+        let mut t2 = EpochTrainer::owned(&vs2, train.len(), cfg.clone(), 0).unwrap();
+        t2.train_until(&net2, &train, None, None, Some(12), |_| {})
+            .unwrap();
+        assert_eq!(weights(&vs2), at_12, "continued to 12 = straight to 12");
+        let (vs3, net3) = new_net(Some(&start));
+        let mut t3 = EpochTrainer::new(&vs3, train.len(), &cfg, 0).unwrap();
+        let straight: Vec<EpochReport> = (0..3)
+            .map(|_| t3.epoch(&net3, &train, None, None).unwrap())
+            .collect();
+        assert_eq!(weights(&vs3), weights(&vs), "continued = straight through");
+        assert_eq!(reports.len(), 3);
+        for (a, b) in reports.iter().zip(&straight) {
+            assert_eq!(
+                (a.epoch, a.train_loss, a.train_acc),
+                (b.epoch, b.train_loss, b.train_acc)
+            );
+        }
+    }
 
     #[test]
     fn random_shift_moves_whole_pixels() {

@@ -44,7 +44,11 @@ pub struct Run<C> {
     pub lock: super::dir::RunLock,
     pub resumed: bool,
     pub quiet: bool,
+    /// The device its config names, as parsed once.
     pub device: Device,
+    /// Every device the run may use (several GPUs for `auto`/`cuda` on a machine with several;
+    /// the first is `device`): a job that trains on several, as auto-cnn does, takes them here.
+    pub devices: Vec<Device>,
     pub streams: Streams,
 }
 
@@ -110,6 +114,7 @@ pub fn open<C: JobConfig>(
         }
     };
     write_config(&dir, &cfg)?;
+    let devices = crate::device::devices_named(cfg.device(), device);
     Ok(Run {
         lock,
         streams: Streams::new(cfg.seed()),
@@ -117,6 +122,7 @@ pub fn open<C: JobConfig>(
         dir,
         resumed: args.resume.is_some(),
         quiet: args.quiet,
+        devices,
         device,
     })
 }
