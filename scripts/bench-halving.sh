@@ -28,7 +28,7 @@ extra=()
 [ -n "$SUBSET" ] && extra+=(--subset "$SUBSET")
 OUT=${OUT:-$(mktemp -d)}
 echo "auto-cnn search --dataset $DATASET --population $POPULATION --generations $GENERATIONS --epochs $EPOCHS --val-fraction 0.2 ${extra[*]} on $DEVICE ($(nproc) cores): --fidelity full against --fidelity halving --eta $ETA --rungs $RUNGS"
-printf '%-5s %-8s %9s %6s %7s  %-36s %9s\n' seed fidelity wall_s evals trained best test_acc
+printf '%-5s %-8s %9s %9s %6s %7s  %-36s %9s\n' seed fidelity wall_s cpu_s evals trained best test_acc
 rows="$OUT/rows.tsv"
 : > "$rows"
 for seed in $SEEDS; do
@@ -46,10 +46,10 @@ r = json.load(open(sys.argv[1]))
 seed, fidelity = sys.argv[2], sys.argv[3]
 wall = float(sys.argv[5]) - float(sys.argv[4])
 b = r["best"]
-print(f'{seed:<5} {fidelity:<8} {wall:9.1f} {r["evaluations"]:6d} {r["trained"]:7d}  '
+print(f'{seed:<5} {fidelity:<8} {wall:9.1f} {r["cpu_s"]:9.1f} {r["evaluations"]:6d} {r["trained"]:7d}  '
       f'{b["genome"]:<36} {b["test_acc"]:9.4f}')
 with open(sys.argv[6], "a") as f:
-    f.write(f'{fidelity}\t{wall}\t{b["test_acc"]}\n')
+    f.write(f'{fidelity}\t{wall}\t{b["test_acc"]}\t{r["cpu_s"]}\n')
 P
   done
 done
@@ -58,11 +58,12 @@ import sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
 mean = {}
 for fid in ("full", "halving"):
-    walls = [float(w) for f, w, _ in rows if f == fid]
-    accs = [float(a) for f, _, a in rows if f == fid]
-    mean[fid] = (sum(walls) / len(walls), sum(accs) / len(accs))
-    print(f'mean  {fid:<8} {mean[fid][0]:9.1f} {"":6} {"":7}  {"":36} {mean[fid][1]:9.4f}')
-(fw, fa), (hw, ha) = mean["full"], mean["halving"]
-print(f'halving against full: {fw / hw:.2f}x faster (mean wall time {fw:.1f} s / {hw:.1f} s), '
-      f'best test accuracy {ha - fa:+.4f} (mean {ha:.4f} against {fa:.4f})')
+    walls = [float(r[1]) for r in rows if r[0] == fid]
+    accs = [float(r[2]) for r in rows if r[0] == fid]
+    cpus = [float(r[3]) for r in rows if r[0] == fid]
+    mean[fid] = (sum(walls) / len(walls), sum(accs) / len(accs), sum(cpus) / len(cpus))
+    print(f'mean  {fid:<8} {mean[fid][0]:9.1f} {mean[fid][2]:9.1f} {"":6} {"":7}  {"":36} {mean[fid][1]:9.4f}')
+(fw, fa, fc), (hw, ha, hc) = mean["full"], mean["halving"]
+print(f'halving against full: {fw / hw:.2f}x faster (mean wall time {fw:.1f} s / {hw:.1f} s; '
+      f'CPU time {fc / hc:.2f}x), best test accuracy {ha - fa:+.4f} (mean {ha:.4f} against {fa:.4f})')
 P

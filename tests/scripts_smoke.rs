@@ -13,13 +13,14 @@ use std::process::Command;
 const NEUROEVO: &str = env!("CARGO_BIN_EXE_neuroevo");
 
 /// Every file of `scripts/` and how this file covers it.
-const SCRIPTS: [&str; 15] = [
+const SCRIPTS: [&str; 16] = [
     "bench-autocnn.sh",
     "bench-broker.sh",
     "bench-fool.sh",
     "bench-gan.sh",
     "bench-gari.sh",
     "bench-halving.sh",
+    "bench-sizecap.sh",
     "bench-train.sh",
     "bench_train_torch.py", // run by bench-train.sh
     "gan-fid-curves.sh",
@@ -336,6 +337,28 @@ fn bench_autocnn() {
         "{out}"
     );
     assert!(out.contains("per network:"), "{out}");
+}
+
+#[test]
+fn bench_sizecap() {
+    let mut env = AUTOCNN_TINY.to_vec();
+    env.push(("BIN", env!("CARGO_BIN_EXE_auto-cnn")));
+    env.push(("SEEDS", "1"));
+    env.push(("MAX_PARAMS", "2000"));
+    let tmp = tempfile::tempdir().unwrap();
+    env.push(("OUT", s(tmp.path())));
+    let out = run("bench-sizecap.sh", &env, 300);
+    for search in ["1     --max-params 2000", "1     accuracy,params", "front ("] {
+        assert_eq!(lines_with(&out, &[search]), 1, "{out}");
+    }
+    // the cap held for every network evaluated
+    let largest: i64 = out
+        .lines()
+        .find(|l| l.contains("largest network evaluated:"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!((1..=2000).contains(&largest), "{out}");
 }
 
 #[test]
