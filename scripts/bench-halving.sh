@@ -27,6 +27,7 @@ extra=()
 [ -n "$FILTERS" ] && extra+=(--filters "$FILTERS")
 [ -n "$SUBSET" ] && extra+=(--subset "$SUBSET")
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 echo "auto-cnn search --dataset $DATASET --population $POPULATION --generations $GENERATIONS --epochs $EPOCHS --val-fraction 0.2 ${extra[*]} on $DEVICE ($(nproc) cores): --fidelity full against --fidelity halving --eta $ETA --rungs $RUNGS"
 printf '%-5s %-8s %9s %9s %6s %7s  %-36s %9s\n' seed fidelity wall_s cpu_s evals trained best test_acc
 rows="$OUT/rows.tsv"

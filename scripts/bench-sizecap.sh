@@ -26,6 +26,7 @@ extra=()
 [ -n "$FILTERS" ] && extra+=(--filters "$FILTERS")
 [ -n "$SUBSET" ] && extra+=(--subset "$SUBSET")
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 echo "auto-cnn search --dataset $DATASET --population $POPULATION --generations $GENERATIONS --epochs $EPOCHS --val-fraction 0.2 ${extra[*]} on $DEVICE ($(nproc) cores): --max-params $MAX_PARAMS, and --objectives accuracy,params"
 printf '%-5s %-22s %9s %9s %6s  %-36s %9s %9s\n' seed search wall_s cpu_s evals best params test_acc
 for seed in $SEEDS; do

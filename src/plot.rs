@@ -263,6 +263,8 @@ fn draw_scatter(
         root.present()?;
         return Ok(());
     };
+    // the legend goes where it hides the fewest points
+    let corner = emptiest_corner(&all, (x0, x1), (y0, y1));
     // the range padded in log space, then as values on plotters' log axis
     let (x0, x1) = (10f64.powf(x0), 10f64.powf(x1));
     let x_fmt = |v: &f64| tick(*v, *v * 10.0);
@@ -301,14 +303,53 @@ fn draw_scatter(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::LowerRight)
+        .position(corner)
         .draw()?;
     root.present()?;
     Ok(())
 }
 
+/// The corner of the plot whose quarter (the outer 40% of each axis) holds the fewest of
+/// `points`, in the plot's coordinates; lower right among equals.
+fn emptiest_corner(points: &[(f64, f64)], x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    let frac = |v: f64, (lo, hi): (f64, f64)| (v - lo) / (hi - lo).max(f64::MIN_POSITIVE);
+    let count = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|&&(px, py)| {
+                let (fx, fy) = (frac(px, x), frac(py, y));
+                (if right { fx > 0.6 } else { fx < 0.4 })
+                    && (if upper { fy > 0.6 } else { fy < 0.4 })
+            })
+            .count()
+    };
+    let corners = [(true, false), (false, true), (true, true), (false, false)];
+    let (right, upper) = corners
+        .into_iter()
+        .min_by_key(|&(r, u)| count(r, u))
+        .unwrap_or((true, false));
+    match (right, upper) {
+        (true, false) => SeriesLabelPosition::LowerRight,
+        (false, true) => SeriesLabelPosition::UpperLeft,
+        (true, true) => SeriesLabelPosition::UpperRight,
+        (false, false) => SeriesLabelPosition::LowerLeft,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_legend_goes_to_the_emptiest_corner() {
+        let r = (0.0, 1.0);
+        // a point low on the right: the legend leaves that corner
+        let c = emptiest_corner(&[(0.9, 0.1), (0.5, 0.5)], r, r);
+        assert!(matches!(c, SeriesLabelPosition::UpperLeft), "{c:?}");
+        assert!(matches!(
+            emptiest_corner(&[], r, r),
+            SeriesLabelPosition::LowerRight
+        ));
+    }
+
     use super::*;
     #[test]
     fn tick_labels_are_short() {

@@ -13,7 +13,7 @@ use std::process::Command;
 const NEUROEVO: &str = env!("CARGO_BIN_EXE_neuroevo");
 
 /// Every file of `scripts/` and how this file covers it.
-const SCRIPTS: [&str; 16] = [
+const SCRIPTS: [&str; 17] = [
     "bench-autocnn.sh",
     "bench-broker.sh",
     "bench-fool.sh",
@@ -24,6 +24,7 @@ const SCRIPTS: [&str; 16] = [
     "bench-train.sh",
     "bench_train_torch.py", // run by bench-train.sh
     "gan-fid-curves.sh",
+    "gan-tuned-baseline.sh",
     "gpu-check.sh",
     "make-colour-mnist.py",
     "setup.sh",
@@ -348,7 +349,11 @@ fn bench_sizecap() {
     let tmp = tempfile::tempdir().unwrap();
     env.push(("OUT", s(tmp.path())));
     let out = run("bench-sizecap.sh", &env, 300);
-    for search in ["1     --max-params 2000", "1     accuracy,params", "front ("] {
+    for search in [
+        "1     --max-params 2000",
+        "1     accuracy,params",
+        "front (",
+    ] {
         assert_eq!(lines_with(&out, &[search]), 1, "{out}");
     }
     // the cap held for every network evaluated
@@ -444,6 +449,33 @@ fn gpu_check_untrusted_step_rehearses_on_the_cpu() {
     );
     assert!(
         out.contains("exit 130 (want 130), model.pt absent"),
+        "{out}"
+    );
+}
+
+#[test]
+fn gan_tuned_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [
+        ("LRS", "1e-3 2e-3"),
+        ("SEEDS", "1"),
+        ("BUDGET", "4"),
+        ("FID_SAMPLES", "100"),
+        (
+            "ARGS",
+            "--subset 256 --width 4 --batch-size 16 --eval-batch 16",
+        ),
+        ("OUT", s(tmp.path())),
+    ];
+    let out = run("gan-tuned-baseline.sh", &env, 300);
+    // both rates tuned (2 s each), the winner run on the seed, its mean
+    for lr in ["1e-3", "2e-3"] {
+        assert_eq!(lines_with(&out, &[&format!("{lr} "), " 100 "]), 1, "{out}");
+    }
+    assert_eq!(lines_with(&out, &["tuned rate: "]), 1, "{out}");
+    assert_eq!(
+        lines_with(&out, &["tuned baseline: lr ", "over 1 seed(s)"]),
+        1,
         "{out}"
     );
 }
