@@ -8,6 +8,7 @@
 #   scripts/bench-halving.sh                          # seeds 1 2 3, CPU
 #   SEEDS=1 POPULATION=8 GENERATIONS=4 EPOCHS=3 scripts/bench-halving.sh   # a longer budget
 #   ETA=2 RUNGS=4 scripts/bench-halving.sh
+#   FIDELITIES=halving THREADS=1 scripts/bench-halving.sh   # one fidelity, one thread a network
 #   SUBSET=300 POPULATION=2 GENERATIONS=0 FILTERS=8 SEEDS=1 scripts/bench-halving.sh   # a smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,10 @@ ETA=${ETA:-3}
 RUNGS=${RUNGS:-3}
 FILTERS=${FILTERS:-}
 SUBSET=${SUBSET:-}
+FIDELITIES=${FIDELITIES:-full halving}
+THREADS=${THREADS:-}
 extra=()
+[ -n "$THREADS" ] && extra+=(--threads "$THREADS")
 [ -n "$FILTERS" ] && extra+=(--filters "$FILTERS")
 [ -n "$SUBSET" ] && extra+=(--subset "$SUBSET")
 OUT=${OUT:-$(mktemp -d)}
@@ -33,7 +37,7 @@ printf '%-5s %-8s %9s %9s %6s %7s  %-36s %9s\n' seed fidelity wall_s cpu_s evals
 rows="$OUT/rows.tsv"
 : > "$rows"
 for seed in $SEEDS; do
-  for fidelity in full halving; do
+  for fidelity in $FIDELITIES; do
     run="$OUT/$fidelity-seed$seed"
     rm -rf "$run"
     start=$(date +%s.%N)
@@ -59,11 +63,15 @@ import sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]
 mean = {}
 for fid in ("full", "halving"):
+    if not any(r[0] == fid for r in rows):
+        continue
     walls = [float(r[1]) for r in rows if r[0] == fid]
     accs = [float(r[2]) for r in rows if r[0] == fid]
     cpus = [float(r[3]) for r in rows if r[0] == fid]
     mean[fid] = (sum(walls) / len(walls), sum(accs) / len(accs), sum(cpus) / len(cpus))
     print(f'mean  {fid:<8} {mean[fid][0]:9.1f} {mean[fid][2]:9.1f} {"":6} {"":7}  {"":36} {mean[fid][1]:9.4f}')
+if len(mean) < 2:
+    sys.exit(0)
 (fw, fa, fc), (hw, ha, hc) = mean["full"], mean["halving"]
 print(f'halving against full: {fw / hw:.2f}x faster (mean wall time {fw:.1f} s / {hw:.1f} s; '
       f'CPU time {fc / hc:.2f}x), best test accuracy {ha - fa:+.4f} (mean {ha:.4f} against {fa:.4f})')
