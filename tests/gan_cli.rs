@@ -2,7 +2,7 @@
 //! the four numbers and FID, sample grids, plots, a TorchScript generator that `neuroevo fool`
 //! can load), resume continues a run, and user mistakes exit with code 2.
 mod common;
-use common::{config, log, neuroevo, repo, stderr};
+use common::{config, log, neuroevo, one_line_error, repo, result, stderr};
 use neuroevo::nn::load::Generator;
 use std::path::Path;
 use std::process::Output;
@@ -514,4 +514,69 @@ fn folder_dataset_rgb_at_32() {
         grid.color(),
         image::ColorType::Rgb8 | image::ColorType::Rgba8
     ));
+}
+
+#[test]
+fn dcgan_mixture_of_the_population() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mix");
+    let args = [
+        "--mode",
+        "dcgan",
+        "--width",
+        "4",
+        "--population",
+        "3",
+        "--grad-steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--eval-batch",
+        "16",
+        "--generations",
+        "4",
+    ];
+    let o = gan(&out, &[&args[..], &["--mixture"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("mixture.json")).unwrap()).unwrap();
+    let w: Vec<f64> = m["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(w.len(), 3, "one weight per generator");
+    assert!(w.iter().all(|&x| x >= 0.0) && (w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    let fid = m["fid"].as_f64().unwrap();
+    // tuned from the better of the uniform mixture and the best member, never worse
+    assert!(fid <= m["fid_uniform"].as_f64().unwrap() + 1e-9, "{m}");
+    assert!(fid <= m["fid_best_member"].as_f64().unwrap() + 1e-9, "{m}");
+    let best = m["best_member"].as_u64().unwrap() as usize;
+    assert_eq!(
+        m["member_fid"][best].as_f64(),
+        m["fid_best_member"].as_f64()
+    );
+    assert_eq!(result(&out)["mixture_fid"].as_f64(), Some(fid));
+    // the sampler has one generator's interface: fool --space latent and the FID tools read it
+    check_generator(&out, &[128, 1, 1], (-1.0, 1.0));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best-generator.json")).unwrap())
+            .unwrap();
+    assert!(info.get("weights_file").is_none() && info.get("layers").is_none());
+    // refused where there is no population to mix
+    for (extra, needle) in [
+        (vec!["--mode", "weights", "--population", "3"], "the weights mode"),
+        (
+            vec!["--mode", "dcgan", "--population", "1", "--no-evolution"],
+            "--population 2 or more",
+        ),
+    ] {
+        let o = gan(
+            &tmp.path().join(format!("bad{}", extra.len())),
+            &[&extra[..], &["--mixture"]].concat(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(one_line_error(&o).contains(needle), "{}", stderr(&o));
+    }
 }

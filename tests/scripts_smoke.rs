@@ -13,7 +13,7 @@ use std::process::Command;
 const NEUROEVO: &str = env!("CARGO_BIN_EXE_neuroevo");
 
 /// Every file of `scripts/` and how this file covers it.
-const SCRIPTS: [&str; 17] = [
+const SCRIPTS: [&str; 19] = [
     "bench-autocnn.sh",
     "bench-broker.sh",
     "bench-fool.sh",
@@ -23,8 +23,10 @@ const SCRIPTS: [&str; 17] = [
     "bench-sizecap.sh",
     "bench-train.sh",
     "bench_train_torch.py", // run by bench-train.sh
+    "gan-compare.sh",
     "gan-fid-curves.sh",
     "gan-tuned-baseline.sh",
+    "gan_score.py", // run by gan-compare.sh
     "gpu-check.sh",
     "make-colour-mnist.py",
     "setup.sh",
@@ -478,4 +480,32 @@ fn gan_tuned_baseline() {
         1,
         "{out}"
     );
+}
+
+#[test]
+fn gan_compare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [
+        ("RECIPES", "p2=--population 2;mix=--population 2 --mixture"),
+        ("SEEDS", "1 2"),
+        ("BUDGET", "3"),
+        ("FID_SAMPLES", "100"),
+        ("BASELINE", "1e9 0"),
+        (
+            "ARGS",
+            "--subset 256 --width 4 --batch-size 16 --eval-batch 16",
+        ),
+        ("OUT", s(tmp.path())),
+    ];
+    let out = run("gan-compare.sh", &env, 300);
+    // a row per recipe and seed, the mixture's FID where there is one
+    assert_eq!(lines_with(&out, &["p2 ", " - "]), 2, "{out}");
+    assert_eq!(lines_with(&out, &["mix "]), 2, "{out}");
+    // each recipe beats a baseline of 1e9 and not one of 0
+    assert_eq!(
+        lines_with(&out, &["below the tuned baseline on 1 of 2 seed(s)"]),
+        2,
+        "{out}"
+    );
+    assert_eq!(lines_with(&out, &["mix: ", "mean mixture FID"]), 1, "{out}");
 }

@@ -184,6 +184,11 @@ pub struct GanArgs {
     /// Also compute the FID every this many generations (0: only at epoch ends and the end).
     #[arg(long, default_value_t = 0)]
     pub fid_every: u64,
+    /// dcgan, population >= 2: at the end, tune mixture weights over the final generators on
+    /// the FID and export best-generator.pt as a sampler of the mixture (mixture.json says
+    /// the weights and the FIDs).
+    #[arg(long)]
+    pub mixture: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -233,6 +238,9 @@ pub struct GanConfig {
     pub fid_input: Option<crate::nn::load::InputSpec>,
     pub fid_samples: i64,
     pub fid_every: u64,
+    /// `--mixture`: the exported generator samples from a tuned mixture of the population.
+    #[serde(default)]
+    pub mixture: bool,
     pub device: String,
     pub seed: u64,
 }
@@ -563,6 +571,13 @@ impl GanArgs {
             )));
         }
         self.check_mode_flags(weights_mode)?;
+        if self.mixture && (weights_mode || population < 2) {
+            return Err(Error::usage(format!(
+                "--mixture: only for the dcgan mode with --population 2 or more (a mixture of \
+                 the population's generators; this run has {} of {population})",
+                if weights_mode { "the weights mode" } else { "a population" }
+            )));
+        }
         let eval_batch = self.eval_batch_checked(weights_mode)?;
         let (ops, per_tensor) = self.flat_ops(weights_mode)?;
         let elitism = self.elitism.or(if weights_mode { None } else { Some(1) });
@@ -612,6 +627,7 @@ impl GanArgs {
             fid_input: self.fid_input()?,
             fid_samples: self.fid_samples,
             fid_every: self.fid_every,
+            mixture: self.mixture,
             device: new.device_name.clone(),
             seed,
         })

@@ -295,6 +295,16 @@ impl DcganModel {
         })
     }
 
+    /// Batch-norm statistics of the generators `g` (on the CPU) over 1024 latent draws, what
+    /// an exported generator normalises with.
+    fn frozen_stats(&self, g: &Tensor) -> Vec<(Tensor, Tensor)> {
+        let mut stats = Vec::new();
+        let _g = tch::no_grad_guard();
+        let z = Tensor::randn([1024, self.cfg.latent_dim], (Kind::Float, Device::Cpu));
+        let _ = g_forward_ext(&self.gl, &self.gs, g, &z, None, Some(&mut stats));
+        stats
+    }
+
     fn latent(&self, b: i64) -> Tensor {
         Tensor::randn([b, self.cfg.latent_dim], (Kind::Float, self.g.device()))
     }
@@ -475,16 +485,30 @@ impl GanModel for DcganModel {
         }
         Ok(())
     }
+    fn sample_members(&self, z: &Tensor) -> Result<Option<Tensor>> {
+        let _g = tch::no_grad_guard();
+        Ok(Some(g_forward(&self.gl, &self.gs, &self.g, z)))
+    }
+    /// Every generator of the population with its batch-norm statistics frozen as in
+    /// [`GanModel::export_best`]; a latent picks its member by [`super::mixture::pick`].
+    fn export_mixture(&self, weights: &[f64], path: &Path) -> Result<()> {
+        let g = self.g.to_device(Device::Cpu);
+        let stats = self.frozen_stats(&g);
+        let (gl, gs) = (self.gl.clone(), self.gs.clone());
+        let c = self.shape[0];
+        let bounds = super::mixture::thresholds(weights);
+        let example = Tensor::zeros([4, self.cfg.latent_dim, 1, 1], (Kind::Float, Device::Cpu));
+        let mut vs = tch::nn::VarStore::new(Device::Cpu);
+        crate::nn::export::export_traced(&mut vs, &example, path, &|z| {
+            let outs = g_forward_ext(&gl, &gs, &g, z, Some(&stats), None);
+            super::mixture::select(&outs, c, &super::mixture::pick(z, &bounds))
+        })
+    }
     /// Exports the best generator with its batch-norm statistics estimated on 1024 latent
     /// draws and frozen (eval mode), so an image depends only on its own latent vector.
     fn export_best(&self, path: &Path) -> Result<()> {
         let best = self.best.to_device(Device::Cpu);
-        let mut stats = Vec::new();
-        {
-            let _g = tch::no_grad_guard();
-            let z = Tensor::randn([1024, self.cfg.latent_dim], (Kind::Float, Device::Cpu));
-            let _ = g_forward_ext(&self.gl, &self.gs, &best, &z, None, Some(&mut stats));
-        }
+        let stats = self.frozen_stats(&best);
         let (gl, gs) = (self.gl.clone(), self.gs.clone());
         let example = Tensor::zeros([4, self.cfg.latent_dim, 1, 1], (Kind::Float, Device::Cpu));
         let mut vs = tch::nn::VarStore::new(Device::Cpu);

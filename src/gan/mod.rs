@@ -22,6 +22,7 @@ pub mod config;
 pub mod dcgan;
 pub mod fid;
 pub mod func;
+pub mod mixture;
 pub mod mlp;
 pub mod outputs;
 pub(crate) mod records;
@@ -99,6 +100,16 @@ pub trait GanModel {
     fn load_tensors(&mut self, t: &HashMap<String, Tensor>) -> Result<()>;
     /// Writes the best generator as TorchScript (z -> image).
     fn export_best(&self, path: &Path) -> Result<()>;
+    /// Every generator's images for latents `z`: `[N, P*C, H, W]`, generator i's in channels
+    /// `i*C..(i+1)*C` (None: the mode has no [`mixture`]).
+    fn sample_members(&self, _z: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+    /// Writes a TorchScript sampler (z -> image) of the mixture of the population's generators
+    /// with `weights` (see [`mixture`]).
+    fn export_mixture(&self, _weights: &[f64], _path: &Path) -> Result<()> {
+        Err(Error::usage("--mixture: only for the dcgan mode"))
+    }
 }
 
 /// A checkpoint tensor with the expected shape.

@@ -172,3 +172,35 @@ pub(crate) fn export_generator(
         },
     )
 }
+
+/// `--mixture`: tunes the mixture of the final population on the run's FID (its fixed latents
+/// `z_fid`, its real statistics), writes `mixture.json` and exports `best-generator.pt` as the
+/// mixture's sampler, with a `.json` that says how to feed it (no `layers`: a mixture is not
+/// one network `python/neuroevo_torch.py` could rebuild). Returns the mixture's FID.
+pub(crate) fn export_mixture(
+    run: &crate::run::Run<GanConfig>,
+    model: &dyn GanModel,
+    shape: [i64; 3],
+    z_fid: &Tensor,
+    extractor: &crate::nn::load::FeatureExtractor,
+    real: &fid::FeatureStats,
+) -> Result<f64> {
+    let range = model.output_range();
+    let m = mixture::of_population(model, shape[0], z_fid, extractor, real, range, run.cfg.seed)?;
+    fsutil::write_json_atomic(&run.dir.file(mixture::FILE), &m)?;
+    let path = run.dir.file("best-generator.pt");
+    model.export_mixture(&m.weights, &path)?;
+    fsutil::write_json_atomic(
+        &path.with_extension("json"),
+        &GeneratorInfo {
+            kind: crate::nn::load::generator_kind(),
+            latent_dim: model.latent_shape()[0],
+            latent_shape: model.latent_shape(),
+            output_shape: shape,
+            output_range: range,
+            layers: None,
+            weights_file: None,
+        },
+    )?;
+    Ok(m.fid)
+}

@@ -2,7 +2,7 @@
 //! grids, plots, checkpoints, resume, and the exported best generator.
 use super::config::*;
 use super::outputs::{
-    export_generator, restore_checkpoint, save_checkpoint, write_plots, LoopState,
+    export_generator, export_mixture, restore_checkpoint, save_checkpoint, write_plots, LoopState,
 };
 use super::records::{GanRecord, Scores};
 use super::*;
@@ -43,6 +43,9 @@ pub struct GanSummary {
     pub fid_extractor: PathBuf,
     pub fid_samples: i64,
     pub generator: PathBuf,
+    /// `--mixture`: the FID of the mixture `generator` samples from (`mixture.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixture_fid: Option<f64>,
     pub stop_reason: crate::run::StopReason,
 }
 
@@ -556,6 +559,8 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     let GanStep {
         model,
         z_grid,
+        z_fid,
+        real_stats,
         records,
         mut state,
         mut images,
@@ -570,7 +575,20 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
     images.add("samples", state.generation as i64, &final_grid)?;
     write_plots(&dir, &records)?;
     let gen_path = rd.file("best-generator.pt");
-    export_generator(cfg, model.as_ref(), shape, range, &gen_path)?;
+    let mixture_fid = match cfg.mixture {
+        true => Some(export_mixture(
+            &run,
+            model.as_ref(),
+            shape,
+            &z_fid,
+            &extractor,
+            &real_stats,
+        )?),
+        false => {
+            export_generator(cfg, model.as_ref(), shape, range, &gen_path)?;
+            None
+        }
+    };
     state.clocks = driver.clocks.state();
     let summary = GanSummary {
         run_dir: dir.clone(),
@@ -588,6 +606,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         fid_extractor: extractor.features_file.clone(),
         fid_samples: cfg.fid_samples,
         generator: gen_path,
+        mixture_fid,
         stop_reason: stopped_by,
     };
     driver.finish(rd, stopped_by.as_str(), &summary)?;
