@@ -566,7 +566,10 @@ fn dcgan_mixture_of_the_population() {
     assert!(info.get("weights_file").is_none() && info.get("layers").is_none());
     // refused where there is no population to mix
     for (extra, needle) in [
-        (vec!["--mode", "weights", "--population", "3"], "the weights mode"),
+        (
+            vec!["--mode", "weights", "--population", "3"],
+            "only for the dcgan mode",
+        ),
         (
             vec!["--mode", "dcgan", "--population", "1", "--no-evolution"],
             "--population 2 or more",

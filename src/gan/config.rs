@@ -571,11 +571,15 @@ impl GanArgs {
             )));
         }
         self.check_mode_flags(weights_mode)?;
-        if self.mixture && (weights_mode || population < 2) {
+        if self.mixture && weights_mode {
+            return Err(Error::usage(
+                "--mixture: only for the dcgan mode (a mixture of its population's generators)",
+            ));
+        }
+        if self.mixture && population < 2 {
             return Err(Error::usage(format!(
-                "--mixture: only for the dcgan mode with --population 2 or more (a mixture of \
-                 the population's generators; this run has {} of {population})",
-                if weights_mode { "the weights mode" } else { "a population" }
+                "--mixture: needs --population 2 or more (a mixture of the population's \
+                 generators), not {population}"
             )));
         }
         let eval_batch = self.eval_batch_checked(weights_mode)?;

@@ -56,7 +56,11 @@ pub struct Mixture {
 /// The feature statistics of the mixture of `members` (all estimated on `n` samples) with
 /// weights `w` (summing to 1; a member of weight 0 may be None).
 pub fn mixed_stats(members: &[Option<FeatureStats>], w: &[f64], n: i64) -> FeatureStats {
-    let dim = members.iter().flatten().next().map_or(0, |s| s.mean.size()[0]);
+    let dim = members
+        .iter()
+        .flatten()
+        .next()
+        .map_or(0, |s| s.mean.size()[0]);
     let opts = (Kind::Double, Device::Cpu);
     let mut mean = Tensor::zeros([dim], opts);
     let mut second = Tensor::zeros([dim, dim], opts);
@@ -90,7 +94,9 @@ pub fn tune(
     steps: usize,
     rng: &mut GaRng,
 ) -> Result<Mixture> {
-    let alive: Vec<usize> = (0..members.len()).filter(|&i| members[i].is_some()).collect();
+    let alive: Vec<usize> = (0..members.len())
+        .filter(|&i| members[i].is_some())
+        .collect();
     if alive.is_empty() {
         return Err(Error::Other(
             "--mixture: every generator of the final population gives images that are not finite"
@@ -121,7 +127,9 @@ pub fn tune(
     // the best point seen: the uniform mixture or the best member alone, then the search's
     let (mut best_w, mut best_f) = (expand(&uniform), fid_uniform);
     if fid_best_member < best_f {
-        best_w = (0..members.len()).map(|i| f64::from(u8::from(i == best_member))).collect();
+        best_w = (0..members.len())
+            .map(|i| f64::from(u8::from(i == best_member)))
+            .collect();
         best_f = fid_best_member;
     }
     // the search starts from the better of the uniform mixture and one that leans on the best
@@ -273,7 +281,13 @@ mod tests {
         assert!((&c - &all.cov).abs().max().double_value(&[]) < 1e-9);
         // weight 1 on one member is that member
         let one = mixed_stats(&stats, &[0.0, 1.0], n);
-        assert!((&one.cov - &stats[1].as_ref().unwrap().cov).abs().max().double_value(&[]) < 1e-9);
+        assert!(
+            (&one.cov - &stats[1].as_ref().unwrap().cov)
+                .abs()
+                .max()
+                .double_value(&[])
+                < 1e-9
+        );
     }
 
     #[test]
@@ -297,7 +311,12 @@ mod tests {
         assert!(m.weights[2] < 0.02, "{:?}", m.weights);
         assert!((m.weights[0] - 0.5).abs() < 0.1, "{:?}", m.weights);
         assert!(m.fid <= m.fid_uniform && m.fid <= m.fid_best_member);
-        assert!(m.fid < 0.2 * m.fid_best_member, "{} against {}", m.fid, m.fid_best_member);
+        assert!(
+            m.fid < 0.2 * m.fid_best_member,
+            "{} against {}",
+            m.fid,
+            m.fid_best_member
+        );
         // reproducible by seed
         let again = tune(&members, &real, n, STEPS, &mut GaRng::seed_from_u64(1)).unwrap();
         assert_eq!(m.weights, again.weights);
@@ -315,7 +334,10 @@ mod tests {
         for (i, (&c, &wi)) in counts.iter().zip(&w).enumerate() {
             let share = c as f64 / 40_000.0;
             // binomial standard deviation at most 0.0025: four of them
-            assert!((share - wi).abs() < 0.01, "member {i}: {share} against {wi}");
+            assert!(
+                (share - wi).abs() < 0.01,
+                "member {i}: {share} against {wi}"
+            );
         }
         assert_eq!(counts[1], 0, "a member of weight 0 is never picked");
         // and the members' latents are as in training: z_0's spread within each member
@@ -324,7 +346,10 @@ mod tests {
             let z0 = z.reshape([40_000, -1]).select(1, 0).index_select(0, &rows);
             let sd = z0.std(true).double_value(&[]);
             let mean = z0.mean(Kind::Float).double_value(&[]);
-            assert!((sd - 1.0).abs() < 0.05 && mean.abs() < 0.05, "member {i}: {mean} {sd}");
+            assert!(
+                (sd - 1.0).abs() < 0.05 && mean.abs() < 0.05,
+                "member {i}: {mean} {sd}"
+            );
         }
     }
 
@@ -337,9 +362,18 @@ mod tests {
         }))
         .unwrap();
         tch::manual_seed(7);
-        let model =
-            DcganModel::new(cfg, [1, 28, 28], 3, (None, None), 8, 8, 2e-4, 0.5, Device::Cpu)
-                .unwrap();
+        let model = DcganModel::new(
+            cfg,
+            [1, 28, 28],
+            3,
+            (None, None),
+            8,
+            8,
+            2e-4,
+            0.5,
+            Device::Cpu,
+        )
+        .unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let load = |w: &[f64], name: &str| {
             let path = tmp.path().join(name);
@@ -371,7 +405,10 @@ mod tests {
             .collect();
         let which = Tensor::stack(&same, 1).to_kind(Kind::Int64);
         assert_eq!(
-            which.sum_dim_intlist(1, false, Kind::Int64).min().int64_value(&[]),
+            which
+                .sum_dim_intlist(1, false, Kind::Int64)
+                .min()
+                .int64_value(&[]),
             1,
             "each image from a member (and the members differ)"
         );
@@ -379,7 +416,10 @@ mod tests {
         let counts = Vec::<i64>::try_from(which.sum_dim_intlist(0, false, Kind::Int64)).unwrap();
         for (i, (&c, &wi)) in counts.iter().zip(&w).enumerate() {
             let share = c as f64 / n as f64;
-            assert!((share - wi).abs() < 0.02, "member {i}: {share} against {wi}");
+            assert!(
+                (share - wi).abs() < 0.02,
+                "member {i}: {share} against {wi}"
+            );
         }
     }
 
