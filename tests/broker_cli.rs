@@ -201,16 +201,25 @@ fn successive_halving_over_two_workers_one_killed_gives_the_in_process_records()
     assert!(!budgets.is_empty(), "w2 trained rung tasks: {:?}", w2.log());
 }
 
-#[test]
-fn a_halving_search_killed_with_two_rungs_in_flight_resumes_to_the_in_process_records() {
-    let tmp = tempfile::tempdir().unwrap();
+/// A halving search over one worker, SIGKILLed with two rungs in flight, and the records of
+/// the same search in-process: (the broker, its worker, the killed search's directory, the
+/// in-process records).
+#[allow(clippy::type_complexity)]
+fn killed_with_two_rungs_in_flight(
+    tmp: &Path,
+) -> (
+    NatsServer,
+    Worker,
+    std::path::PathBuf,
+    Vec<(u64, u64, u64, String, f64, bool)>,
+) {
     let halving = ["--fidelity", "halving"];
-    let local = tmp.path().join("local-halving");
+    let local = tmp.join("local-halving");
     let o = search(&local, None, &halving).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let server = NatsServer::start(&tmp.path().join("store"));
+    let server = NatsServer::start(&tmp.join("store"));
     let w = Worker::start(&server.url(), "w", &[]);
-    let out = tmp.path().join("dist");
+    let out = tmp.join("dist");
     let mut child = search(&out, Some(&server.url()), &halving).spawn().unwrap();
     // the first record is a promotion made certain by three of rung 0's four results: the
     // rung-1 task it sends out is queued behind the fourth rung-0 task
@@ -223,18 +232,30 @@ fn a_halving_search_killed_with_two_rungs_in_flight_resumes_to_the_in_process_re
     child.wait().unwrap();
     let first = &rung_records(&out)[0];
     assert!(first.1 == 0 && first.5, "a promotion at rung 0: {first:?}");
-    let o = neuroevo()
-        .current_dir(repo(""))
-        .args(["auto-cnn", "search", "-q", "--resume", s(&out)])
-        .args(["--broker", &server.url()])
-        .output()
-        .unwrap();
+    (server, w, out, rung_records(&local))
+}
+
+fn resume(out: &Path, broker: Option<&str>) {
+    let mut c = neuroevo();
+    c.current_dir(repo(""))
+        .args(["auto-cnn", "search", "-q", "--resume", s(out)]);
+    if let Some(b) = broker {
+        c.args(["--broker", b]);
+    }
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let records = rung_records(&out);
+    let records = rung_records(out);
     let mut keys: Vec<(u64, u64, u64)> = records.iter().map(|r| (r.0, r.1, r.2)).collect();
     keys.dedup();
     assert_eq!(keys.len(), records.len(), "no evaluation recorded twice");
-    assert_eq!(records, rung_records(&local));
+}
+
+#[test]
+fn a_halving_search_killed_with_two_rungs_in_flight_resumes_to_the_in_process_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, w, out, want) = killed_with_two_rungs_in_flight(tmp.path());
+    resume(&out, Some(&server.url()));
+    assert_eq!(rung_records(&out), want);
     let done = w.done();
     let mut distinct = done.clone();
     distinct.sort();
@@ -245,6 +266,15 @@ fn a_halving_search_killed_with_two_rungs_in_flight_resumes_to_the_in_process_re
         "no task trained twice: {:?}",
         w.log()
     );
+}
+
+#[test]
+fn a_halving_search_killed_with_two_rungs_in_flight_resumes_in_process_without_its_broker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, _w, out, want) = killed_with_two_rungs_in_flight(tmp.path());
+    // a network is ahead of the lowest rung: the local trainings go on overlapping
+    resume(&out, None);
+    assert_eq!(rung_records(&out), want);
 }
 
 #[test]
