@@ -132,18 +132,62 @@ fn successive_halving_over_two_workers_one_killed_gives_the_in_process_records()
     );
 
     let server = NatsServer::start(&tmp.path().join("store"));
-    let w1 = Worker::start(&server.url(), "w1", &[]);
-    let w2 = Worker::start(&server.url(), "w2", &[]);
+    // the killed worker's task comes back only after the ack deadline, 12 s: the last result
+    // of generation 0's first rung is that task's, well after the other three
+    let ack = ["--ack-wait", "12"];
+    let w1 = Worker::start(&server.url(), "w1", &ack);
+    let w2 = Worker::start(&server.url(), "w2", &ack);
     let out = tmp.path().join("dist");
     let child = search(&out, Some(&server.url()), &halving).spawn().unwrap();
     w1.wait_for("training");
     let mut w1 = w1;
     w1.child.kill().unwrap(); // SIGKILL in the middle of a rung's training
     w1.child.wait().unwrap();
+    let killed_log = w1.log();
     finish(child);
     // workers train each rung's task to its budget (from the start, or on from a network
     // they kept): the same records as the in-process search, which continues its networks
     assert_eq!(rung_records(&out), want);
+
+    // promotions as results arrive: of rung 0's four networks (two places) the best of the
+    // first three is certain whatever the fourth scores, so its rung-1 task goes out at once
+    // and w2 trains it while the killed worker's rung-0 task waits for its deadline
+    let budget_of = |l: &str| {
+        l.split(" to ").nth(1).map_or(usize::MAX, |t| {
+            t.split(' ').next().unwrap().parse().unwrap()
+        })
+    };
+    let killed_line = killed_log
+        .iter()
+        .find(|l| l.contains(": training "))
+        .unwrap();
+    let killed = &killed_line.split("(task ").nth(1).unwrap()[..24];
+    let lines = w2.log();
+    let redone = lines
+        .iter()
+        .position(|l| l.contains(": done ") && l.contains(killed))
+        .unwrap_or_else(|| panic!("w2 trained the killed task {killed}: {lines:?}"));
+    assert!(
+        lines[..redone]
+            .iter()
+            .any(|l| l.contains(": training ") && budget_of(l) > budget_of(killed_line)),
+        "a rung-1 task started before rung 0's last result: {lines:?}"
+    );
+    // and the search recorded its result first
+    let gen0: Vec<serde_json::Value> = log(&out)
+        .into_iter()
+        .filter(|r| r["kind"] == "evaluation" && r["generation"] == 0)
+        .collect();
+    let last_of_rung0 = gen0
+        .iter()
+        .filter(|r| r["rung"] == 0)
+        .map(|r| r["elapsed_s"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(
+        gen0.iter()
+            .any(|r| r["rung"] == 1 && r["elapsed_s"].as_f64().unwrap() < last_of_rung0),
+        "a rung-1 result before rung 0's last: {gen0:?}"
+    );
     let budgets: Vec<String> = w2
         .log()
         .iter()
@@ -155,6 +199,82 @@ fn successive_halving_over_two_workers_one_killed_gives_the_in_process_records()
         })
         .collect();
     assert!(!budgets.is_empty(), "w2 trained rung tasks: {:?}", w2.log());
+}
+
+/// A halving search over one worker, SIGKILLed with two rungs in flight, and the records of
+/// the same search in-process: (the broker, its worker, the killed search's directory, the
+/// in-process records).
+#[allow(clippy::type_complexity)]
+fn killed_with_two_rungs_in_flight(
+    tmp: &Path,
+) -> (
+    NatsServer,
+    Worker,
+    std::path::PathBuf,
+    Vec<(u64, u64, u64, String, f64, bool)>,
+) {
+    let halving = ["--fidelity", "halving"];
+    let local = tmp.join("local-halving");
+    let o = search(&local, None, &halving).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let server = NatsServer::start(&tmp.join("store"));
+    let w = Worker::start(&server.url(), "w", &[]);
+    let out = tmp.join("dist");
+    let mut child = search(&out, Some(&server.url()), &halving).spawn().unwrap();
+    // the first record is a promotion made certain by three of rung 0's four results: the
+    // rung-1 task it sends out is queued behind the fourth rung-0 task
+    let t = Instant::now();
+    while rung_records(&out).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(120), "no record");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL the search with two rungs in flight
+    child.wait().unwrap();
+    let first = &rung_records(&out)[0];
+    assert!(first.1 == 0 && first.5, "a promotion at rung 0: {first:?}");
+    (server, w, out, rung_records(&local))
+}
+
+fn resume(out: &Path, broker: Option<&str>) {
+    let mut c = neuroevo();
+    c.current_dir(repo(""))
+        .args(["auto-cnn", "search", "-q", "--resume", s(out)]);
+    if let Some(b) = broker {
+        c.args(["--broker", b]);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = rung_records(out);
+    let mut keys: Vec<(u64, u64, u64)> = records.iter().map(|r| (r.0, r.1, r.2)).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), records.len(), "no evaluation recorded twice");
+}
+
+#[test]
+fn a_halving_search_killed_with_two_rungs_in_flight_resumes_to_the_in_process_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, w, out, want) = killed_with_two_rungs_in_flight(tmp.path());
+    resume(&out, Some(&server.url()));
+    assert_eq!(rung_records(&out), want);
+    let done = w.done();
+    let mut distinct = done.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        done.len(),
+        distinct.len(),
+        "no task trained twice: {:?}",
+        w.log()
+    );
+}
+
+#[test]
+fn a_halving_search_killed_with_two_rungs_in_flight_resumes_in_process_without_its_broker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, _w, out, want) = killed_with_two_rungs_in_flight(tmp.path());
+    // a network is ahead of the lowest rung: the local trainings go on overlapping
+    resume(&out, None);
+    assert_eq!(rung_records(&out), want);
 }
 
 #[test]

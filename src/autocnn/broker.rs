@@ -22,8 +22,11 @@ use async_nats::jetstream::{self, consumer::pull, stream};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// The version of [`Task`] and [`Outcome`]; a worker refuses messages of another.
-pub const PROTOCOL: u32 = 1;
+/// The version of [`Task`] and [`Outcome`]; a worker refuses messages of another (and hands
+/// them back for a worker that speaks it). 1: every task trains the full budget; 2: a task of
+/// successive halving names its rung's budget in its settings (`cfg.train.budget_steps`, part
+/// of its key), which a worker of version 1 cannot train.
+pub const PROTOCOL: u32 = 2;
 /// The largest task or result message accepted.
 pub const MAX_MESSAGE: usize = 1 << 20;
 pub const TASKS: &str = "NEUROEVO_TASKS";
@@ -351,7 +354,16 @@ mod tests {
         let big = vec![b' '; MAX_MESSAGE + 1];
         assert!(decode::<Status>("a task", &big).is_err());
         assert!(other_protocol(br#"{"protocol": 99}"#));
-        assert!(!other_protocol(br#"{"protocol": 1}"#) && !other_protocol(b"junk"));
+        // a task of a search from before rung tasks is another version, and so is ours to an
+        // older worker
+        assert_eq!(PROTOCOL, 2);
+        let e = decode::<Status>("a task", br#"{"protocol": 1, "worker": "w"}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("protocol 1; this neuroevo speaks 2"),
+            "{e}"
+        );
+        assert!(other_protocol(br#"{"protocol": 1}"#));
+        assert!(!other_protocol(br#"{"protocol": 2}"#) && !other_protocol(b"junk"));
         assert_eq!(shown("nats://u:secret@host:4222"), "nats://host:4222");
         assert_eq!(shown("nats://host:4222"), "nats://host:4222");
     }

@@ -11,6 +11,7 @@ use crate::nn::arch::Arch;
 use crate::nn::model::{parameter_count, LayerNet};
 use crate::nn::train::{accuracy, EpochTrainer, TrainConfig, EVAL_BATCH};
 use indicatif::{MultiProgress, ProgressBar};
+use std::collections::VecDeque;
 use std::time::Instant;
 use tch::nn::VarStore;
 use tch::Device;
@@ -253,6 +254,18 @@ pub(crate) fn load_workers(cfg: &SearchConfig, devices: &[Device]) -> Result<Vec
     }
 }
 
+/// One training to hand an evaluator: a genome and the settings it trains under (with
+/// successive halving, its rung's budget among them).
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub genome: String,
+    pub cfg: SearchConfig,
+}
+
+/// The callback of [`Evaluator::evaluate_jobs`]: it takes a job's result and answers the jobs
+/// that result made ready.
+pub type JobsDone<'a> = &'a mut dyn FnMut(usize, Result<Trained>) -> Result<Vec<Job>>;
+
 /// An evaluation backend of the search: it scores genomes, each a function of (genome, the
 /// settings its fitness depends on in `cfg`), and hands the evaluations back one at a time, in
 /// any order. The search decides what to evaluate, caches, logs and checkpoints; a backend only
@@ -270,6 +283,56 @@ pub trait Evaluator {
         bar: Option<&ProgressBar>,
         done: &mut dyn FnMut(usize, Result<Trained>) -> Result<()>,
     ) -> Result<()>;
+    /// Whether [`Evaluator::evaluate_jobs`] trains jobs of several rungs at once and takes new
+    /// ones while others train (a broker's workers): the search then promotes networks as
+    /// results arrive instead of rung by rung.
+    fn overlaps(&self) -> bool {
+        false
+    }
+    /// Trains distinct `jobs`, calling `done(i, result)` once per job as each is scored, `i`
+    /// numbering the jobs in the order given and then in the order `done` returns more: the
+    /// jobs `done` returns (the next rungs of the networks it promoted) are trained in the same
+    /// call. An error of `done` ends the call; Ctrl-C ends it with jobs unanswered. The
+    /// default trains waves of up to [`Evaluator::slots`] jobs of the same settings through
+    /// [`Evaluator::evaluate`].
+    fn evaluate_jobs(
+        &mut self,
+        jobs: Vec<Job>,
+        bars: Option<&MultiProgress>,
+        bar: Option<&ProgressBar>,
+        done: JobsDone<'_>,
+    ) -> Result<()> {
+        let mut queue: VecDeque<(usize, Job)> = jobs.into_iter().enumerate().collect();
+        let mut next = queue.len();
+        while let Some(first) = queue.pop_front() {
+            if crate::interrupt::requested() {
+                return Ok(());
+            }
+            let settings = first.1.cfg.fitness_settings();
+            let cfg = first.1.cfg.clone();
+            let mut wave = vec![first];
+            for j in std::mem::take(&mut queue) {
+                let fits = wave.len() < self.slots()
+                    && j.1.cfg.fitness_settings() == settings
+                    && wave.iter().all(|w| w.1.genome != j.1.genome);
+                match fits {
+                    true => wave.push(j),
+                    false => queue.push_back(j),
+                }
+            }
+            let genomes: Vec<String> = wave.iter().map(|w| w.1.genome.clone()).collect();
+            let mut more = Vec::new();
+            self.evaluate(&genomes, &cfg, bars, bar, &mut |k, r| {
+                more.extend(done(wave[k].0, r)?);
+                Ok(())
+            })?;
+            for j in more {
+                queue.push_back((next, j));
+                next += 1;
+            }
+        }
+        Ok(())
+    }
     /// Successive halving: of the networks it may keep between rungs, only those of `genomes`
     /// (just promoted, trained under `cfg`'s settings) will be asked to go on; a backend that
     /// keeps networks in memory frees the others.

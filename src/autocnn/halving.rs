@@ -9,6 +9,21 @@
 //! - **Promotion**: of the n networks scored at a rung, the best `ceil(n / eta)` by fitness
 //!   (ties: the earlier in the list) go on to the next rung; a network scored 0 never does
 //!   (it was refused, failed or learnt nothing, and more steps do not change that).
+//! - **Promotion as results arrive** (an evaluator that overlaps rungs, `--broker`): a network
+//!   is promoted as soon as its promotion is certain, and its next rung's task goes out while
+//!   the rest of its rung still trains. At a rung with n networks and k = `ceil(n / eta)`
+//!   places, a scored network x (fitness > 0) is certain when (scored networks of the rung
+//!   that rank above x, by fitness then earlier index) + (networks of the rung not scored yet)
+//!   < k: even if every one not scored yet ranks above x, x is in the top k. Those ranking
+//!   above it are then certain too, and promotions go out in rank order. Above the first rung,
+//!   n is known only once the rung below is decided (a network scored 0 there takes no place
+//!   here), so n is bounded by the most the rung below can still promote, and a network not
+//!   promoted yet counts as not scored: `n - ceil(n / eta)` grows with n, so the bound is the
+//!   worst case ([`certain_promotions`]). Once a rung is fully scored, its certain set is
+//!   exactly [`promote`]'s: the records, selection and result equal those of the synchronous
+//!   rule. Classic ASHA promotes on the running top `1/eta` of the results so far instead,
+//!   which can promote a network that the full rung would not have; this rule never does, at
+//!   the price of promoting a little later.
 //! - **Continuation**: a promoted network trains on from where it stopped, not from scratch:
 //!   the schedule spans the full budget, the batch order is the same and the optimizer state is
 //!   carried ([`crate::nn::train::EpochTrainer::train_steps`]), so it ends exactly as a network
@@ -91,6 +106,39 @@ pub(crate) fn promote(cohort: &[(usize, f64)], eta: usize) -> Vec<usize> {
         .filter(|(_, f)| *f > 0.0)
         .map(|(i, _)| i)
         .collect()
+}
+
+/// Which networks of each rung below the last are certain to be promoted, each rung's in rank
+/// order, given the `n` networks of the first rung and `scored[r]`, the (index, fitness) of
+/// the networks scored at rung r so far (at r > 0 only networks promoted from r - 1). A
+/// function of what is scored, not of the order it came in; it only grows as results come,
+/// and equals [`promote`] at a rung whose networks (and those of every rung below) are all
+/// scored.
+pub(crate) fn certain_promotions(
+    n: usize,
+    eta: usize,
+    scored: &[Vec<(usize, f64)>],
+) -> Vec<Vec<usize>> {
+    // the most networks the rung can hold: exact at the first, an upper bound above it
+    let mut most = n;
+    let mut out = Vec::new();
+    for rung in scored.iter().take(scored.len().saturating_sub(1)) {
+        let mut order = rung.clone();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let k = promoted_count(most, eta);
+        let unscored = most.saturating_sub(order.len());
+        let mut certain = Vec::new();
+        let mut may_go_on = unscored;
+        for (above, &(i, f)) in order.iter().enumerate() {
+            if f > 0.0 && above + unscored < k {
+                certain.push(i);
+            }
+            may_go_on += usize::from(f > 0.0 && above < k);
+        }
+        out.push(certain);
+        most = may_go_on.min(k);
+    }
+    out
 }
 
 /// Evaluations of one generation of `n` new networks when every rung promotes its full share.
@@ -400,6 +448,149 @@ mod tests {
         // a network scored 0 does not go on, even when its place is free
         assert_eq!(promote(&[(0, 0.0), (1, 0.4)], 2), vec![1]);
         assert!(promote(&[(0, 0.0), (1, f64::NAN)], 1).is_empty());
+    }
+
+    #[test]
+    fn a_promotion_is_certain_the_moment_no_result_can_take_its_place() {
+        // four networks, eta 3: two places at rung 0
+        let at = |r0: &[(usize, f64)], r1: &[(usize, f64)]| {
+            certain_promotions(4, 3, &[r0.to_vec(), r1.to_vec(), vec![]])
+        };
+        let none: Vec<Vec<usize>> = vec![vec![], vec![]];
+        assert_eq!(at(&[(2, 0.5)], &[]), none);
+        // the best of two, two not scored: both of those could still rank above it
+        assert_eq!(at(&[(2, 0.5), (0, 0.7)], &[]), none);
+        // one not scored: the best is in the top two whatever it scores; the second is not
+        assert_eq!(
+            at(&[(2, 0.5), (0, 0.7), (3, 0.6)], &[]),
+            vec![vec![0], vec![]]
+        );
+        // rung 1 will hold up to two networks (one place): the first one scored there waits
+        // for the other to be promoted or not
+        let r0 = [(2, 0.5), (0, 0.7), (3, 0.6)];
+        assert_eq!(at(&r0, &[(0, 0.8)]), vec![vec![0], vec![]]);
+        let r0 = [(2, 0.5), (0, 0.7), (3, 0.6), (1, 0.1)];
+        assert_eq!(at(&r0, &[(0, 0.8)]), vec![vec![0, 3], vec![]]);
+        assert_eq!(at(&r0, &[(0, 0.8), (3, 0.9)]), vec![vec![0, 3], vec![3]]);
+        // a network scored 0 takes no place above: rung 1 then holds one network, which is
+        // certain as soon as it is scored, before the last network of rung 0 is
+        let r0 = [(3, 0.0), (0, 0.7), (2, 0.0)];
+        assert_eq!(at(&r0, &[]), vec![vec![0], vec![]]);
+        assert_eq!(at(&r0, &[(0, 0.8)]), vec![vec![0], vec![]]);
+        let r0 = [(3, 0.0), (0, 0.7), (2, 0.0), (1, 0.0)];
+        assert_eq!(at(&r0, &[(0, 0.8)]), vec![vec![0], vec![0]]);
+        // ties: the earlier index ranks above
+        let r0 = [(3, 0.5), (1, 0.5), (2, 0.5)];
+        assert_eq!(at(&r0, &[]), vec![vec![1], vec![]]);
+    }
+
+    /// The promotions when every result not known yet (`known` lacks it) ranks above all
+    /// others: the worst case for each known network, so the known networks promoted here are
+    /// exactly those promoted whatever the missing results turn out to be.
+    fn promoted_whatever_comes(
+        n: usize,
+        eta: usize,
+        rungs: usize,
+        known: &std::collections::HashMap<(usize, usize), f64>,
+    ) -> Vec<Vec<usize>> {
+        let mut cohort: Vec<usize> = (0..n).collect();
+        let mut out = Vec::new();
+        for r in 0..rungs - 1 {
+            let c: Vec<(usize, f64)> = cohort
+                .iter()
+                .map(|&i| (i, known.get(&(r, i)).copied().unwrap_or(2.0)))
+                .collect();
+            cohort = promote(&c, eta);
+            let mut sure: Vec<usize> = cohort
+                .iter()
+                .copied()
+                .filter(|&i| known.contains_key(&(r, i)))
+                .collect();
+            sure.sort_by(|&a, &b| known[&(r, b)].total_cmp(&known[&(r, a)]).then(a.cmp(&b)));
+            out.push(sure);
+        }
+        out
+    }
+
+    #[test]
+    fn promotions_come_exactly_when_certain_and_end_as_the_synchronous_rule_in_any_order() {
+        use rand::seq::SliceRandom;
+        use rand::{Rng, SeedableRng};
+        use std::collections::HashMap;
+        let mut rng = crate::ga::GaRng::seed_from_u64(23);
+        let mut overlapped = 0;
+        for case in 0..400 {
+            let n = rng.random_range(1..=10);
+            let eta = rng.random_range(2..=4);
+            let rungs = rng.random_range(2..=4);
+            // fitness of each network at each rung, on a coarse grid (ties) with some zeros
+            let fit: Vec<Vec<f64>> = (0..rungs)
+                .map(|_| {
+                    (0..n)
+                        .map(|_| match rng.random_range(0..8) {
+                            0 => 0.0,
+                            v => v as f64 / 8.0,
+                        })
+                        .collect()
+                })
+                .collect();
+            // the synchronous rule, rung by rung
+            let mut sync = Vec::new();
+            let mut cohort: Vec<usize> = (0..n).collect();
+            for at_rung in fit.iter().take(rungs - 1) {
+                let c: Vec<(usize, f64)> = cohort.iter().map(|&i| (i, at_rung[i])).collect();
+                cohort = promote(&c, eta);
+                let mut sorted = cohort.clone();
+                sorted.sort();
+                sync.push(sorted);
+            }
+            // results arrive in a random order among those whose task is out: every network's
+            // first rung, then the next rung of each network as soon as it is promoted
+            let mut out: Vec<(usize, usize)> = (0..n).map(|i| (0, i)).collect();
+            let mut scored: Vec<Vec<(usize, f64)>> = vec![Vec::new(); rungs];
+            let mut known = HashMap::new();
+            let mut emitted: Vec<Vec<usize>> = vec![Vec::new(); rungs - 1];
+            while !out.is_empty() {
+                out.shuffle(&mut rng);
+                let (r, i) = out.pop().unwrap();
+                scored[r].push((i, fit[r][i]));
+                known.insert((r, i), fit[r][i]);
+                let certain = certain_promotions(n, eta, &scored);
+                // exactly those promoted whatever the missing results, in rank order
+                assert_eq!(
+                    certain,
+                    promoted_whatever_comes(n, eta, rungs, &known),
+                    "case {case}: {scored:?}"
+                );
+                for (r, now) in certain.iter().enumerate() {
+                    // never withdrawn: what was certain stays so
+                    assert!(emitted[r].iter().all(|i| now.contains(i)), "case {case}");
+                    let new: Vec<usize> = now
+                        .iter()
+                        .copied()
+                        .filter(|i| !emitted[r].contains(i))
+                        .collect();
+                    for i in new {
+                        emitted[r].push(i);
+                        out.push((r + 1, i));
+                        // promoted while its own rung still has results to come
+                        let rung_size = if r == 0 { n } else { sync[r - 1].len() };
+                        overlapped += usize::from(scored[r].len() < rung_size);
+                    }
+                }
+            }
+            for e in &mut emitted {
+                e.sort();
+            }
+            assert_eq!(
+                emitted, sync,
+                "case {case}: the synchronous rule's promotions"
+            );
+        }
+        assert!(
+            overlapped > 100,
+            "promotions before their rung was complete: {overlapped}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::broker::{self, broker_err, Broker, Outcome, Status, Task};
 use super::cache::{cache_key, Evaluation};
 use super::config::SearchConfig;
-use super::evaluate::{Evaluator, Trained};
+use super::evaluate::{Evaluator, Job, JobsDone, Trained};
 use crate::error::{Error, Result};
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar};
@@ -71,21 +71,45 @@ struct Workers {
     free_since: HashMap<String, Instant>,
 }
 
-type Done<'a> = &'a mut dyn FnMut(usize, Result<Trained>) -> Result<()>;
-
 impl Evaluator for NatsEvaluator {
     /// A whole generation at once: the workers share it out.
     fn slots(&self) -> usize {
         usize::MAX
     }
 
+    fn overlaps(&self) -> bool {
+        true
+    }
+
     fn evaluate(
         &mut self,
         genomes: &[String],
         cfg: &SearchConfig,
-        _bars: Option<&MultiProgress>,
+        bars: Option<&MultiProgress>,
         bar: Option<&ProgressBar>,
         done: &mut dyn FnMut(usize, Result<Trained>) -> Result<()>,
+    ) -> Result<()> {
+        let jobs = genomes
+            .iter()
+            .map(|g| Job {
+                genome: g.clone(),
+                cfg: cfg.clone(),
+            })
+            .collect();
+        self.evaluate_jobs(jobs, bars, bar, &mut |i, r| {
+            done(i, r)?;
+            Ok(Vec::new())
+        })
+    }
+
+    /// Publishes the jobs and, as results come, the jobs `done` makes ready (the next rungs
+    /// of networks promoted meanwhile), until every job is answered.
+    fn evaluate_jobs(
+        &mut self,
+        mut jobs: Vec<Job>,
+        _bars: Option<&MultiProgress>,
+        bar: Option<&ProgressBar>,
+        done: JobsDone<'_>,
     ) -> Result<()> {
         let b = &self.broker;
         let search = &self.search;
@@ -104,7 +128,8 @@ impl Evaluator for NatsEvaluator {
                 ))
                 .await
                 .map_err(|e| broker_err("the delivery advisories", e))?;
-            let mut pending = self.publish(genomes, cfg, done).await?;
+            let mut pending = Pending::default();
+            let mut published = self.publish(&mut jobs, 0, &mut pending, done).await?;
             if pending.by_key.is_empty() {
                 return Ok(());
             }
@@ -124,7 +149,7 @@ impl Evaluator for NatsEvaluator {
                             // a broker restart: the consumer carries on once it is back
                             Err(_) => continue,
                         };
-                        self.on_result(m, genomes, &mut pending, &mut workers, bar, done).await?;
+                        self.on_result(m, &mut jobs, &mut pending, &mut workers, bar, done).await?;
                     }
                     s = status.next() => {
                         if let Some(s) = s {
@@ -144,7 +169,8 @@ impl Evaluator for NatsEvaluator {
                             .and_then(|v| v["stream_seq"].as_u64());
                         if let Some(key) = seq.and_then(|s| pending.by_seq.get(&s)) {
                             if let Some((i, _)) = pending.by_key.remove(key) {
-                                done(i, Ok(Trained { eval: given_up(&genomes[i]), weights: None, overhead_s: None }))?;
+                                let eval = given_up(&jobs[i].genome);
+                                jobs.extend(done(i, Ok(Trained { eval, weights: None, overhead_s: None }))?);
                             }
                         }
                     }
@@ -155,6 +181,10 @@ impl Evaluator for NatsEvaluator {
                         }
                     }
                 }
+                // the jobs the results made ready go out at once
+                if jobs.len() > published {
+                    published = self.publish(&mut jobs, published, &mut pending, done).await?;
+                }
             }
             Ok(())
         })
@@ -163,40 +193,41 @@ impl Evaluator for NatsEvaluator {
 
 impl NatsEvaluator {
     /// Hands back what the shared cache already holds and publishes a task for every other
-    /// genome.
+    /// job from `from` on (and for those `done` makes ready meanwhile); how many jobs are
+    /// handled then.
     async fn publish(
         &self,
-        genomes: &[String],
-        cfg: &SearchConfig,
-        done: Done<'_>,
-    ) -> Result<Pending> {
+        jobs: &mut Vec<Job>,
+        from: usize,
+        pending: &mut Pending,
+        done: JobsDone<'_>,
+    ) -> Result<usize> {
         let b = &self.broker;
         let search = &self.search;
-        let mut pending = Pending::default();
-        // the settings of this call: a rung's budget is part of them (and of the task's cfg)
-        let settings = cfg.fitness_settings();
-        for (i, genome) in genomes.iter().enumerate() {
-            let key = cache_key(genome, &settings);
+        let mut i = from;
+        while i < jobs.len() {
+            let Job { genome, cfg } = jobs[i].clone();
+            // the settings of the job: a rung's budget is part of them (and of the task's cfg)
+            let key = cache_key(&genome, &cfg.fitness_settings());
             // an entry of another genome under this key is not this genome's fitness
-            if let Some(mut eval) = b.cached(&key).await?.filter(|e| e.genome == *genome) {
+            if let Some(mut eval) = b.cached(&key).await?.filter(|e| e.genome == genome) {
                 eval.genome = genome.clone();
                 let weights = b.weights_of(&key).await?;
-                done(
-                    i,
-                    Ok(Trained {
-                        eval,
-                        weights,
-                        overhead_s: None,
-                    }),
-                )?;
+                let t = Trained {
+                    eval,
+                    weights,
+                    overhead_s: None,
+                };
+                jobs.extend(done(i, Ok(t))?);
+                i += 1;
                 continue;
             }
             let task = Task {
                 protocol: broker::PROTOCOL,
                 search: search.clone(),
                 key: key.clone(),
-                genome: genome.clone(),
-                cfg: cfg.clone(),
+                genome,
+                cfg,
                 dataset_hash: self.dataset_hash.clone(),
             };
             let mut headers = async_nats::HeaderMap::new();
@@ -213,8 +244,9 @@ impl NatsEvaluator {
                 .map_err(|e| broker_err("publishing a task", e))?;
             pending.by_seq.insert(ack.sequence, key.clone());
             pending.by_key.insert(key, (i, Instant::now()));
+            i += 1;
         }
-        Ok(pending)
+        Ok(i)
     }
 
     /// One message on the search's results subject: the evaluation of a pending task is handed
@@ -222,22 +254,22 @@ impl NatsEvaluator {
     async fn on_result(
         &self,
         m: async_nats::jetstream::Message,
-        genomes: &[String],
+        jobs: &mut Vec<Job>,
         pending: &mut Pending,
         workers: &mut Workers,
         bar: Option<&ProgressBar>,
-        done: Done<'_>,
+        done: JobsDone<'_>,
     ) -> Result<()> {
         let pending = &mut pending.by_key;
         match broker::decode::<Outcome>("a result", &m.payload) {
             Ok(o)
                 if pending
                     .get(&o.key)
-                    .is_some_and(|(i, _)| o.eval.genome != genomes[*i]) =>
+                    .is_some_and(|(i, _)| o.eval.genome != jobs[*i].genome) =>
             {
                 eprintln!(
                     "warning: ignored a result of {} for task {}: it scores {:?}, not {:?}",
-                    o.worker, o.key, o.eval.genome, genomes[pending[&o.key].0]
+                    o.worker, o.key, o.eval.genome, jobs[pending[&o.key].0].genome
                 );
                 let _ = m.ack_with(async_nats::jetstream::AckKind::Term).await;
             }
@@ -249,7 +281,7 @@ impl NatsEvaluator {
                         None
                     };
                     let mut eval = o.eval;
-                    eval.genome = genomes[i].clone();
+                    eval.genome = jobs[i].genome.clone();
                     let now = Instant::now();
                     let from = workers
                         .free_since
@@ -267,14 +299,12 @@ impl NatsEvaluator {
                             1000.0 * overhead
                         ));
                     }
-                    done(
-                        i,
-                        Ok(Trained {
-                            eval,
-                            weights,
-                            overhead_s: Some(overhead),
-                        }),
-                    )?;
+                    let t = Trained {
+                        eval,
+                        weights,
+                        overhead_s: Some(overhead),
+                    };
+                    jobs.extend(done(i, Ok(t))?);
                 }
                 let _ = m.ack().await;
             }

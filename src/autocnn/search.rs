@@ -10,7 +10,9 @@
 //!
 //! With `--fidelity halving` a generation's evaluation goes rung by rung ([`super::halving`]):
 //! the rung in progress is in the checkpoint, each individual says the rung it reached and
-//! whether it was promoted, so a resumed search goes on with the rung it was in.
+//! whether it was promoted, so a resumed search goes on with the rung it was in. With an
+//! evaluator whose workers take several rungs' tasks at once (`--broker`), the rungs overlap
+//! instead: networks are promoted as soon as that is certain ([`overlap`]).
 use super::cache::*;
 use super::config::*;
 use super::evaluate::*;
@@ -29,6 +31,8 @@ use crate::nn::arch::Arch;
 use crate::run::{dir as rdir, Clocks, Ctx, Position, RunDir, Step, StopReason};
 use indicatif::MultiProgress;
 use rand::Rng;
+
+mod overlap;
 
 /// The architecture search as the run layer's [`Step`]: a generation is breeding offspring,
 /// evaluating them (cache first) and the environmental (mu+lambda) selection; the state is
@@ -260,6 +264,11 @@ impl Search {
     /// halving), selects the next population (after generation 0) and logs the generation; the
     /// checkpoint then says the generation is complete.
     fn complete_generation(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
+        if self.overlapping() {
+            if let Some(reason) = self.evaluate_overlapping(ctx)? {
+                return Ok(Some(reason));
+            }
+        }
         loop {
             let rung = self.state.rung;
             if let Some(reason) = self.evaluate_pending(ctx, rung)? {

@@ -35,8 +35,9 @@ pub(crate) struct Individual {
     /// Promoted to the next rung and not trained there yet.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) promoted: bool,
-    /// The log record of its evaluation at a rung below the last, written when that rung's
-    /// promotions are decided (it says whether it was promoted).
+    /// The log record of its evaluation at a rung below the last, written when its promotion
+    /// is decided (it says whether it was promoted): when it is certain, or when its rung is
+    /// complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) record: Option<super::records::EvaluationRecord>,
 }
@@ -96,7 +97,8 @@ pub(crate) struct SearchState {
     /// The rung `best` was scored at (successive halving).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) best_rung: usize,
-    /// Successive halving: the rung of the generation in progress...
+    /// Successive halving: the rung of the generation in progress (with overlapping rungs,
+    /// the lowest not complete; networks may be ahead of it)...
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) rung: usize,
     /// ...and every rung's training budget in steps, lowest first (none with `--fidelity

@@ -331,7 +331,13 @@ impl Worker {
                 "--threads",
                 "1",
             ])
-            .args(["--name", name, "--ack-wait", "3"])
+            .args(["--name", name])
+            // 3 s unless `extra` names another
+            .args(
+                ["--ack-wait", "3"]
+                    .iter()
+                    .filter(|_| !extra.contains(&"--ack-wait")),
+            )
             .args(extra)
             .stderr(Stdio::piped())
             .spawn()
