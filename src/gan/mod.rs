@@ -20,6 +20,7 @@
 //! evaluate at different rates get the same training time.
 pub mod config;
 pub mod dcgan;
+pub mod egan;
 pub mod fid;
 pub mod func;
 pub mod mlp;
