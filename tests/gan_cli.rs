@@ -433,7 +433,13 @@ fn user_mistakes_exit_with_code_2() {
         // E-GAN's flags where they make no sense
         (vec!["--mode", "weights", "--g-losses", "minimax"], "dcgan"),
         (
-            vec!["--population", "1", "--no-evolution", "--g-losses", "nonsat"],
+            vec![
+                "--population",
+                "1",
+                "--no-evolution",
+                "--g-losses",
+                "nonsat",
+            ],
             "--no-evolution",
         ),
         (vec!["--diversity-weight", "0.5"], "--g-losses"),
@@ -446,7 +452,10 @@ fn user_mistakes_exit_with_code_2() {
             "--diversity-weight inf",
         ),
         (vec!["--g-losses", "minimax,nonsat,minimax"], "twice"),
-        (vec!["--g-losses", "minimax", "--grad-steps", "0"], "--grad-steps"),
+        (
+            vec!["--g-losses", "minimax", "--grad-steps", "0"],
+            "--grad-steps",
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -592,7 +601,9 @@ fn dcgan_egan_variation_logs_its_losses_and_resumes_as_an_uninterrupted_run() {
     let gens = generation_records(&full);
     assert_eq!(gens.len(), 4);
     for (g, best, _, counts) in &gens {
-        let m = counts.as_object().unwrap_or_else(|| panic!("generation {g}"));
+        let m = counts
+            .as_object()
+            .unwrap_or_else(|| panic!("generation {g}"));
         let keys: Vec<&str> = m.keys().map(String::as_str).collect();
         assert_eq!(keys.len(), 3, "{counts}");
         for k in ["minimax", "nonsat", "lsgan"] {

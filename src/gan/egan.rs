@@ -88,20 +88,17 @@ pub fn children(
     losses: &[GLoss],
 ) -> Tensor {
     let p = g.size()[0];
-    let parents =
-        Tensor::arange(p, (Kind::Int64, g.device())).repeat_interleave_self_int(
-            losses.len() as i64,
-            0,
-            None,
-        );
+    let parents = Tensor::arange(p, (Kind::Int64, g.device())).repeat_interleave_self_int(
+        losses.len() as i64,
+        0,
+        None,
+    );
     adam.select(&parents);
     let gc = leaf(&g.index_select(0, &parents));
     let dc = dp.detach().index_select(0, &parents);
     let fake = g_forward(nets.gl, nets.gs, &gc, z);
     let logits = d_forward(nets.dl, nets.ds, &dc, &fake);
-    children_loss(&logits, losses)
-        .sum(logits.kind())
-        .backward();
+    children_loss(&logits, losses).sum(logits.kind()).backward();
     adam.step(&gc, &gc.grad())
 }
 
@@ -141,7 +138,10 @@ pub fn child_fitness(
     if !diversity {
         let _g = tch::no_grad_guard();
         let lf = d_forward(nets.dl, nets.ds, &dd, &pairs);
-        return (mean_per_child(&lf.sigmoid().mean_dim(0, false, Kind::Double)), None);
+        return (
+            mean_per_child(&lf.sigmoid().mean_dim(0, false, Kind::Double)),
+            None,
+        );
     }
     let dd = leaf(&dd);
     let lf = d_forward(nets.dl, nets.ds, &dd, &pairs);
@@ -244,7 +244,13 @@ mod tests {
         let (b, n) = (6i64, 4i64);
         // large logits too: the stable forms have finite gradients there
         let l0 = Tensor::randn([b, n], (Kind::Double, Device::Cpu)) * 3.0;
-        let l0 = Tensor::cat(&[l0, Tensor::from_slice(&[40.0f64, -40.0, 0.0, 1.0]).view([1, n])], 0);
+        let l0 = Tensor::cat(
+            &[
+                l0,
+                Tensor::from_slice(&[40.0f64, -40.0, 0.0, 1.0]).view([1, n]),
+            ],
+            0,
+        );
         let b = b + 1;
         for loss in ALL {
             let l = leaf(&l0);
@@ -275,7 +281,9 @@ mod tests {
         let l = Tensor::from_slice(&[0.5f64, -0.5, 2.0, 1.0, 0.0, -3.0]).view([1, 6]);
         let got = Vec::<f64>::try_from(children_loss(&l, &ALL)).unwrap();
         for (k, g) in got.iter().enumerate() {
-            let want = ALL[k % 3].cols(&l.narrow(1, k as i64, 1)).double_value(&[0]);
+            let want = ALL[k % 3]
+                .cols(&l.narrow(1, k as i64, 1))
+                .double_value(&[0]);
             assert_eq!(*g, want, "column {k}");
         }
     }
@@ -317,7 +325,10 @@ mod tests {
         // one parent (E-GAN's own setting): the single best child
         assert_eq!(survivors(&[0.3, 0.5, 0.5], 1), vec![1]);
         let counts = loss_counts_json(&ALL, &[0, 2, 1]);
-        assert_eq!(counts, serde_json::json!({"minimax": 0, "nonsat": 2, "lsgan": 1}));
+        assert_eq!(
+            counts,
+            serde_json::json!({"minimax": 0, "nonsat": 2, "lsgan": 1})
+        );
     }
 
     /// Tiny networks at 28x28: layouts, layers, `p` generators and `q` discriminators.
@@ -368,7 +379,9 @@ mod tests {
             }
         }
         // the losses pull differently: siblings differ
-        assert!(!kids.narrow(0, 0, 1).allclose(&kids.narrow(0, 1, 1), 1e-6, 1e-7, false));
+        assert!(!kids
+            .narrow(0, 0, 1)
+            .allclose(&kids.narrow(0, 1, 1), 1e-6, 1e-7, false));
     }
 
     #[test]
@@ -382,7 +395,12 @@ mod tests {
             dl: &dl,
             ds: &ds,
         };
-        let fakes = g_forward(&gl, &gs, &g, &Tensor::randn([b, 4], (Kind::Float, Device::Cpu)));
+        let fakes = g_forward(
+            &gl,
+            &gs,
+            &g,
+            &Tensor::randn([b, 4], (Kind::Float, Device::Cpu)),
+        );
         let real = Tensor::rand([b, 1, 28, 28], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
         let (fq, fd) = child_fitness(&nets, &d, &fakes, &real, true);
         let (fq0, none) = child_fitness(&nets, &d, &fakes, &real, false);
@@ -407,7 +425,10 @@ mod tests {
             let (wq, wd) = (q_sum / q as f64, d_sum / q as f64);
             let (gq, gd) = (fq.double_value(&[k]), fd.double_value(&[k]));
             assert!((gq - wq).abs() < 1e-5, "F_q of child {k}: {gq} vs {wq}");
-            assert!((gd - wd).abs() < 1e-4 * wd.abs().max(1.0), "F_d of child {k}: {gd} vs {wd}");
+            assert!(
+                (gd - wd).abs() < 1e-4 * wd.abs().max(1.0),
+                "F_d of child {k}: {gd} vs {wd}"
+            );
         }
         // the children differ in diversity, so the term can change a ranking
         assert!(fd.std(false).double_value(&[]) > 0.0);
