@@ -109,9 +109,8 @@ pub(crate) fn build_model(
 
 /// Refuses populations that cannot fit in this machine's memory: each weight as f32, with its
 /// gradient, two Adam moments and a child's copy (5 floats per weight; E-GAN's generators
-/// count once per child). The flag named is the
-/// size of one network (`--hidden`, `--width`) when not even two of them fit, else
-/// `--population`.
+/// count once per child). The flag named is the size of one network (`--hidden`, `--width`)
+/// when not even two of them fit, else `--population`.
 fn check_memory(cfg: &GanConfig, shape: [i64; 3]) -> Result<()> {
     let (g, d, d_pop) = network_sizes(cfg, shape)?;
     let bytes_per_weight = 5.0 * 4.0;
