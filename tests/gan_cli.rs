@@ -430,6 +430,32 @@ fn user_mistakes_exit_with_code_2() {
             ],
             "--stroke-width 0",
         ),
+        // E-GAN's flags where they make no sense
+        (vec!["--mode", "weights", "--g-losses", "minimax"], "dcgan"),
+        (
+            vec![
+                "--population",
+                "1",
+                "--no-evolution",
+                "--g-losses",
+                "nonsat",
+            ],
+            "--no-evolution",
+        ),
+        (vec!["--diversity-weight", "0.5"], "--g-losses"),
+        (
+            vec!["--g-losses", "lsgan", "--diversity-weight", "-1"],
+            "--diversity-weight -1",
+        ),
+        (
+            vec!["--g-losses", "lsgan", "--diversity-weight", "inf"],
+            "--diversity-weight inf",
+        ),
+        (vec!["--g-losses", "minimax,nonsat,minimax"], "twice"),
+        (
+            vec!["--g-losses", "minimax", "--grad-steps", "0"],
+            "--grad-steps",
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -582,4 +608,137 @@ fn dcgan_mixture_of_the_population() {
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(one_line_error(&o).contains(needle), "{}", stderr(&o));
     }
+}
+
+/// The records of a run's generations: number, best fitness, D(x) and the E-GAN loss counts.
+fn generation_records(dir: &Path) -> Vec<(u64, f64, f64, serde_json::Value)> {
+    log(dir)
+        .iter()
+        .filter(|r| r["kind"] == "generation")
+        .map(|r| {
+            (
+                r["generation"].as_u64().unwrap(),
+                r["best"].as_f64().unwrap(),
+                r["real_score"].as_f64().unwrap(),
+                r["g_loss_counts"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dcgan_egan_variation_logs_its_losses_and_resumes_as_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let egan = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--mode",
+            "dcgan",
+            "--width",
+            "4",
+            "--population",
+            "2",
+            "--d-population",
+            "2",
+            "--g-losses",
+            "minimax,nonsat,lsgan",
+            "--diversity-weight",
+            "0.5",
+            "--grad-steps",
+            "2",
+            "--batch-size",
+            "16",
+            "--eval-batch",
+            "16",
+        ];
+        args.extend(extra);
+        let o = gan(out, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    egan(&full, &["--generations", "4"]);
+    let cfg = config(&full);
+    assert_eq!(
+        cfg["model"]["g_losses"],
+        serde_json::json!(["minimax", "nonsat", "lsgan"]),
+        "{cfg}"
+    );
+    assert_eq!(cfg["model"]["diversity_weight"], 0.5, "{cfg}");
+    // the generators are selected among their children, not bred; the discriminators are
+    assert!(cfg["ga"].is_null(), "{cfg}");
+    assert!(!cfg["d_ga"].is_null(), "{cfg}");
+    let gens = generation_records(&full);
+    assert_eq!(gens.len(), 4);
+    for (g, best, _, counts) in &gens {
+        let m = counts
+            .as_object()
+            .unwrap_or_else(|| panic!("generation {g}"));
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 3, "{counts}");
+        for k in ["minimax", "nonsat", "lsgan"] {
+            assert!(keys.contains(&k), "{counts}");
+        }
+        // 2 survivors at each of the 2 steps
+        let total: u64 = m.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(total, 4, "{counts}");
+        assert!(best.is_finite() && (0.0..=1.0).contains(best), "{best}");
+    }
+    check_generator(&full, &[128, 1, 1], (-1.0, 1.0));
+
+    // stopped after 2 generations and resumed to 4: the same run
+    egan(&cut, &["--generations", "2"]);
+    let o = neuroevo()
+        .args(["gan", "-q", "--resume", cut.to_str().unwrap()])
+        .args(["--generations", "4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        generation_records(&cut),
+        gens,
+        "resumed run = uninterrupted run"
+    );
+    // the flags shape the run: given again on resume, they are refused
+    for flag in [["--g-losses", "nonsat"], ["--diversity-weight", "1"]] {
+        let o = neuroevo()
+            .args(["gan", "-q", "--resume", cut.to_str().unwrap()])
+            .args(flag)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(flag[0]) && e.lines().count() == 1, "{e}");
+    }
+
+    // one parent with its children (E-GAN's own setting), quality-only fitness
+    let one = tmp.path().join("one");
+    let o = gan(
+        &one,
+        &[
+            "--mode",
+            "dcgan",
+            "--width",
+            "4",
+            "--population",
+            "1",
+            "--g-losses",
+            "nonsat,lsgan",
+            "--batch-size",
+            "16",
+            "--eval-batch",
+            "16",
+            "--generations",
+            "2",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (_, _, _, counts) in generation_records(&one) {
+        let total: u64 = counts
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(total, 1, "{counts}");
+    }
+    assert_eq!(config(&one)["model"]["diversity_weight"], 0.0);
 }

@@ -68,6 +68,17 @@ pub struct GanArgs {
     /// dcgan: Adam steps per individual and generation (0: a pure GA).
     #[arg(long, default_value_t = 1)]
     pub grad_steps: usize,
+    /// dcgan: E-GAN's variation (off by default): at each of the --grad-steps, every generator
+    /// makes one child per listed loss (minimax, nonsat, lsgan; comma-separated) by one Adam
+    /// step against the discriminators, and the best --population children survive (the
+    /// generators are then not bred by the GA).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub g_losses: Vec<egan::GLoss>,
+    /// dcgan with --g-losses: E-GAN's fitness is quality (mean D(G(z))) plus this weight times
+    /// diversity (-log of the norm of the discriminator's gradient on real images and the
+    /// child's fakes). Default 0: quality only.
+    #[arg(long)]
+    pub diversity_weight: Option<f64>,
     /// Stop after this many generations.
     #[arg(long)]
     pub generations: Option<u64>,
@@ -404,6 +415,48 @@ impl GanArgs {
                 "--no-evolution: in weights mode nothing else trains the generators",
             ));
         }
+        self.check_egan_flags(weights_mode)
+    }
+
+    /// `--g-losses` and `--diversity-weight`, refused where E-GAN makes no sense.
+    fn check_egan_flags(&self, weights_mode: bool) -> Result<()> {
+        if let Some(w) = self.diversity_weight {
+            if self.g_losses.is_empty() {
+                return Err(Error::usage(
+                    "--diversity-weight: only with --g-losses (it weighs E-GAN's diversity fitness)",
+                ));
+            }
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(Error::usage(format!(
+                    "--diversity-weight {w}: must be a number >= 0"
+                )));
+            }
+        }
+        if self.g_losses.is_empty() {
+            return Ok(());
+        }
+        let why = if weights_mode {
+            Some("only for the dcgan mode (E-GAN varies DCGAN generators by gradient steps)")
+        } else if self.no_evolution {
+            Some("E-GAN's selection of the children is evolution; drop --no-evolution")
+        } else if self.grad_steps == 0 {
+            Some("a child is one Adam step: needs --grad-steps of at least 1")
+        } else if self.evolve_lr.is_some() {
+            Some("not with --evolve-lr (E-GAN does not breed the generators)")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Error::usage(format!("--g-losses: {why}")));
+        }
+        for (i, l) in self.g_losses.iter().enumerate() {
+            if self.g_losses[..i].contains(l) {
+                return Err(Error::usage(format!(
+                    "--g-losses: {} is listed twice",
+                    l.name()
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -526,6 +579,8 @@ impl GanArgs {
                 d_population,
                 evolve_lr: self.evolve_lr.is_some(),
                 fixed_d_lr: self.evolve_lr == Some(LrEvolution::Generators),
+                g_losses: self.g_losses.clone(),
+                diversity_weight: self.diversity_weight.unwrap_or(0.0),
             })
         }
     }
@@ -565,7 +620,9 @@ impl GanArgs {
             ));
         }
         let evolution = !self.no_evolution;
-        if evolution && population < 2 && (weights_mode || d_population < 2) {
+        // E-GAN's selection works on one parent's children too (its own setting)
+        let egan = !weights_mode && !self.g_losses.is_empty();
+        if evolution && population < 2 && (weights_mode || d_population < 2) && !egan {
             return Err(Error::usage(format!(
                 "--population {population}: evolution needs at least 2 individuals; add --no-evolution for the gradient-only baseline"
             )));
@@ -585,7 +642,8 @@ impl GanArgs {
         let eval_batch = self.eval_batch_checked(weights_mode)?;
         let (ops, per_tensor) = self.flat_ops(weights_mode)?;
         let elitism = self.elitism.or(if weights_mode { None } else { Some(1) });
-        let ga = if evolution && population >= 2 {
+        // E-GAN's generators are selected among their children, not bred
+        let ga = if evolution && population >= 2 && !egan {
             Some(ga_config(population, self.keep_fraction, elitism)?)
         } else {
             None

@@ -7,6 +7,7 @@
 //! accuracy on real vs fake. Then selection, crossover (per tensor or uniform) and Gaussian
 //! mutation of the weight vectors, with elitism, for both populations.
 //! `--population 1 --no-evolution` is the plain gradient DCGAN on the same code path.
+//! With `--g-losses` the generators follow E-GAN instead ([`super::egan`]).
 use super::func::{bce_cols, gbn, gbn_fixed, gconv, gconv_t, leaf, leaky_relu, Adam, Layout};
 use super::{GanModel, GenStats, RealStream};
 use crate::error::{Error, Result};
@@ -228,6 +229,13 @@ pub struct DcganConfig {
     /// (their fitness, accuracy, favours slow and stable discriminators).
     #[serde(default)]
     pub fixed_d_lr: bool,
+    /// E-GAN (`--g-losses`): every generator makes one child per loss each gradient step, and
+    /// the best P children by fitness survive. Empty: the GA-GAN generation.
+    #[serde(default)]
+    pub g_losses: Vec<super::egan::GLoss>,
+    /// E-GAN's fitness: quality + this weight x diversity (`--diversity-weight`).
+    #[serde(default)]
+    pub diversity_weight: f64,
 }
 
 fn per_row(a: Adam, on: bool) -> Adam {
@@ -305,16 +313,33 @@ impl DcganModel {
         stats
     }
 
-    fn latent(&self, b: i64) -> Tensor {
+    pub(crate) fn latent(&self, b: i64) -> Tensor {
         Tensor::randn([b, self.cfg.latent_dim], (Kind::Float, self.g.device()))
     }
 
     /// One Adam step of every discriminator, then of every generator, each against a random
     /// partner of the other population.
     fn grad_step(&mut self, data: &mut RealStream, rng: &mut GaRng) -> Result<()> {
+        self.d_step(data, rng);
         let dev = self.g.device();
         let (pg, pd) = (self.g.size()[0], self.d.size()[0]);
         let c = self.shape[0];
+        let partners = Tensor::randint(pd, [pg], (Kind::Int64, dev));
+        let dp = self.d.index_select(0, &partners);
+        let g = leaf(&self.g);
+        let fake = g_forward(&self.gl, &self.gs, &g, &self.latent(self.batch));
+        debug_assert_eq!(fake.size()[1], pg * c);
+        let loss = bce_cols(&d_forward(&self.dl, &self.ds, &dp, &fake), 1.0);
+        loss.sum(Kind::Float).backward();
+        self.g = self.g_adam.step(&g, &g.grad());
+        Ok(())
+    }
+
+    /// One Adam step of every discriminator on a batch of real images and the fakes of a
+    /// random partner generator.
+    pub(crate) fn d_step(&mut self, data: &mut RealStream, rng: &mut GaRng) {
+        let dev = self.g.device();
+        let (pg, pd) = (self.g.size()[0], self.d.size()[0]);
         let real = data.next(self.batch, rng);
         let fake = {
             let _g = tch::no_grad_guard();
@@ -332,16 +357,6 @@ impl DcganModel {
             + bce_cols(&d_forward(&self.dl, &self.ds, &d, &fake), 0.0);
         loss.sum(Kind::Float).backward();
         self.d = self.d_adam.step(&d, &d.grad());
-
-        let partners = Tensor::randint(pd, [pg], (Kind::Int64, dev));
-        let dp = self.d.index_select(0, &partners);
-        let g = leaf(&self.g);
-        let fake = g_forward(&self.gl, &self.gs, &g, &self.latent(self.batch));
-        debug_assert_eq!(fake.size()[1], pg * c);
-        let loss = bce_cols(&d_forward(&self.dl, &self.ds, &dp, &fake), 1.0);
-        loss.sum(Kind::Float).backward();
-        self.g = self.g_adam.step(&g, &g.grad());
-        Ok(())
     }
 }
 
@@ -352,8 +367,15 @@ impl GanModel for DcganModel {
         rng: &mut GaRng,
         _generation: u64,
     ) -> Result<GenStats> {
+        // E-GAN (`--g-losses`): the generators are varied and selected in `egan_step`
+        let mut loss_counts = vec![0usize; self.cfg.g_losses.len()];
         for _ in 0..self.cfg.grad_steps {
-            self.grad_step(data, rng)?;
+            if self.cfg.g_losses.is_empty() {
+                self.grad_step(data, rng)?;
+            } else {
+                self.d_step(data, rng);
+                self.egan_step(data, rng, &mut loss_counts)?;
+            }
         }
         let _guard = tch::no_grad_guard();
         let (pg, pd) = (self.g.size()[0], self.d.size()[0]);
@@ -410,6 +432,12 @@ impl GanModel for DcganModel {
             "d_mean_fitness".into(),
             serde_json::json!(d_fit.iter().sum::<f64>() / d_fit.len() as f64),
         );
+        if !self.cfg.g_losses.is_empty() {
+            stats.extra.insert(
+                "g_loss_counts".into(),
+                super::egan::loss_counts_json(&self.cfg.g_losses, &loss_counts),
+            );
+        }
         if self.cfg.evolve_lr {
             let (gl, dl) = (self.g_adam.lrs(), self.d_adam.lrs());
             stats

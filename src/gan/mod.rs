@@ -5,7 +5,8 @@
 //!   optimise GANs" notebook, as it was meant);
 //! - [`dcgan`] (`--mode dcgan`): populations of DCGAN generators and discriminators with
 //!   optional Adam steps between generations (the GA-GAN thesis); `--population 1
-//!   --no-evolution` is the plain gradient DCGAN on the same code path.
+//!   --no-evolution` is the plain gradient DCGAN on the same code path; with `--g-losses` the
+//!   generators vary and are selected as in E-GAN instead ([`egan`]).
 //!
 //! Both evaluate a whole population in batched forward passes ([`func`]: `bmm` and grouped
 //! convolutions over stacked weights). Every run writes `config.json`, `log.jsonl` (one line
@@ -20,6 +21,7 @@
 //! evaluate at different rates get the same training time.
 pub mod config;
 pub mod dcgan;
+pub mod egan;
 pub mod fid;
 pub mod func;
 pub mod mixture;

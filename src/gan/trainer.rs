@@ -111,13 +111,18 @@ pub(crate) fn build_model(
 }
 
 /// Refuses populations that cannot fit in this machine's memory: each weight as f32, with its
-/// gradient, two Adam moments and a child's copy (5 floats per weight). The flag named is the
-/// size of one network (`--hidden`, `--width`) when not even two of them fit, else
-/// `--population`.
+/// gradient, two Adam moments and a child's copy (5 floats per weight; E-GAN's generators
+/// count once per child). The flag named is the size of one network (`--hidden`, `--width`)
+/// when not even two of them fit, else `--population`.
 fn check_memory(cfg: &GanConfig, shape: [i64; 3]) -> Result<()> {
     let (g, d, d_pop) = network_sizes(cfg, shape)?;
     let bytes_per_weight = 5.0 * 4.0;
-    let total = bytes_per_weight * (cfg.population as f64 * g as f64 + d_pop as f64 * d as f64);
+    // E-GAN: every generator has one child per loss at once
+    let g_pop = match &cfg.model {
+        ModelConfig::Dcgan(m) => cfg.population * m.g_losses.len().max(1),
+        ModelConfig::Weights(_) => cfg.population,
+    };
+    let total = bytes_per_weight * (g_pop as f64 * g as f64 + d_pop as f64 * d as f64);
     let one = bytes_per_weight * (g + d) as f64;
     let population = format!("--population {}", cfg.population);
     let size = match &cfg.model {
