@@ -159,6 +159,20 @@ pub(crate) fn export_generator(
             Some(json!({"mlp": sizes, "hidden_activation": activation, "temperature": temperature}))
         }
     };
+    let weights = Some("best-generator.safetensors".to_string());
+    write_info(model, shape, range, path, layers, weights)
+}
+
+/// The `.json` beside an exported generator `path`: how to feed it and, with `layers` and
+/// `weights_file`, how to rebuild it.
+fn write_info(
+    model: &dyn GanModel,
+    shape: [i64; 3],
+    range: (f32, f32),
+    path: &Path,
+    layers: Option<Value>,
+    weights_file: Option<String>,
+) -> Result<()> {
     fsutil::write_json_atomic(
         &path.with_extension("json"),
         &GeneratorInfo {
@@ -168,7 +182,7 @@ pub(crate) fn export_generator(
             output_shape: shape,
             output_range: range,
             layers,
-            weights_file: Some("best-generator.safetensors".to_string()),
+            weights_file,
         },
     )
 }
@@ -190,17 +204,6 @@ pub(crate) fn export_mixture(
     fsutil::write_json_atomic(&run.dir.file(mixture::FILE), &m)?;
     let path = run.dir.file("best-generator.pt");
     model.export_mixture(&m.weights, &path)?;
-    fsutil::write_json_atomic(
-        &path.with_extension("json"),
-        &GeneratorInfo {
-            kind: crate::nn::load::generator_kind(),
-            latent_dim: model.latent_shape()[0],
-            latent_shape: model.latent_shape(),
-            output_shape: shape,
-            output_range: range,
-            layers: None,
-            weights_file: None,
-        },
-    )?;
+    write_info(model, shape, range, &path, None, None)?;
     Ok(m.fid)
 }
