@@ -256,16 +256,7 @@ fn a_halving_search_killed_with_two_rungs_in_flight_resumes_to_the_in_process_re
     let (server, w, out, want) = killed_with_two_rungs_in_flight(tmp.path());
     resume(&out, Some(&server.url()));
     assert_eq!(rung_records(&out), want);
-    let done = w.done();
-    let mut distinct = done.clone();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(
-        done.len(),
-        distinct.len(),
-        "no task trained twice: {:?}",
-        w.log()
-    );
+    w.assert_each_task_done_once();
 }
 
 #[test]
@@ -316,16 +307,7 @@ fn a_killed_search_resumes_without_retraining_what_workers_scored() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let done = w.done();
-    let mut distinct = done.clone();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(
-        done.len(),
-        distinct.len(),
-        "no network trained twice: {:?}",
-        w.log()
-    );
+    w.assert_each_task_done_once();
     let evals = evaluations(&out);
     let mut keys: Vec<(u64, u64)> = evals.iter().map(|e| (e.0, e.1)).collect();
     keys.dedup();

@@ -189,17 +189,11 @@ pub fn of_population(
     seed: u64,
 ) -> Result<Mixture> {
     let n = z_fid.size()[0];
-    let mut chunks: Vec<Tensor> = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let len = 250.min(n - i);
-        let Some(outs) = model.sample_members(&z_fid.narrow(0, i, len))? else {
-            return Err(Error::usage("--mixture: only for the dcgan mode"));
-        };
-        chunks.push(outs);
-        i += len;
-    }
-    let outs = Tensor::cat(&chunks, 0);
+    let outs = super::in_chunks(z_fid, |z| {
+        model
+            .sample_members(z)?
+            .ok_or_else(|| Error::usage("--mixture: only for the dcgan mode"))
+    })?;
     let p = outs.size()[1] / c;
     let mut members = Vec::new();
     for m in 0..p {

@@ -114,6 +114,20 @@ pub trait GanModel {
     }
 }
 
+/// `sample(z)` over the rows of `z` in chunks of 250, the images concatenated: how the run's
+/// FID latents are sampled, so that the mixture's members see them as the run's FID does.
+pub(crate) fn in_chunks(z: &Tensor, sample: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let n = z.size()[0];
+    let mut chunks = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let len = 250.min(n - i);
+        chunks.push(sample(&z.narrow(0, i, len))?);
+        i += len;
+    }
+    Ok(Tensor::cat(&chunks, 0))
+}
+
 /// A checkpoint tensor with the expected shape.
 pub(crate) fn take(t: &HashMap<String, Tensor>, name: &str, shape: &[i64]) -> Result<Tensor> {
     let x = t

@@ -188,15 +188,8 @@ struct GanStep<'a> {
 
 impl GanStep<'_> {
     fn fid(&self) -> Result<f64> {
-        let mut imgs = Vec::new();
-        let n = self.z_fid.size()[0];
-        let mut i = 0;
-        while i < n {
-            let len = 250.min(n - i);
-            imgs.push(self.model.sample_best(&self.z_fid.narrow(0, i, len))?);
-            i += len;
-        }
-        let s = fid::stats(self.extractor, &Tensor::cat(&imgs, 0), self.range)?;
+        let imgs = in_chunks(&self.z_fid, |z| self.model.sample_best(z))?;
+        let s = fid::stats(self.extractor, &imgs, self.range)?;
         fid::frechet_distance(&self.real_stats, &s)
             .map_err(|e| diverged(self.state.generation, &e.to_string()))
     }

@@ -384,6 +384,20 @@ impl Worker {
             .filter_map(|l| l.split("(task ").nth(1).map(|k| k[..24].to_string()))
             .collect()
     }
+
+    /// Fails unless every task this worker finished, it finished once (none trained twice).
+    pub fn assert_each_task_done_once(&self) {
+        let done = self.done();
+        let mut distinct = done.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            done.len(),
+            distinct.len(),
+            "no task trained twice: {:?}",
+            self.log()
+        );
+    }
 }
 
 impl Drop for Worker {
