@@ -66,6 +66,11 @@ impl Streams {
         GaRng::seed_from_u64(self.seed ^ 0xF1D)
     }
 
+    /// `gan --pbt-every`: which real images the PBT rounds' FIDs compare against.
+    pub fn pbt_samples(&self) -> GaRng {
+        GaRng::seed_from_u64(self.seed ^ 0xB7_F1D)
+    }
+
     /// Training: the stream of a training that starts after `epoch` epochs were done (0 for a
     /// new one). Also seeds libtorch's RNG (dropout) for it.
     pub fn epoch(&self, epoch: u64) -> GaRng {

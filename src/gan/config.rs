@@ -200,6 +200,16 @@ pub struct GanArgs {
     /// the weights and the FIDs).
     #[arg(long)]
     pub mixture: bool,
+    /// dcgan, population >= 2: population-based training on the FID (off by default): every
+    /// individual has its own learning rate and beta1 (and a generator its own loss); every N
+    /// generations the bottom quarter of the generators by FID (and of the discriminators by
+    /// fitness) copy the weights and Adam state of a top-quarter one and perturb those. It
+    /// replaces the GA's breeding.
+    #[arg(long)]
+    pub pbt_every: Option<u64>,
+    /// With --pbt-every: generated images per generator in each PBT round's FID (default 256).
+    #[arg(long)]
+    pub pbt_fid_samples: Option<i64>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -367,99 +377,6 @@ impl GanArgs {
         Ok(())
     }
 
-    /// Flags that belong to one mode, or to evolution, given where they do not apply.
-    fn check_mode_flags(&self, weights_mode: bool) -> Result<()> {
-        if self.evolve_lr.is_some() && (weights_mode || self.no_evolution) {
-            return Err(Error::usage(
-                "--evolve-lr: only for the dcgan mode with evolution (learning rates evolve with the individuals)",
-            ));
-        }
-        if self.stroke_mutation > 0 {
-            if !weights_mode {
-                return Err(Error::usage(
-                    "--stroke-mutation: only for the weights mode (it mutates an MLP generator's output weights)",
-                ));
-            }
-            if !(self.stroke_sigma.is_finite() && self.stroke_sigma > 0.0) {
-                return Err(Error::usage(format!(
-                    "--stroke-sigma {}: must be a positive number",
-                    self.stroke_sigma
-                )));
-            }
-            if !(self.stroke_width.is_finite() && (0.1..=10.0).contains(&self.stroke_width)) {
-                return Err(Error::usage(format!(
-                    "--stroke-width {}: must be between 0.1 and 10 pixels",
-                    self.stroke_width
-                )));
-            }
-        }
-        if self.hidden_activation != weights::HiddenActivation::Sigmoid && !weights_mode {
-            return Err(Error::usage(
-                "--hidden-activation: only for the weights mode (the MLP generators)",
-            ));
-        }
-        if let Some(t) = self.softmax_temperature {
-            if self.hidden_activation != weights::HiddenActivation::Softmax {
-                return Err(Error::usage(
-                    "--softmax-temperature: only with --hidden-activation softmax",
-                ));
-            }
-            if !(t.is_finite() && (1e-3..=100.0).contains(&t)) {
-                return Err(Error::usage(format!(
-                    "--softmax-temperature {t}: must be between 0.001 and 100"
-                )));
-            }
-        }
-        if weights_mode && self.no_evolution {
-            return Err(Error::usage(
-                "--no-evolution: in weights mode nothing else trains the generators",
-            ));
-        }
-        self.check_egan_flags(weights_mode)
-    }
-
-    /// `--g-losses` and `--diversity-weight`, refused where E-GAN makes no sense.
-    fn check_egan_flags(&self, weights_mode: bool) -> Result<()> {
-        if let Some(w) = self.diversity_weight {
-            if self.g_losses.is_empty() {
-                return Err(Error::usage(
-                    "--diversity-weight: only with --g-losses (it weighs E-GAN's diversity fitness)",
-                ));
-            }
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(Error::usage(format!(
-                    "--diversity-weight {w}: must be a number >= 0"
-                )));
-            }
-        }
-        if self.g_losses.is_empty() {
-            return Ok(());
-        }
-        let why = if weights_mode {
-            Some("only for the dcgan mode (E-GAN varies DCGAN generators by gradient steps)")
-        } else if self.no_evolution {
-            Some("E-GAN's selection of the children is evolution; drop --no-evolution")
-        } else if self.grad_steps == 0 {
-            Some("a child is one Adam step: needs --grad-steps of at least 1")
-        } else if self.evolve_lr.is_some() {
-            Some("not with --evolve-lr (E-GAN does not breed the generators)")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            return Err(Error::usage(format!("--g-losses: {why}")));
-        }
-        for (i, l) in self.g_losses.iter().enumerate() {
-            if self.g_losses[..i].contains(l) {
-                return Err(Error::usage(format!(
-                    "--g-losses: {} is listed twice",
-                    l.name()
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// The evaluation batch (checked with the other batch sizes and the FID's samples).
     fn eval_batch_checked(&self, weights_mode: bool) -> Result<i64> {
         let eval_batch = self
@@ -581,6 +498,7 @@ impl GanArgs {
                 fixed_d_lr: self.evolve_lr == Some(LrEvolution::Generators),
                 g_losses: self.g_losses.clone(),
                 diversity_weight: self.diversity_weight.unwrap_or(0.0),
+                pbt: None,
             })
         }
     }
@@ -620,6 +538,7 @@ impl GanArgs {
             ));
         }
         let evolution = !self.no_evolution;
+        let pbt = self.pbt_config(weights_mode, population)?;
         // E-GAN's selection works on one parent's children too (its own setting)
         let egan = !weights_mode && !self.g_losses.is_empty();
         if evolution && population < 2 && (weights_mode || d_population < 2) && !egan {
@@ -642,13 +561,13 @@ impl GanArgs {
         let eval_batch = self.eval_batch_checked(weights_mode)?;
         let (ops, per_tensor) = self.flat_ops(weights_mode)?;
         let elitism = self.elitism.or(if weights_mode { None } else { Some(1) });
-        // E-GAN's generators are selected among their children, not bred
-        let ga = if evolution && population >= 2 && !egan {
+        // E-GAN's generators are selected among their children, not bred; PBT breeds neither
+        let ga = if evolution && population >= 2 && !egan && pbt.is_none() {
             Some(ga_config(population, self.keep_fraction, elitism)?)
         } else {
             None
         };
-        let d_ga = if evolution && !weights_mode && d_population >= 2 {
+        let d_ga = if evolution && !weights_mode && d_population >= 2 && pbt.is_none() {
             Some(ga_config(d_population, self.keep_fraction, elitism)?)
         } else {
             None
@@ -667,7 +586,10 @@ impl GanArgs {
             stop.epochs = Some(5);
         }
         stop.validate()?;
-        let model = self.model_config(weights_mode, width, d_population);
+        let mut model = self.model_config(weights_mode, width, d_population);
+        if let ModelConfig::Dcgan(m) = &mut model {
+            m.pbt = pbt;
+        }
         Ok(GanConfig {
             model,
             dataset,

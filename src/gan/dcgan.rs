@@ -236,6 +236,10 @@ pub struct DcganConfig {
     /// E-GAN's fitness: quality + this weight x diversity (`--diversity-weight`).
     #[serde(default)]
     pub diversity_weight: f64,
+    /// Population-based training on the FID (`--pbt-every`, [`super::pbt`]): every individual
+    /// has its own rate and beta1, every generator its own loss; no GA breeding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbt: Option<super::pbt::PbtConfig>,
 }
 
 fn per_row(a: Adam, on: bool) -> Adam {
@@ -262,6 +266,12 @@ pub struct DcganModel {
     pub d_ev: Option<Evolver>,
     pub batch: i64,
     pub eval_batch: i64,
+    /// With PBT: each generator's adversarial loss (else empty: the non-saturating BCE).
+    pub g_loss_rows: Vec<super::egan::GLoss>,
+    /// With PBT: the generator with the lowest FID in the last round (the best one from then).
+    pub pbt_best: Option<usize>,
+    /// The discriminators' fitness in the last generation (what PBT ranks them by).
+    pub d_fit: Vec<f64>,
 }
 
 impl DcganModel {
@@ -284,9 +294,27 @@ impl DcganModel {
         let dl = layout(&ds, false);
         let g = init(&gl, population, device);
         let d = init(&dl, cfg.d_population as i64, device);
+        let pbt = cfg.pbt.is_some();
+        let (mut g_adam, mut d_adam) = (
+            per_row(Adam::new(&g, lr, beta1), cfg.evolve_lr || pbt),
+            per_row(
+                Adam::new(&d, lr, beta1),
+                (cfg.evolve_lr && !cfg.fixed_d_lr) || pbt,
+            ),
+        );
+        if pbt {
+            (g_adam, d_adam) = (g_adam.per_row_beta1(), d_adam.per_row_beta1());
+        }
+        let g_loss_rows = match pbt {
+            true => vec![super::egan::GLoss::Nonsat; population as usize],
+            false => Vec::new(),
+        };
         Ok(DcganModel {
-            g_adam: per_row(Adam::new(&g, lr, beta1), cfg.evolve_lr),
-            d_adam: per_row(Adam::new(&d, lr, beta1), cfg.evolve_lr && !cfg.fixed_d_lr),
+            g_adam,
+            d_adam,
+            g_loss_rows,
+            pbt_best: None,
+            d_fit: Vec::new(),
             best: g.narrow(0, 0, 1).copy(),
             cfg,
             shape,
@@ -329,7 +357,11 @@ impl DcganModel {
         let g = leaf(&self.g);
         let fake = g_forward(&self.gl, &self.gs, &g, &self.latent(self.batch));
         debug_assert_eq!(fake.size()[1], pg * c);
-        let loss = bce_cols(&d_forward(&self.dl, &self.ds, &dp, &fake), 1.0);
+        let logits = d_forward(&self.dl, &self.ds, &dp, &fake);
+        let loss = match self.cfg.pbt.is_some() {
+            true => super::pbt::row_losses(&logits, &self.g_loss_rows),
+            false => bce_cols(&logits, 1.0),
+        };
         loss.sum(Kind::Float).backward();
         self.g = self.g_adam.step(&g, &g.grad());
         Ok(())
@@ -413,7 +445,7 @@ impl GanModel for DcganModel {
             .view([be, pg, pd])
             .mean_dim([0i64, 1].as_slice(), false, Kind::Double);
         let d_fit = Vec::<f64>::try_from(((real_acc + fake_acc) * 0.5).to_device(Device::Cpu))?;
-        let best = argbest(&g_fit);
+        let best = self.pbt_best.unwrap_or_else(|| argbest(&g_fit));
         self.best = self.g.narrow(0, best as i64, 1).copy();
         let lf1 = lf.reshape([-1, 1]);
         let lr1 = lr.reshape([-1, 1]);
@@ -438,7 +470,7 @@ impl GanModel for DcganModel {
                 super::egan::loss_counts_json(&self.cfg.g_losses, &loss_counts),
             );
         }
-        if self.cfg.evolve_lr {
+        if self.cfg.evolve_lr || self.cfg.pbt.is_some() {
             let (gl, dl) = (self.g_adam.lrs(), self.d_adam.lrs());
             stats
                 .extra
@@ -447,6 +479,7 @@ impl GanModel for DcganModel {
                 .extra
                 .insert("d_lr_best".into(), serde_json::json!(dl[dbest]));
         }
+        self.d_fit = d_fit;
         if let Some(ev) = &self.g_ev {
             let (next, inherit, kept) = ev.step_counted(&self.g, &g_fit, rng)?;
             self.g = next;
@@ -454,7 +487,7 @@ impl GanModel for DcganModel {
             self.g_adam.perturb_lr(kept, rng);
         }
         if let Some(ev) = &self.d_ev {
-            let (next, inherit, kept) = ev.step_counted(&self.d, &d_fit, rng)?;
+            let (next, inherit, kept) = ev.step_counted(&self.d, &self.d_fit, rng)?;
             self.d = next;
             self.d_adam.select(&inherit);
             self.d_adam.perturb_lr(kept, rng);
@@ -490,6 +523,9 @@ impl GanModel for DcganModel {
         if let Some(d) = &self.d_adam.lr_rows {
             t.push(("d_lr".into(), d.shallow_clone()));
         }
+        if self.cfg.pbt.is_some() {
+            t.extend(self.pbt_tensors());
+        }
         t
     }
     fn load_tensors(&mut self, t: &HashMap<String, Tensor>) -> Result<()> {
@@ -511,7 +547,13 @@ impl GanModel for DcganModel {
         if self.d_adam.lr_rows.is_some() {
             self.d_adam.lr_rows = Some(super::take(t, "d_lr", &[dsz[0], 1])?.to_device(dev));
         }
+        if self.cfg.pbt.is_some() {
+            self.load_pbt_tensors(t)?;
+        }
         Ok(())
+    }
+    fn pbt(&mut self, g_fid: &[f64], rng: &mut GaRng) -> Result<serde_json::Value> {
+        self.pbt_round(g_fid, rng)
     }
     fn sample_members(&self, z: &Tensor) -> Result<Option<Tensor>> {
         let _g = tch::no_grad_guard();

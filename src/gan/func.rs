@@ -143,6 +143,8 @@ pub struct Adam {
     pub beta2: f64,
     /// Per-row learning rates `[P, 1]` (an evolved hyperparameter); `None`: `lr` for all.
     pub lr_rows: Option<Tensor>,
+    /// Per-row beta1 `[P, 1]` in f64 (population-based training's); `None`: `beta1` for all.
+    pub beta1_rows: Option<Tensor>,
 }
 
 impl Adam {
@@ -155,6 +157,7 @@ impl Adam {
             beta1,
             beta2: 0.999,
             lr_rows: None,
+            beta1_rows: None,
         }
     }
     /// Gives every row its own learning rate, starting at `lr`.
@@ -167,15 +170,34 @@ impl Adam {
         ));
         self
     }
+    /// Gives every row its own beta1, starting at `beta1`.
+    pub fn per_row_beta1(mut self) -> Self {
+        let p = self.m.size()[0];
+        let opts = (Kind::Double, self.m.device());
+        self.beta1_rows = Some(Tensor::full([p, 1], self.beta1, opts));
+        self
+    }
     /// One step: returns the updated parameters (detached) given the gradient `g`.
     pub fn step(&mut self, params: &Tensor, g: &Tensor) -> Tensor {
         let _guard = tch::no_grad_guard();
         self.t += 1;
-        self.m = &self.m * self.beta1 + g * (1.0 - self.beta1);
         self.v = &self.v * self.beta2 + (g * g) * (1.0 - self.beta2);
-        let bc1 = 1.0 - self.beta1.powi(self.t as i32);
         let bc2 = 1.0 - self.beta2.powi(self.t as i32);
-        let step = (&self.m / bc1) / ((&self.v / bc2).sqrt() + 1e-8);
+        let mhat = match &self.beta1_rows {
+            Some(b1) => {
+                // each row's own beta1 and bias correction 1 - beta1^t, in f32 like the rest
+                let k = self.m.kind();
+                let bc1 = (b1.pow_tensor_scalar(self.t).neg() + 1.0).to_kind(k);
+                let b1 = b1.to_kind(k);
+                self.m = &self.m * &b1 + g * (b1.neg() + 1.0);
+                &self.m / bc1
+            }
+            None => {
+                self.m = &self.m * self.beta1 + g * (1.0 - self.beta1);
+                &self.m / (1.0 - self.beta1.powi(self.t as i32))
+            }
+        };
+        let step = mhat / ((&self.v / bc2).sqrt() + 1e-8);
         match &self.lr_rows {
             Some(lr) => params.detach() - step * lr,
             None => params.detach() - step * self.lr,
@@ -187,6 +209,9 @@ impl Adam {
         self.v = self.v.index_select(0, idx);
         if let Some(lr) = &self.lr_rows {
             self.lr_rows = Some(lr.index_select(0, idx));
+        }
+        if let Some(b1) = &self.beta1_rows {
+            self.beta1_rows = Some(b1.index_select(0, idx));
         }
     }
     /// Population-based-training "explore": multiplies the learning rate of every row from
@@ -208,16 +233,24 @@ impl Adam {
     }
     /// The learning rate of each row.
     pub fn lrs(&self) -> Vec<f64> {
-        let p = self.m.size()[0] as usize;
-        match &self.lr_rows {
-            Some(lr) => Vec::<f64>::try_from(
-                lr.to_kind(Kind::Double)
-                    .view([-1])
-                    .to_device(tch::Device::Cpu),
-            )
-            .unwrap_or_else(|_| vec![self.lr; p]),
-            None => vec![self.lr; p],
-        }
+        rows_or(&self.lr_rows, self.lr, self.m.size()[0] as usize)
+    }
+    /// The beta1 of each row.
+    pub fn beta1s(&self) -> Vec<f64> {
+        rows_or(&self.beta1_rows, self.beta1, self.m.size()[0] as usize)
+    }
+}
+
+/// The values of a per-row hyperparameter `[P, 1]`, or `all` P times.
+fn rows_or(rows: &Option<Tensor>, all: f64, p: usize) -> Vec<f64> {
+    match rows {
+        Some(r) => Vec::<f64>::try_from(
+            r.to_kind(Kind::Double)
+                .view([-1])
+                .to_device(tch::Device::Cpu),
+        )
+        .unwrap_or_else(|_| vec![all; p]),
+        None => vec![all; p],
     }
 }
 

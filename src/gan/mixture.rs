@@ -176,23 +176,20 @@ pub fn tune(
     })
 }
 
-/// Tunes the mixture of `model`'s final generators (images of `c` channels) on the run's FID:
-/// each member's images of the fixed FID latents `z_fid` (in chunks, as the run's own FID),
-/// their features and FIDs against `real`, then [`tune`] with the run's seed.
-pub fn of_population(
+/// The feature statistics of every generator of `model` (images of `c` channels) on latents
+/// `z` (in chunks, as the run's own FID): None for a generator whose images or features are not
+/// finite (diverged).
+pub fn member_stats(
     model: &dyn super::GanModel,
     c: i64,
-    z_fid: &Tensor,
+    z: &Tensor,
     extractor: &crate::nn::load::FeatureExtractor,
-    real: &FeatureStats,
     range: (f32, f32),
-    seed: u64,
-) -> Result<Mixture> {
-    let n = z_fid.size()[0];
-    let outs = super::in_chunks(z_fid, |z| {
+) -> Result<Vec<Option<FeatureStats>>> {
+    let outs = super::in_chunks(z, |z| {
         model
             .sample_members(z)?
-            .ok_or_else(|| Error::usage("--mixture: only for the dcgan mode"))
+            .ok_or_else(|| Error::usage("a population's generators: only in the dcgan mode"))
     })?;
     let p = outs.size()[1] / c;
     let mut members = Vec::new();
@@ -204,8 +201,24 @@ pub fn of_population(
             false => None,
         });
     }
+    Ok(members)
+}
+
+/// Tunes the mixture of `model`'s final generators (images of `c` channels) on the run's FID:
+/// each member's images of the fixed FID latents `z_fid`, their features and FIDs against
+/// `real` ([`member_stats`]), then [`tune`] with the run's seed.
+pub fn of_population(
+    model: &dyn super::GanModel,
+    c: i64,
+    z_fid: &Tensor,
+    extractor: &crate::nn::load::FeatureExtractor,
+    real: &FeatureStats,
+    range: (f32, f32),
+    seed: u64,
+) -> Result<Mixture> {
+    let members = member_stats(model, c, z_fid, extractor, range)?;
     let mut rng = <GaRng as rand::SeedableRng>::seed_from_u64(seed ^ 0x313C_7E5);
-    tune(&members, real, n, STEPS, &mut rng)
+    tune(&members, real, z_fid.size()[0], STEPS, &mut rng)
 }
 
 /// The cumulative weights the sampler compares against: `[P - 1]`, the last bound (1) left out.

@@ -23,10 +23,12 @@ pub mod config;
 pub mod dcgan;
 pub mod egan;
 pub mod fid;
+mod flags;
 pub mod func;
 pub mod mixture;
 pub mod mlp;
 pub mod outputs;
+pub mod pbt;
 pub(crate) mod records;
 pub mod strokes;
 pub mod trainer;
@@ -111,6 +113,11 @@ pub trait GanModel {
     /// with `weights` (see [`mixture`]).
     fn export_mixture(&self, _weights: &[f64], _path: &Path) -> Result<()> {
         Err(Error::usage("--mixture: only for the dcgan mode"))
+    }
+    /// One round of population-based training ([`pbt`]) after a generation, given every
+    /// generator's FID; returns what it did, for the log.
+    fn pbt(&mut self, _g_fid: &[f64], _rng: &mut GaRng) -> Result<Value> {
+        Err(Error::usage("--pbt-every: only for the dcgan mode"))
     }
 }
 

@@ -184,6 +184,8 @@ struct GanStep<'a> {
     due: bool,
     /// The sample grids for TensorBoard.
     images: crate::run::tensorboard::Images,
+    /// `--pbt-every`: its settings, the real side of its FIDs and the images' channels.
+    pbt: Option<(pbt::PbtConfig, fid::FeatureStats, i64)>,
 }
 
 impl GanStep<'_> {
@@ -352,9 +354,26 @@ impl Step for GanStep<'_> {
         self.streams.generation_libtorch(self.state.generation);
         let t0 = std::time::Instant::now();
         let c0 = process_cpu_s();
-        let s = self
-            .model
-            .generation(&mut self.stream, &mut self.rng, self.state.generation)?;
+        let mut s =
+            self.model
+                .generation(&mut self.stream, &mut self.rng, self.state.generation)?;
+        // a PBT round is part of the generation: its FIDs count as training time
+        if let Some((p, real, c)) = &self.pbt {
+            if (self.state.generation + 1).is_multiple_of(p.every) {
+                let latent = self.model.latent_shape()[0];
+                let z = Tensor::randn([p.fid_samples, latent], (Kind::Float, self.z_fid.device()));
+                let fids = pbt::member_fids(
+                    self.model.as_ref(),
+                    *c,
+                    &z,
+                    self.extractor,
+                    real,
+                    self.range,
+                )?;
+                let round = self.model.pbt(&fids, &mut self.rng)?;
+                s.extra.insert("pbt".into(), round);
+            }
+        }
         let losses = [s.real_score, s.fake_score, s.loss_d, s.loss_g];
         if losses.iter().any(|x| !x.is_finite()) {
             return Err(diverged(
@@ -418,18 +437,20 @@ fn open_run(args: &GanArgs) -> Result<(crate::run::Run<GanConfig>, FeatureExtrac
     Ok((run, extractor))
 }
 
-/// The real side of the FID: a seeded subset of the training images, fixed for the run.
+/// The real side of an FID: `n` training images drawn by `rng` (fewer when there are fewer),
+/// fixed for the run (the run's FID: [`crate::rng::Streams::fid_samples`]).
 fn real_fid_stats(
-    run: &crate::run::Run<GanConfig>,
     real: &Tensor,
+    n: i64,
+    mut rng: GaRng,
     extractor: &FeatureExtractor,
     range: (f32, f32),
 ) -> Result<fid::FeatureStats> {
     let n_real = real.size()[0];
     let mut idx: Vec<i64> = (0..n_real).collect();
-    idx.shuffle(&mut run.streams.fid_samples());
-    idx.truncate(run.cfg.fid_samples.min(n_real) as usize);
-    let sel = real.index_select(0, &Tensor::from_slice(&idx).to_device(run.device));
+    idx.shuffle(&mut rng);
+    idx.truncate(n.min(n_real) as usize);
+    let sel = real.index_select(0, &Tensor::from_slice(&idx).to_device(real.device()));
     fid::stats(extractor, &sel, range)
 }
 
@@ -515,7 +536,25 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         )));
     }
     let rng = run.streams.ga();
-    let real_stats = real_fid_stats(&run, &real, &extractor, range)?;
+    let real_stats = real_fid_stats(
+        &real,
+        cfg.fid_samples,
+        run.streams.fid_samples(),
+        &extractor,
+        range,
+    )?;
+    let pbt = match &cfg.model {
+        ModelConfig::Dcgan(m) => m.pbt.clone(),
+        ModelConfig::Weights(_) => None,
+    };
+    let pbt = match pbt {
+        Some(p) => {
+            let n = pbt::REAL_SAMPLES;
+            let s = real_fid_stats(&real, n, run.streams.pbt_samples(), &extractor, range)?;
+            Some((p, s, c))
+        }
+        None => None,
+    };
     let (state, z_grid, z_fid, saved_perm, mut rng) = start_state(&run, model.as_mut(), rng)?;
     let stream = match (saved_perm, state.stream_pos) {
         (Some(perm), Some(pos)) => RealStream::restore(real, perm, pos, state.epoch)?,
@@ -551,6 +590,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         pending: None,
         due: false,
         images: crate::run::tensorboard::Images::open(rd.path())?,
+        pbt,
     };
     let stopped_by = drive(&mut step, &mut driver)?;
     driver.bar.finish_and_clear();

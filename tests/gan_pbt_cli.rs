@@ -1,0 +1,174 @@
+//! `neuroevo gan --pbt-every`: population-based training on the FID, end to end on 256 digits:
+//! the rounds are logged where they are due, a run stopped in the middle of a PBT interval and
+//! resumed ends as the uninterrupted one, and the flags are refused where PBT makes no sense.
+mod common;
+use common::{config, log, neuroevo, one_line_error, repo, result, s, stderr, TINY_GAN};
+use std::path::Path;
+use std::process::Output;
+
+fn gan(out: &Path, extra: &[&str]) -> Output {
+    neuroevo()
+        .args([
+            "gan",
+            "-q",
+            "--device",
+            "cpu",
+            "--seed",
+            "5",
+            "--out",
+            s(out),
+        ])
+        .args(["--fid-model", s(&repo("models/mnist-cnn.pt"))])
+        .args(TINY_GAN)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+const PBT: [&str; 10] = [
+    "--mode",
+    "dcgan",
+    "--width",
+    "4",
+    "--population",
+    "4",
+    "--pbt-every",
+    "2",
+    "--pbt-fid-samples",
+    "32",
+];
+
+/// What a generation record says that training decides (not its clocks).
+fn trained(dir: &Path) -> Vec<serde_json::Value> {
+    log(dir)
+        .iter()
+        .filter(|r| r["kind"] == "generation")
+        .map(|r| {
+            let keys = [
+                "generation",
+                "best",
+                "real_score",
+                "fake_score",
+                "g_lr_best",
+                "pbt",
+            ];
+            serde_json::json!(keys.map(|k| r[k].clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn pbt_rounds_are_logged_and_a_resumed_run_ends_as_the_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    let o = gan(&full, &[&PBT[..], &["--generations", "5"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = config(&full);
+    assert_eq!(
+        cfg["model"]["pbt"],
+        serde_json::json!({"every": 2, "fid_samples": 32}),
+        "{cfg}"
+    );
+    // PBT replaces the GA's breeding of both populations
+    assert!(cfg["ga"].is_null() && cfg["d_ga"].is_null(), "{cfg}");
+    let gens = trained(&full);
+    assert_eq!(gens.len(), 5);
+    for g in &gens {
+        let (n, pbt) = (g[0].as_u64().unwrap(), &g[5]);
+        if n % 2 != 0 {
+            assert!(pbt.is_null(), "generation {n}: no round due: {pbt}");
+            continue;
+        }
+        let fid = pbt["fid"].as_array().unwrap();
+        assert_eq!(fid.len(), 4, "one FID per generator: {pbt}");
+        assert!(
+            fid.iter().all(|f| f.as_f64().is_some_and(|f| f > 0.0)),
+            "{pbt}"
+        );
+        // the bottom quarter (one of four) copies a top-quarter one: the best by FID
+        let best = pbt["best"].as_u64().unwrap() as usize;
+        let min = fid
+            .iter()
+            .map(|f| f.as_f64().unwrap())
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(fid[best].as_f64(), Some(min), "{pbt}");
+        assert_eq!(
+            pbt["g_copies"],
+            serde_json::json!([[worst(fid), best]]),
+            "{pbt}"
+        );
+        assert_eq!(pbt["d_copies"].as_array().unwrap().len(), 1, "{pbt}");
+        for k in ["g_lr", "g_beta1", "g_loss", "d_lr", "d_beta1"] {
+            assert_eq!(pbt[k].as_array().unwrap().len(), 4, "{k}: {pbt}");
+        }
+    }
+    assert!(full.join("best-generator.pt").is_file());
+
+    // stopped at generation 3, between the rounds of 2 and 4, and resumed to 5
+    let o = gan(&cut, &[&PBT[..], &["--generations", "3"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = neuroevo()
+        .args(["gan", "-q", "--resume", s(&cut), "--generations", "5"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(trained(&cut), gens, "resumed run = uninterrupted run");
+    assert_eq!(result(&cut)["final_fid"], result(&full)["final_fid"]);
+    // the PBT flags shape the run: given again on resume, they are refused
+    for flag in [["--pbt-every", "3"], ["--pbt-fid-samples", "64"]] {
+        let o = neuroevo()
+            .args(["gan", "-q", "--resume", s(&cut)])
+            .args(flag)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(one_line_error(&o).contains(flag[0]), "{}", stderr(&o));
+    }
+}
+
+/// The index of the highest FID (the first of equals).
+fn worst(fid: &[serde_json::Value]) -> usize {
+    let f: Vec<f64> = fid.iter().map(|f| f.as_f64().unwrap()).collect();
+    (0..f.len()).fold(0, |w, i| if f[i] > f[w] { i } else { w })
+}
+
+#[test]
+fn pbt_flags_are_refused_where_they_make_no_sense() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["--mode", "weights", "--pbt-every", "2"],
+            "only for the dcgan mode",
+        ),
+        (
+            &["--population", "1", "--pbt-every", "2"],
+            "--population 2 or more",
+        ),
+        (
+            &["--population", "2", "--pbt-every", "2", "--no-evolution"],
+            "drop --no-evolution",
+        ),
+        (
+            &["--pbt-every", "2", "--g-losses", "nonsat"],
+            "not with --g-losses",
+        ),
+        (&["--pbt-every", "2", "--evolve-lr"], "not with --evolve-lr"),
+        (&["--pbt-every", "0"], "--pbt-every 0"),
+        (&["--pbt-fid-samples", "64"], "only with --pbt-every"),
+        (
+            &["--pbt-every", "2", "--pbt-fid-samples", "5"],
+            "--pbt-fid-samples 5",
+        ),
+    ];
+    for (i, (flags, needle)) in cases.iter().enumerate() {
+        let out = tmp.path().join(format!("bad{i}"));
+        let o = gan(&out, &[&["--generations", "1"], *flags].concat());
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", stderr(&o));
+        let e = one_line_error(&o);
+        assert!(e.contains(needle), "{flags:?}: {e}");
+        assert!(
+            !out.join("log.jsonl").exists(),
+            "{flags:?}: refused before the run starts"
+        );
+    }
+}
