@@ -7,6 +7,7 @@
 #   RECIPES="egan=--population 1 --no-evolution --g-losses minimax,nonsat,lsgan;mix4=--population 4 --mixture" \
 #     CLOCK=cpu THREADS=1 BASELINE="96.1 101.3 99.0" scripts/gan-compare.sh
 #   RECIPES="p2=--population 2" SEEDS=1 BUDGET=4 ARGS="--subset 256 --fid-samples 100 --batch-size 16 --eval-batch 16" scripts/gan-compare.sh   # a smoke run
+# After the table: each recipe's FID curve (scripts/gan_curves.py) and its summary line.
 # ARGS are more flags for every run (the data, the width, the rate); BIN is the neuroevo binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,9 @@ for recipe in "${recipes[@]}"; do
     printf '%s\t%s\t%s\t%s\n' "$name" "$q" "$m" "$b" >> "$summary"
   done
 done
+names=()
+for recipe in "${recipes[@]}"; do names+=("${recipe%%=*}"); done
+python3 scripts/gan_curves.py "$OUT" "$BUDGET" "$CLOCK" "${names[@]}"
 python3 - "$summary" <<'P'
 import sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines()]

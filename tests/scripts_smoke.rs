@@ -13,7 +13,7 @@ use std::process::Command;
 const NEUROEVO: &str = env!("CARGO_BIN_EXE_neuroevo");
 
 /// Every file of `scripts/` and how this file covers it.
-const SCRIPTS: [&str; 19] = [
+const SCRIPTS: [&str; 20] = [
     "bench-autocnn.sh",
     "bench-broker.sh",
     "bench-fool.sh",
@@ -26,7 +26,8 @@ const SCRIPTS: [&str; 19] = [
     "gan-compare.sh",
     "gan-fid-curves.sh",
     "gan-tuned-baseline.sh",
-    "gan_score.py", // run by gan-compare.sh
+    "gan_curves.py", // run by gan-compare.sh
+    "gan_score.py",  // run by gan-compare.sh
     "gpu-check.sh",
     "make-colour-mnist.py",
     "setup.sh",
@@ -498,9 +499,14 @@ fn gan_compare() {
         ("OUT", s(tmp.path())),
     ];
     let out = run("gan-compare.sh", &env, 300);
+    let table: String = out
+        .lines()
+        .filter(|l| !l.starts_with("curve "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     // a row per recipe and seed, the mixture's FID where there is one
-    assert_eq!(lines_with(&out, &["p2 ", " - "]), 2, "{out}");
-    assert_eq!(lines_with(&out, &["mix "]), 2, "{out}");
+    assert_eq!(lines_with(&table, &["p2 ", " - "]), 2, "{out}");
+    assert_eq!(lines_with(&table, &["mix "]), 2, "{out}");
     // each recipe beats a baseline of 1e9 and not one of 0
     assert_eq!(
         lines_with(&out, &["below the tuned baseline on 1 of 2 seed(s)"]),
@@ -508,4 +514,13 @@ fn gan_compare() {
         "{out}"
     );
     assert_eq!(lines_with(&out, &["mix: ", "mean mixture FID"]), 1, "{out}");
+    // each recipe's curve: five points (`-` where no seed had an epoch end yet) over two seeds
+    for name in ["p2 ", "mix "] {
+        let curve = out
+            .lines()
+            .find(|l| l.starts_with(&format!("curve {name}")))
+            .unwrap_or_else(|| panic!("no curve of {name}: {out}"));
+        assert!(curve.ends_with("(2 seed(s))"), "{curve}");
+        assert_eq!(curve.split_whitespace().count(), 2 + 5 + 2, "{curve}");
+    }
 }
