@@ -1,28 +1,27 @@
 //! `neuroevo gan --pbt-every`: population-based training on the FID, end to end on 256 digits:
-//! the rounds are logged where they are due, a run stopped in the middle of a PBT interval and
-//! resumed ends as the uninterrupted one, and the flags are refused where PBT makes no sense.
+//! the rounds are logged where they are due, a run stopped (or SIGKILLed) in the middle of a PBT
+//! interval and resumed ends as the uninterrupted one, and the flags are refused where PBT makes
+//! no sense.
 mod common;
-use common::{config, log, neuroevo, one_line_error, repo, result, s, stderr, TINY_GAN};
+use common::{
+    config, log, neuroevo, one_line_error, repo, result, s, stderr, wait_for_file, TINY_GAN,
+};
 use std::path::Path;
 use std::process::Output;
 
-fn gan(out: &Path, extra: &[&str]) -> Output {
-    neuroevo()
-        .args([
-            "gan",
-            "-q",
-            "--device",
-            "cpu",
-            "--seed",
-            "5",
-            "--out",
-            s(out),
-        ])
+/// `neuroevo gan` on the tiny data, seed 5, into `out`.
+fn gan_cmd(out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut c = neuroevo();
+    c.args(["gan", "-q", "--device", "cpu", "--seed", "5"])
+        .args(["--out", s(out)])
         .args(["--fid-model", s(&repo("models/mnist-cnn.pt"))])
         .args(TINY_GAN)
-        .args(extra)
-        .output()
-        .unwrap()
+        .args(extra);
+    c
+}
+
+fn gan(out: &Path, extra: &[&str]) -> Output {
+    gan_cmd(out, extra).output().unwrap()
 }
 
 const PBT: [&str; 10] = [
@@ -124,6 +123,45 @@ fn pbt_rounds_are_logged_and_a_resumed_run_ends_as_the_uninterrupted_one() {
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(one_line_error(&o).contains(flag[0]), "{}", stderr(&o));
     }
+}
+
+#[test]
+fn a_run_sigkilled_after_its_first_checkpoint_resumes_as_the_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, killed) = (tmp.path().join("full"), tmp.path().join("killed"));
+    // rounds at generations 3, 6, ...: the first checkpoint (generation 1) is inside an interval
+    let more = [
+        "--pbt-every",
+        "3",
+        "--pbt-fid-samples",
+        "32",
+        "--generations",
+        "30",
+    ];
+    let flags = [&PBT[..6], &more].concat();
+    let o = gan(&full, &flags);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = gan_cmd(&killed, &flags).spawn().unwrap();
+    wait_for_file(&killed.join("checkpoint.json"));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !killed.join("result.json").exists(),
+        "killed before its end"
+    );
+    let o = neuroevo()
+        .args(["gan", "-q", "--resume", s(&killed)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let gens = trained(&full);
+    assert_eq!(
+        gens.iter().filter(|g| !g[5].is_null()).count(),
+        10,
+        "ten rounds"
+    );
+    assert_eq!(trained(&killed), gens, "resumed run = uninterrupted run");
+    assert_eq!(result(&killed)["final_fid"], result(&full)["final_fid"]);
 }
 
 /// The index of the highest FID (the first of equals).
