@@ -45,24 +45,27 @@ pub const REAL_SAMPLES: i64 = 2000;
 /// The losses a generator's explore step draws from.
 pub const LOSSES: [GLoss; 3] = [GLoss::Minimax, GLoss::Nonsat, GLoss::Lsgan];
 
-/// The exploit step: for every row, the row it copies (itself for all but the bottom quarter).
-/// `score[i]` ranks row i (`lower_is_better`: FID; else fitness); NaN ranks last. The bottom
-/// quarter (at least one row) each copy a row of the top quarter drawn at random; ties go to
-/// the earlier row.
+/// The rows best first: by `score` (`lower_is_better`: FID; else fitness), NaN last, ties to
+/// the earlier row (E-GAN's [`super::egan::survivors`] order, on the negated scores where lower
+/// is better).
+pub fn ranking(score: &[f64], lower_is_better: bool) -> Vec<usize> {
+    let key: Vec<f64> = match lower_is_better {
+        true => score.iter().map(|s| -s).collect(),
+        false => score.to_vec(),
+    };
+    super::egan::survivors(&key, score.len())
+}
+
+/// The exploit step: for every row, the row it copies (itself for all but the bottom quarter
+/// of the [`ranking`]). The bottom quarter (at least one row) each copy a row of the top
+/// quarter drawn at random.
 pub fn exploit(score: &[f64], lower_is_better: bool, rng: &mut GaRng) -> Vec<usize> {
     let p = score.len();
     let mut src: Vec<usize> = (0..p).collect();
     if p < 2 {
         return src;
     }
-    let key = |i: usize| match (score[i].is_nan(), lower_is_better) {
-        (true, _) => f64::INFINITY,
-        (false, true) => score[i],
-        (false, false) => -score[i],
-    };
-    let mut order: Vec<usize> = (0..p).collect();
-    // stable: equal keys keep their order
-    order.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
+    let order = ranking(score, lower_is_better);
     let q = (p / 4).max(1);
     for &dst in &order[p - q..] {
         src[dst] = order[rng.random_range(0..q)];
@@ -180,18 +183,7 @@ impl DcganModel {
         self.d_adam.beta1_rows = Some(rows_tensor(&d_b1, Kind::Double, dev));
         self.g_loss_rows = g_loss;
         // the best by FID is in the top quarter, so it kept its row
-        let best = (0..g_fid.len())
-            .min_by(|&a, &b| {
-                let k = |i: usize| {
-                    if g_fid[i].is_nan() {
-                        f64::INFINITY
-                    } else {
-                        g_fid[i]
-                    }
-                };
-                k(a).total_cmp(&k(b))
-            })
-            .expect("a population");
+        let best = ranking(g_fid, true)[0];
         self.pbt_best = Some(best);
         self.best = self.g.narrow(0, best as i64, 1).copy();
         let names: Vec<&str> = self.g_loss_rows.iter().map(|l| l.name()).collect();

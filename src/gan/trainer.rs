@@ -454,6 +454,24 @@ fn real_fid_stats(
     fid::stats(extractor, &sel, range)
 }
 
+/// `--pbt-every`: its settings, the real side of its FIDs (a seeded set of
+/// [`pbt::REAL_SAMPLES`] training images, drawn apart from the run's FID set) and the images'
+/// channels `c`; None without PBT.
+fn pbt_setup(
+    run: &crate::run::Run<GanConfig>,
+    real: &Tensor,
+    extractor: &FeatureExtractor,
+    range: (f32, f32),
+    c: i64,
+) -> Result<Option<(pbt::PbtConfig, fid::FeatureStats, i64)>> {
+    let ModelConfig::Dcgan(dcgan::DcganConfig { pbt: Some(p), .. }) = &run.cfg.model else {
+        return Ok(None);
+    };
+    let rng = run.streams.pbt_samples();
+    let s = real_fid_stats(real, pbt::REAL_SAMPLES, rng, extractor, range)?;
+    Ok(Some((p.clone(), s, c)))
+}
+
 /// The line that says what the run is.
 fn print_header(
     cfg: &GanConfig,
@@ -543,18 +561,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         &extractor,
         range,
     )?;
-    let pbt = match &cfg.model {
-        ModelConfig::Dcgan(m) => m.pbt.clone(),
-        ModelConfig::Weights(_) => None,
-    };
-    let pbt = match pbt {
-        Some(p) => {
-            let n = pbt::REAL_SAMPLES;
-            let s = real_fid_stats(&real, n, run.streams.pbt_samples(), &extractor, range)?;
-            Some((p, s, c))
-        }
-        None => None,
-    };
+    let pbt = pbt_setup(&run, &real, &extractor, range, c)?;
     let (state, z_grid, z_fid, saved_perm, mut rng) = start_state(&run, model.as_mut(), rng)?;
     let stream = match (saved_perm, state.stream_pos) {
         (Some(perm), Some(pos)) => RealStream::restore(real, perm, pos, state.epoch)?,
