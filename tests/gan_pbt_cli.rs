@@ -164,6 +164,68 @@ fn a_run_sigkilled_after_its_first_checkpoint_resumes_as_the_uninterrupted_one()
     assert_eq!(result(&killed)["final_fid"], result(&full)["final_fid"]);
 }
 
+#[test]
+fn halving_keeps_the_better_half_each_round_and_a_resumed_run_ends_as_the_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    // 4 pairs; rounds at generations 2 (4 -> 2) and 4 (2 -> 1); none at 6 (nothing to rank)
+    let flags = [&PBT[..], &["--halving", "--generations", "7"]].concat();
+    let o = gan(&full, &flags);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(config(&full)["model"]["pbt"]["halving"], true);
+    let gens = trained(&full);
+    assert_eq!(gens.len(), 7);
+    let rounds: Vec<(u64, &serde_json::Value)> = gens
+        .iter()
+        .filter(|g| !g[5].is_null())
+        .map(|g| (g[0].as_u64().unwrap(), &g[5]))
+        .collect();
+    assert_eq!(rounds.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 4]);
+    for ((_, pbt), pairs) in rounds.iter().zip([4usize, 2]) {
+        let fid: Vec<f64> = pbt["fid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_f64().unwrap())
+            .collect();
+        assert_eq!(fid.len(), pairs, "one FID per pair left: {pbt}");
+        // the kept pairs are the better half by FID, best first
+        let mut order: Vec<usize> = (0..pairs).collect();
+        order.sort_by(|&a, &b| fid[a].total_cmp(&fid[b]));
+        let kept: Vec<usize> = order[..pairs / 2].to_vec();
+        assert_eq!(pbt["kept"], serde_json::json!(kept), "{pbt}");
+        assert_eq!(pbt["best"], serde_json::json!(kept[0]), "{pbt}");
+    }
+    // the population shrinks: one generator left after generation 4, so no spread of fitness
+    let spread = |g: u64| {
+        log(&full)
+            .iter()
+            .find(|r| r["kind"] == "generation" && r["generation"] == g)
+            .and_then(|r| r["fitness_std"].as_f64())
+            .unwrap()
+    };
+    assert!(
+        spread(3) > 0.0 && spread(5) == 0.0,
+        "{} {}",
+        spread(3),
+        spread(5)
+    );
+
+    // stopped at generation 3 (two pairs left) and resumed to 7
+    let o = gan(
+        &cut,
+        &[&PBT[..], &["--halving", "--generations", "3"]].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = neuroevo()
+        .args(["gan", "-q", "--resume", s(&cut), "--generations", "7"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(trained(&cut), gens, "resumed run = uninterrupted run");
+    assert_eq!(result(&cut)["final_fid"], result(&full)["final_fid"]);
+}
+
 /// The index of the highest FID (the first of equals).
 fn worst(fid: &[serde_json::Value]) -> usize {
     let f: Vec<f64> = fid.iter().map(|f| f.as_f64().unwrap()).collect();
@@ -173,7 +235,23 @@ fn worst(fid: &[serde_json::Value]) -> usize {
 #[test]
 fn pbt_flags_are_refused_where_they_make_no_sense() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 11] = [
+        (&["--halving"], "--halving: only with --pbt-every"),
+        (
+            &["--pbt-every", "2", "--halving", "--d-population", "2"],
+            "drop --d-population 2",
+        ),
+        (
+            &[
+                "--population",
+                "4",
+                "--pbt-every",
+                "2",
+                "--halving",
+                "--mixture",
+            ],
+            "not with --mixture",
+        ),
         (
             &["--mode", "weights", "--pbt-every", "2"],
             "only for the dcgan mode",

@@ -210,6 +210,11 @@ pub struct GanArgs {
     /// With --pbt-every: generated images per generator in each PBT round's FID (default 256).
     #[arg(long)]
     pub pbt_fid_samples: Option<i64>,
+    /// With --pbt-every: successive halving instead of exploit and explore. The population is
+    /// P independent generator-discriminator pairs; every N generations the better half of the
+    /// pairs by FID stays and the rest are dropped, until one pair trains alone.
+    #[arg(long)]
+    pub halving: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -538,7 +543,7 @@ impl GanArgs {
             ));
         }
         let evolution = !self.no_evolution;
-        let pbt = self.pbt_config(weights_mode, population)?;
+        let pbt = self.pbt_config(weights_mode, population, d_population)?;
         // E-GAN's selection works on one parent's children too (its own setting)
         let egan = !weights_mode && !self.g_losses.is_empty();
         if evolution && population < 2 && (weights_mode || d_population < 2) && !egan {

@@ -345,14 +345,23 @@ impl DcganModel {
         Tensor::randn([b, self.cfg.latent_dim], (Kind::Float, self.g.device()))
     }
 
+    /// For each of `n` individuals its partner among the `of` of the other population: one
+    /// drawn at random, or with `--halving` its own pair's (the same row).
+    fn partners(&self, of: i64, n: i64) -> Tensor {
+        let dev = self.g.device();
+        match self.cfg.pbt.as_ref().is_some_and(|p| p.halving) {
+            true => Tensor::arange(n, (Kind::Int64, dev)),
+            false => Tensor::randint(of, [n], (Kind::Int64, dev)),
+        }
+    }
+
     /// One Adam step of every discriminator, then of every generator, each against a random
-    /// partner of the other population.
+    /// partner of the other population (with `--halving`, its pair's).
     fn grad_step(&mut self, data: &mut RealStream, rng: &mut GaRng) -> Result<()> {
         self.d_step(data, rng);
-        let dev = self.g.device();
         let (pg, pd) = (self.g.size()[0], self.d.size()[0]);
         let c = self.shape[0];
-        let partners = Tensor::randint(pd, [pg], (Kind::Int64, dev));
+        let partners = self.partners(pd, pg);
         let dp = self.d.index_select(0, &partners);
         let g = leaf(&self.g);
         let fake = g_forward(&self.gl, &self.gs, &g, &self.latent(self.batch));
@@ -368,14 +377,13 @@ impl DcganModel {
     }
 
     /// One Adam step of every discriminator on a batch of real images and the fakes of a
-    /// random partner generator.
+    /// random partner generator (with `--halving`, its pair's).
     pub(crate) fn d_step(&mut self, data: &mut RealStream, rng: &mut GaRng) {
-        let dev = self.g.device();
         let (pg, pd) = (self.g.size()[0], self.d.size()[0]);
         let real = data.next(self.batch, rng);
         let fake = {
             let _g = tch::no_grad_guard();
-            let partners = Tensor::randint(pg, [pd], (Kind::Int64, dev));
+            let partners = self.partners(pg, pd);
             let gp = self.g.index_select(0, &partners);
             g_forward(&self.gl, &self.gs, &gp, &self.latent(self.batch))
         };
@@ -529,6 +537,9 @@ impl GanModel for DcganModel {
         t
     }
     fn load_tensors(&mut self, t: &HashMap<String, Tensor>) -> Result<()> {
+        if self.cfg.pbt.as_ref().is_some_and(|p| p.halving) {
+            self.fit_to_checkpoint(t)?;
+        }
         let dev = self.g.device();
         let (gsz, dsz) = (self.g.size(), self.d.size());
         self.g = super::take(t, "g", &gsz)?.to_device(dev);
@@ -553,7 +564,13 @@ impl GanModel for DcganModel {
         Ok(())
     }
     fn pbt(&mut self, g_fid: &[f64], rng: &mut GaRng) -> Result<serde_json::Value> {
-        self.pbt_round(g_fid, rng)
+        match self.cfg.pbt.as_ref().is_some_and(|p| p.halving) {
+            true => self.halving_round(g_fid),
+            false => self.pbt_round(g_fid, rng),
+        }
+    }
+    fn pbt_has_rivals(&self) -> bool {
+        self.g.size()[0] > 1
     }
     fn sample_members(&self, z: &Tensor) -> Result<Option<Tensor>> {
         let _g = tch::no_grad_guard();

@@ -98,19 +98,35 @@ impl GanArgs {
         Ok(())
     }
 
-    /// `--pbt-every` and `--pbt-fid-samples`: the PBT settings of the run (None: off), refused
-    /// where PBT makes no sense.
+    /// `--pbt-every`, `--pbt-fid-samples` and `--halving`: the PBT settings of the run (None:
+    /// off), refused where PBT makes no sense.
     pub(crate) fn pbt_config(
         &self,
         weights_mode: bool,
         population: usize,
+        d_population: usize,
     ) -> Result<Option<pbt::PbtConfig>> {
         let Some(every) = self.pbt_every else {
             if self.pbt_fid_samples.is_some() {
                 return Err(Error::usage("--pbt-fid-samples: only with --pbt-every"));
             }
+            if self.halving {
+                return Err(Error::usage(
+                    "--halving: only with --pbt-every N (a round every N generations)",
+                ));
+            }
             return Ok(None);
         };
+        if self.halving && d_population != population {
+            return Err(Error::usage(format!(
+                "--halving: every generator has its own discriminator; drop --d-population {d_population} (or make it {population})"
+            )));
+        }
+        if self.halving && self.mixture {
+            return Err(Error::usage(
+                "--halving: not with --mixture (one generator is left at the end)",
+            ));
+        }
         let why = if weights_mode {
             Some("only for the dcgan mode (it trains the generators by gradient)".to_string())
         } else if every == 0 {
@@ -139,6 +155,10 @@ impl GanArgs {
                 "--pbt-fid-samples {fid_samples}: must be between 10 and 100000"
             )));
         }
-        Ok(Some(pbt::PbtConfig { every, fid_samples }))
+        Ok(Some(pbt::PbtConfig {
+            every,
+            fid_samples,
+            halving: self.halving,
+        }))
     }
 }

@@ -25,6 +25,7 @@ pub mod egan;
 pub mod fid;
 mod flags;
 pub mod func;
+pub mod halving;
 pub mod mixture;
 pub mod mlp;
 pub mod outputs;
@@ -118,6 +119,10 @@ pub trait GanModel {
     /// generator's FID; returns what it did, for the log.
     fn pbt(&mut self, _g_fid: &[f64], _rng: &mut GaRng) -> Result<Value> {
         Err(Error::usage("--pbt-every: only for the dcgan mode"))
+    }
+    /// Whether a PBT round due now has anything to rank (successive halving ends at one).
+    fn pbt_has_rivals(&self) -> bool {
+        false
     }
 }
 

@@ -29,11 +29,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
-/// `--pbt-every` and `--pbt-fid-samples`.
+/// `--pbt-every`, `--pbt-fid-samples` and `--halving`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PbtConfig {
     pub every: u64,
     pub fid_samples: i64,
+    /// `--halving`: successive halving ([`super::halving`]) instead of exploit and explore.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub halving: bool,
 }
 
 /// Generated images per generator in a PBT round's FID when `--pbt-fid-samples` is not given.
@@ -146,7 +149,7 @@ fn rows_tensor(v: &[f64], kind: Kind, device: Device) -> Tensor {
         .view([-1, 1])
 }
 
-fn index(src: &[usize], device: Device) -> Tensor {
+pub(crate) fn index(src: &[usize], device: Device) -> Tensor {
     let v: Vec<i64> = src.iter().map(|&s| s as i64).collect();
     Tensor::from_slice(&v).to_device(device)
 }
@@ -257,7 +260,7 @@ impl DcganModel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::SeedableRng;
 
@@ -328,7 +331,7 @@ mod tests {
         assert!(all.allclose(&bce, 1e-6, 1e-7, false), "{all} {bce}");
     }
 
-    fn model(p: i64) -> DcganModel {
+    pub(crate) fn model(p: i64, halving: bool) -> DcganModel {
         let cfg = super::super::dcgan::DcganConfig {
             latent_dim: 4,
             width: 2,
@@ -341,6 +344,7 @@ mod tests {
             pbt: Some(PbtConfig {
                 every: 1,
                 fid_samples: 10,
+                halving,
             }),
         };
         DcganModel::new(
@@ -361,7 +365,7 @@ mod tests {
     fn exploit_copies_weights_and_adam_state_exactly_and_repeats_by_seed() {
         let run = |seed: u64| {
             tch::manual_seed(7);
-            let mut m = model(4);
+            let mut m = model(4, false);
             let (gn, dn) = (m.g.size()[1], m.d.size()[1]);
             m.g_adam.m = Tensor::randn([4, gn], (Kind::Float, Device::Cpu));
             m.g_adam.v = Tensor::rand([4, gn], (Kind::Float, Device::Cpu));
@@ -424,7 +428,7 @@ mod tests {
         assert_eq!(v, v2);
         assert!(m.g.equal(&m2.g) && m.g_adam.m.equal(&m2.g_adam.m));
         // and the checkpoint's PBT state round-trips
-        let mut m3 = model(4);
+        let mut m3 = model(4, false);
         let t: std::collections::HashMap<String, Tensor> = m.pbt_tensors().into_iter().collect();
         m3.load_pbt_tensors(&t).unwrap();
         assert_eq!(m3.g_loss_rows, m.g_loss_rows);

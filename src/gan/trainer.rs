@@ -359,7 +359,7 @@ impl Step for GanStep<'_> {
                 .generation(&mut self.stream, &mut self.rng, self.state.generation)?;
         // a PBT round is part of the generation: its FIDs count as training time
         if let Some((p, real, c)) = &self.pbt {
-            if (self.state.generation + 1).is_multiple_of(p.every) {
+            if (self.state.generation + 1).is_multiple_of(p.every) && self.model.pbt_has_rivals() {
                 let latent = self.model.latent_shape()[0];
                 let z = Tensor::randn([p.fid_samples, latent], (Kind::Float, self.z_fid.device()));
                 let fids = pbt::member_fids(
