@@ -2,7 +2,7 @@
 //! the four numbers and FID, sample grids, plots, a TorchScript generator that `neuroevo fool`
 //! can load), resume continues a run, and user mistakes exit with code 2.
 mod common;
-use common::{config, log, neuroevo, one_line_error, repo, result, stderr};
+use common::{config, f64s, log, neuroevo, one_line_error, repo, result, stderr};
 use neuroevo::nn::load::Generator;
 use std::path::Path;
 use std::process::Output;
@@ -566,12 +566,7 @@ fn dcgan_mixture_of_the_population() {
     assert!(o.status.success(), "{}", stderr(&o));
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("mixture.json")).unwrap()).unwrap();
-    let w: Vec<f64> = m["weights"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
+    let w = f64s(&m["weights"]);
     assert_eq!(w.len(), 3, "one weight per generator");
     assert!(w.iter().all(|&x| x >= 0.0) && (w.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     let fid = m["fid"].as_f64().unwrap();

@@ -4,7 +4,7 @@
 //! no sense.
 mod common;
 use common::{
-    config, log, neuroevo, one_line_error, repo, result, s, stderr, wait_for_file, TINY_GAN,
+    config, f64s, log, neuroevo, one_line_error, repo, result, s, stderr, wait_for_file, TINY_GAN,
 };
 use std::path::Path;
 use std::process::Output;
@@ -86,14 +86,11 @@ fn pbt_rounds_are_logged_and_a_resumed_run_ends_as_the_uninterrupted_one() {
         );
         // the bottom quarter (one of four) copies a top-quarter one: the best by FID
         let best = pbt["best"].as_u64().unwrap() as usize;
-        let min = fid
-            .iter()
-            .map(|f| f.as_f64().unwrap())
-            .fold(f64::INFINITY, f64::min);
+        let min = f64s(&pbt["fid"]).into_iter().fold(f64::INFINITY, f64::min);
         assert_eq!(fid[best].as_f64(), Some(min), "{pbt}");
         assert_eq!(
             pbt["g_copies"],
-            serde_json::json!([[worst(fid), best]]),
+            serde_json::json!([[worst(&f64s(&pbt["fid"])), best]]),
             "{pbt}"
         );
         assert_eq!(pbt["d_copies"].as_array().unwrap().len(), 1, "{pbt}");
@@ -104,15 +101,7 @@ fn pbt_rounds_are_logged_and_a_resumed_run_ends_as_the_uninterrupted_one() {
     assert!(full.join("best-generator.pt").is_file());
 
     // stopped at generation 3, between the rounds of 2 and 4, and resumed to 5
-    let o = gan(&cut, &[&PBT[..], &["--generations", "3"]].concat());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = neuroevo()
-        .args(["gan", "-q", "--resume", s(&cut), "--generations", "5"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(trained(&cut), gens, "resumed run = uninterrupted run");
-    assert_eq!(result(&cut)["final_fid"], result(&full)["final_fid"]);
+    stopped_and_resumed_ends_as(&full, &cut, &PBT, "3", "5");
     // the PBT flags shape the run: given again on resume, they are refused
     for flag in [["--pbt-every", "3"], ["--pbt-fid-samples", "64"]] {
         let o = neuroevo()
@@ -182,12 +171,7 @@ fn halving_keeps_the_better_half_each_round_and_a_resumed_run_ends_as_the_uninte
         .collect();
     assert_eq!(rounds.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 4]);
     for ((_, pbt), pairs) in rounds.iter().zip([4usize, 2]) {
-        let fid: Vec<f64> = pbt["fid"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_f64().unwrap())
-            .collect();
+        let fid = f64s(&pbt["fid"]);
         assert_eq!(fid.len(), pairs, "one FID per pair left: {pbt}");
         // the kept pairs are the better half by FID, best first
         let mut order: Vec<usize> = (0..pairs).collect();
@@ -212,23 +196,30 @@ fn halving_keeps_the_better_half_each_round_and_a_resumed_run_ends_as_the_uninte
     );
 
     // stopped at generation 3 (two pairs left) and resumed to 7
-    let o = gan(
-        &cut,
-        &[&PBT[..], &["--halving", "--generations", "3"]].concat(),
-    );
+    let flags = [&PBT[..], &["--halving"]].concat();
+    stopped_and_resumed_ends_as(&full, &cut, &flags, "3", "7");
+}
+
+/// A run with `flags` into `cut`, stopped after generation `stop` and resumed to `to`, ends as
+/// the uninterrupted run in `full`: the same generations and the same final FID.
+fn stopped_and_resumed_ends_as(full: &Path, cut: &Path, flags: &[&str], stop: &str, to: &str) {
+    let o = gan(cut, &[flags, &["--generations", stop]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let o = neuroevo()
-        .args(["gan", "-q", "--resume", s(&cut), "--generations", "7"])
+        .args(["gan", "-q", "--resume", s(cut), "--generations", to])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(trained(&cut), gens, "resumed run = uninterrupted run");
-    assert_eq!(result(&cut)["final_fid"], result(&full)["final_fid"]);
+    assert_eq!(
+        trained(cut),
+        trained(full),
+        "resumed run = uninterrupted run"
+    );
+    assert_eq!(result(cut)["final_fid"], result(full)["final_fid"]);
 }
 
 /// The index of the highest FID (the first of equals).
-fn worst(fid: &[serde_json::Value]) -> usize {
-    let f: Vec<f64> = fid.iter().map(|f| f.as_f64().unwrap()).collect();
+fn worst(f: &[f64]) -> usize {
     (0..f.len()).fold(0, |w, i| if f[i] > f[w] { i } else { w })
 }
 

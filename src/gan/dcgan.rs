@@ -345,16 +345,6 @@ impl DcganModel {
         Tensor::randn([b, self.cfg.latent_dim], (Kind::Float, self.g.device()))
     }
 
-    /// For each of `n` individuals its partner among the `of` of the other population: one
-    /// drawn at random, or with `--halving` its own pair's (the same row).
-    fn partners(&self, of: i64, n: i64) -> Tensor {
-        let dev = self.g.device();
-        match self.cfg.pbt.as_ref().is_some_and(|p| p.halving) {
-            true => Tensor::arange(n, (Kind::Int64, dev)),
-            false => Tensor::randint(of, [n], (Kind::Int64, dev)),
-        }
-    }
-
     /// One Adam step of every discriminator, then of every generator, each against a random
     /// partner of the other population (with `--halving`, its pair's).
     fn grad_step(&mut self, data: &mut RealStream, rng: &mut GaRng) -> Result<()> {
@@ -537,7 +527,7 @@ impl GanModel for DcganModel {
         t
     }
     fn load_tensors(&mut self, t: &HashMap<String, Tensor>) -> Result<()> {
-        if self.cfg.pbt.as_ref().is_some_and(|p| p.halving) {
+        if self.halving() {
             self.fit_to_checkpoint(t)?;
         }
         let dev = self.g.device();
@@ -564,7 +554,7 @@ impl GanModel for DcganModel {
         Ok(())
     }
     fn pbt(&mut self, g_fid: &[f64], rng: &mut GaRng) -> Result<serde_json::Value> {
-        match self.cfg.pbt.as_ref().is_some_and(|p| p.halving) {
+        match self.halving() {
             true => self.halving_round(g_fid),
             false => self.pbt_round(g_fid, rng),
         }

@@ -18,7 +18,7 @@ use super::dcgan::DcganModel;
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// The pairs a round keeps out of `p`: the better half, rounded up.
 pub fn survivors(p: usize) -> usize {
@@ -36,6 +36,21 @@ pub fn sizes(p: usize) -> Vec<usize> {
 }
 
 impl DcganModel {
+    /// Whether the run is successive halving (`--pbt-every N --halving`).
+    pub(crate) fn halving(&self) -> bool {
+        self.cfg.pbt.as_ref().is_some_and(|p| p.halving)
+    }
+
+    /// For each of `n` individuals its partner among the `of` of the other population: one
+    /// drawn at random, or with `--halving` its own pair's (the same row).
+    pub(crate) fn partners(&self, of: i64, n: i64) -> Tensor {
+        let dev = self.g.device();
+        match self.halving() {
+            true => Tensor::arange(n, (Kind::Int64, dev)),
+            false => Tensor::randint(of, [n], (Kind::Int64, dev)),
+        }
+    }
+
     /// One round of successive halving after a generation, given every generator's FID: the
     /// better half of the pairs (best first) stays, with their Adam state. Returns what it
     /// did, for the log.
@@ -47,7 +62,7 @@ impl DcganModel {
         self.pbt_best = Some(0);
         self.best = self.g.narrow(0, 0, 1).copy();
         Ok(json!({
-            "fid": g_fid.iter().map(|f| if f.is_finite() { json!(f) } else { Value::Null }).collect::<Vec<_>>(),
+            "fid": super::pbt::fids_json(g_fid),
             "best": kept[0],
             "kept": kept,
         }))
@@ -130,8 +145,7 @@ mod tests {
         assert_eq!(m.d_fit, vec![0.4, 0.2, 0.5]);
         assert_eq!(m.g_loss_rows.len(), 3);
         assert!(m.best.equal(&row(&g, 3)));
-        // down to one pair
-        // now rows 3, 1, 4: 1 then 3 stay, in that order, and 1 wins the last round
+        // down to one pair; now rows 3, 1, 4: 1 then 3 stay, in that order, and 1 wins the last round
         m.halving_round(&[5.0, 1.0, 9.0]).unwrap();
         m.halving_round(&[6.0, 7.0]).unwrap();
         assert_eq!(m.g.size()[0], 1);

@@ -149,6 +149,12 @@ fn rows_tensor(v: &[f64], kind: Kind, device: Device) -> Tensor {
         .view([-1, 1])
 }
 
+/// A round's FIDs for the log: a number each, `null` where the FID is not finite.
+pub(crate) fn fids_json(g_fid: &[f64]) -> Vec<Value> {
+    let finite = |f: &f64| if f.is_finite() { json!(f) } else { Value::Null };
+    g_fid.iter().map(finite).collect()
+}
+
 pub(crate) fn index(src: &[usize], device: Device) -> Tensor {
     let v: Vec<i64> = src.iter().map(|&s| s as i64).collect();
     Tensor::from_slice(&v).to_device(device)
@@ -191,7 +197,7 @@ impl DcganModel {
         self.best = self.g.narrow(0, best as i64, 1).copy();
         let names: Vec<&str> = self.g_loss_rows.iter().map(|l| l.name()).collect();
         Ok(json!({
-            "fid": g_fid.iter().map(|f| if f.is_finite() { json!(f) } else { Value::Null }).collect::<Vec<_>>(),
+            "fid": fids_json(g_fid),
             "best": best,
             "g_copies": g_copies,
             "d_copies": d_copies,

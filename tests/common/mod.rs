@@ -53,6 +53,12 @@ pub fn log(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A JSON array of numbers (a log's FIDs, a mixture's weights) as f64s.
+pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
+    let a = v.as_array().unwrap_or_else(|| panic!("not an array: {v}"));
+    a.iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
 /// A run's `config.json`.
 pub fn config(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
