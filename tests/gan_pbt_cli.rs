@@ -1,7 +1,7 @@
 //! `neuroevo gan --pbt-every`: population-based training on the FID, end to end on 256 digits:
 //! the rounds are logged where they are due, a run stopped (or SIGKILLed) in the middle of a PBT
 //! interval and resumed ends as the uninterrupted one, and the flags are refused where PBT makes
-//! no sense.
+//! no sense; the same for `--epoch-select`, whose worse children go back to the kept state.
 mod common;
 use common::{
     config, f64s, log, neuroevo, one_line_error, repo, result, s, stderr, wait_for_file, TINY_GAN,
@@ -50,6 +50,7 @@ fn trained(dir: &Path) -> Vec<serde_json::Value> {
                 "fake_score",
                 "g_lr_best",
                 "pbt",
+                "select",
             ];
             serde_json::json!(keys.map(|k| r[k].clone()))
         })
@@ -218,6 +219,80 @@ fn stopped_and_resumed_ends_as(full: &Path, cut: &Path, flags: &[&str], stop: &s
     assert_eq!(result(cut)["final_fid"], result(full)["final_fid"]);
 }
 
+#[test]
+fn epoch_select_goes_back_to_the_kept_state_and_a_resumed_run_ends_as_the_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    // one network at a rate high enough to swing: 86 generations, about 10 epochs of the tiny
+    // data, the last one cut short (a final round)
+    let flags = [
+        "--mode",
+        "dcgan",
+        "--width",
+        "4",
+        "--population",
+        "1",
+        "--lr",
+        "0.05",
+        "--epoch-select",
+        "--pbt-fid-samples",
+        "32",
+    ];
+    let o = gan(&full, &[&flags[..], &["--generations", "86"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(config(&full)["epoch_select"], 32);
+    let gens = trained(&full);
+    let rounds: Vec<(u64, &serde_json::Value)> = gens
+        .iter()
+        .filter(|g| !g[6].is_null())
+        .map(|g| (g[0].as_u64().unwrap(), &g[6]))
+        .collect();
+    // a round at every epoch end, and only there
+    let epoch_fid: Vec<(u64, f64)> = log(&full)
+        .iter()
+        .filter(|r| r["kind"] == "epoch")
+        .map(|r| {
+            (
+                r["generation"].as_u64().unwrap(),
+                r["fid"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let at: Vec<u64> = rounds.iter().map(|r| r.0).collect();
+    assert_eq!(at, epoch_fid.iter().map(|e| e.0).collect::<Vec<_>>());
+    assert!(at.len() >= 8 && *at.last().unwrap() < 86, "{at:?}");
+    let epoch_fid: std::collections::HashMap<u64, f64> = epoch_fid.into_iter().collect();
+    // each round's parent is the kept state: the last kept child's FID
+    let (mut kept, mut kept_at, mut back) = (None::<f64>, 0u64, 0);
+    for (g, r) in &rounds {
+        assert_eq!(r["parent_fid"].as_f64(), kept, "generation {g}: {r}");
+        let f = r["fid"].as_f64().unwrap();
+        assert_eq!(
+            r["kept"],
+            kept.is_none_or(|k| f <= k),
+            "generation {g}: {r}"
+        );
+        if r["kept"] == true {
+            (kept, kept_at) = (Some(f), *g);
+        } else {
+            // gone back: the generator the run's FID sees at this epoch end is the kept one
+            assert_eq!(epoch_fid[g], epoch_fid[&kept_at], "generation {g}");
+            back += 1;
+        }
+    }
+    assert!(back > 0, "some child was worse than its parent: {rounds:?}");
+    let last = log(&full)
+        .into_iter()
+        .filter(|r| r["kind"] == "generation")
+        .last()
+        .unwrap();
+    assert_eq!(last["select_final"]["parent_fid"].as_f64(), kept, "{last}");
+
+    // stopped at generation 20 (between epoch ends, with a final round) and resumed to 86
+    assert!(!at.contains(&20));
+    stopped_and_resumed_ends_as(&full, &cut, &flags, "20", "86");
+}
+
 /// The index of the highest FID (the first of equals).
 fn worst(f: &[f64]) -> usize {
     (0..f.len()).fold(0, |w, i| if f[i] > f[w] { i } else { w })
@@ -226,7 +301,23 @@ fn worst(f: &[f64]) -> usize {
 #[test]
 fn pbt_flags_are_refused_where_they_make_no_sense() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 15] = [
+        (
+            &["--population", "1", "--epoch-select", "--no-evolution"],
+            "drop --no-evolution",
+        ),
+        (
+            &["--population", "2", "--epoch-select", "--pbt-every", "2"],
+            "--epoch-select: not with --pbt-every",
+        ),
+        (
+            &["--mode", "weights", "--epoch-select"],
+            "--epoch-select: only for the dcgan mode",
+        ),
+        (
+            &["--epoch-select", "--pbt-fid-samples", "5"],
+            "--pbt-fid-samples 5",
+        ),
         (&["--halving"], "--halving: only with --pbt-every"),
         (
             &["--pbt-every", "2", "--halving", "--d-population", "2"],
@@ -261,7 +352,10 @@ fn pbt_flags_are_refused_where_they_make_no_sense() {
         ),
         (&["--pbt-every", "2", "--evolve-lr"], "not with --evolve-lr"),
         (&["--pbt-every", "0"], "--pbt-every 0"),
-        (&["--pbt-fid-samples", "64"], "only with --pbt-every"),
+        (
+            &["--pbt-fid-samples", "64"],
+            "only with --pbt-every or --epoch-select",
+        ),
         (
             &["--pbt-every", "2", "--pbt-fid-samples", "5"],
             "--pbt-fid-samples 5",

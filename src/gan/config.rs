@@ -207,7 +207,8 @@ pub struct GanArgs {
     /// replaces the GA's breeding.
     #[arg(long)]
     pub pbt_every: Option<u64>,
-    /// With --pbt-every: generated images per generator in each PBT round's FID (default 256).
+    /// With --pbt-every or --epoch-select: generated images per generator in each selection
+    /// FID (default 256).
     #[arg(long)]
     pub pbt_fid_samples: Option<i64>,
     /// With --pbt-every: successive halving instead of exploit and explore. The population is
@@ -215,6 +216,11 @@ pub struct GanArgs {
     /// pairs by FID stays and the rest are dropped, until one pair trains alone.
     #[arg(long)]
     pub halving: bool,
+    /// (1+1) selection over time (off by default): at every epoch end the run's state (weights
+    /// and Adam state) is scored on a selection FID and kept when no worse than the kept state;
+    /// when worse, training goes back to the kept state. Works with population 1.
+    #[arg(long)]
+    pub epoch_select: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -267,6 +273,9 @@ pub struct GanConfig {
     /// `--mixture`: the exported generator samples from a tuned mixture of the population.
     #[serde(default)]
     pub mixture: bool,
+    /// `--epoch-select`: the generated images of each selection FID (None: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_select: Option<i64>,
     pub device: String,
     pub seed: u64,
 }
@@ -544,9 +553,16 @@ impl GanArgs {
         }
         let evolution = !self.no_evolution;
         let pbt = self.pbt_config(weights_mode, population, d_population)?;
-        // E-GAN's selection works on one parent's children too (its own setting)
+        let epoch_select = self.epoch_select_config(weights_mode)?;
+        // E-GAN's selection works on one parent's children too (its own setting), and so
+        // does --epoch-select's over time
         let egan = !weights_mode && !self.g_losses.is_empty();
-        if evolution && population < 2 && (weights_mode || d_population < 2) && !egan {
+        if evolution
+            && population < 2
+            && (weights_mode || d_population < 2)
+            && !egan
+            && epoch_select.is_none()
+        {
             return Err(Error::usage(format!(
                 "--population {population}: evolution needs at least 2 individuals; add --no-evolution for the gradient-only baseline"
             )));
@@ -617,6 +633,7 @@ impl GanArgs {
             fid_samples: self.fid_samples,
             fid_every: self.fid_every,
             mixture: self.mixture,
+            epoch_select,
             device: new.device_name.clone(),
             seed,
         })

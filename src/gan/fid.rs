@@ -93,6 +93,23 @@ pub fn for_flag(e: Error, model: &std::path::Path) -> Error {
     }
 }
 
+/// The real side of an FID: `n` training images drawn by `rng` (fewer when there are fewer),
+/// fixed for the run (the run's FID: [`crate::rng::Streams::fid_samples`]).
+pub(crate) fn real_stats(
+    real: &Tensor,
+    n: i64,
+    mut rng: crate::ga::GaRng,
+    extractor: &crate::nn::load::FeatureExtractor,
+    range: (f32, f32),
+) -> Result<FeatureStats> {
+    let n_real = real.size()[0];
+    let mut idx: Vec<i64> = (0..n_real).collect();
+    rand::seq::SliceRandom::shuffle(idx.as_mut_slice(), &mut rng);
+    idx.truncate(n.min(n_real) as usize);
+    let sel = real.index_select(0, &Tensor::from_slice(&idx).to_device(real.device()));
+    stats(extractor, &sel, range)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

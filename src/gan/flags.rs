@@ -107,8 +107,10 @@ impl GanArgs {
         d_population: usize,
     ) -> Result<Option<pbt::PbtConfig>> {
         let Some(every) = self.pbt_every else {
-            if self.pbt_fid_samples.is_some() {
-                return Err(Error::usage("--pbt-fid-samples: only with --pbt-every"));
+            if self.pbt_fid_samples.is_some() && !self.epoch_select {
+                return Err(Error::usage(
+                    "--pbt-fid-samples: only with --pbt-every or --epoch-select",
+                ));
             }
             if self.halving {
                 return Err(Error::usage(
@@ -149,16 +151,45 @@ impl GanArgs {
         if let Some(why) = why {
             return Err(Error::usage(format!("--pbt-every {every}: {why}")));
         }
-        let fid_samples = self.pbt_fid_samples.unwrap_or(pbt::DEFAULT_FID_SAMPLES);
-        if !(10..=100_000).contains(&fid_samples) {
-            return Err(Error::usage(format!(
-                "--pbt-fid-samples {fid_samples}: must be between 10 and 100000"
-            )));
-        }
         Ok(Some(pbt::PbtConfig {
             every,
-            fid_samples,
+            fid_samples: self.selection_fid_samples()?,
             halving: self.halving,
         }))
+    }
+
+    /// `--pbt-fid-samples` (or its default), checked.
+    fn selection_fid_samples(&self) -> Result<i64> {
+        let n = self.pbt_fid_samples.unwrap_or(pbt::DEFAULT_FID_SAMPLES);
+        if !(10..=100_000).contains(&n) {
+            return Err(Error::usage(format!(
+                "--pbt-fid-samples {n}: must be between 10 and 100000"
+            )));
+        }
+        Ok(n)
+    }
+
+    /// `--epoch-select`: the images of each selection FID (None: off), refused where the run
+    /// selects otherwise or not at all.
+    pub(crate) fn epoch_select_config(&self, weights_mode: bool) -> Result<Option<i64>> {
+        if !self.epoch_select {
+            return Ok(None);
+        }
+        if weights_mode {
+            return Err(Error::usage(
+                "--epoch-select: only for the dcgan mode (it goes back along gradient training)",
+            ));
+        }
+        if self.no_evolution {
+            return Err(Error::usage(
+                "--epoch-select: its selection is evolution; drop --no-evolution",
+            ));
+        }
+        if self.pbt_every.is_some() {
+            return Err(Error::usage(
+                "--epoch-select: not with --pbt-every (PBT and halving select on their own rounds)",
+            ));
+        }
+        self.selection_fid_samples().map(Some)
     }
 }

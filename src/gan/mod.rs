@@ -22,6 +22,7 @@
 pub mod config;
 pub mod dcgan;
 pub mod egan;
+pub mod epoch_select;
 pub mod fid;
 mod flags;
 pub mod func;

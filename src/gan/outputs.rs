@@ -35,14 +35,11 @@ pub(crate) struct LoopState {
     pub(crate) stream_pos: Option<i64>,
 }
 
-/// The state, latents and real-image order a checkpoint holds, after loading its populations
-/// into `model`: `(state, z_grid, z_fid, stream permutation)`.
+/// The state and tensors a checkpoint holds, after loading its populations into `model`.
 pub(crate) fn restore_checkpoint(
     rd: &crate::run::RunDir,
     model: &mut dyn GanModel,
-    grid_shape: &[i64],
-    fid_shape: &[i64],
-) -> Result<(LoopState, Tensor, Tensor, Option<Tensor>)> {
+) -> Result<(LoopState, HashMap<String, Tensor>)> {
     let Some(state) = checkpoint::load_state::<LoopState>(rd, dir::STATE)? else {
         return Err(Error::usage(format!(
             "--resume {}: no {} there yet (the run stopped before its first checkpoint)",
@@ -52,19 +49,15 @@ pub(crate) fn restore_checkpoint(
     };
     let map = checkpoint::load_tensors(rd, dir::TENSORS)?;
     model.load_tensors(&map)?;
-    let z_grid = take(&map, "z_grid", grid_shape)?;
-    let z_fid = take(&map, "z_fid", fid_shape)?;
-    let perm = map.get("stream_perm").map(|p| p.shallow_clone());
-    Ok((state, z_grid, z_fid, perm))
+    Ok((state, map))
 }
 
 pub(crate) fn save_checkpoint(
     dir: &crate::run::RunDir,
-    model: &dyn GanModel,
+    mut named: Vec<(String, Tensor)>,
     fixed: &[(&str, &Tensor)],
     state: &LoopState,
 ) -> Result<()> {
-    let mut named = model.tensors();
     for (n, t) in fixed {
         named.push((n.to_string(), t.shallow_clone()));
     }

@@ -16,7 +16,6 @@ use crate::nn::load::FeatureExtractor;
 use crate::run::clock::{process_cpu_s, ClockState};
 use crate::run::log::generation_of;
 use crate::run::{dir, drive, BudgetClock, Ctx, Driver, Position, Step, StopReason};
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -186,6 +185,8 @@ struct GanStep<'a> {
     images: crate::run::tensorboard::Images,
     /// `--pbt-every`: its settings, the real side of its FIDs and the images' channels.
     pbt: Option<(pbt::PbtConfig, fid::FeatureStats, i64)>,
+    /// `--epoch-select`.
+    select: Option<epoch_select::EpochSelect>,
 }
 
 impl GanStep<'_> {
@@ -252,7 +253,14 @@ impl Step for GanStep<'_> {
 
     fn report(&mut self, ctx: &mut Ctx, last: bool) -> Result<()> {
         self.due = false;
-        let Some((s, epoch_end)) = self.pending.take() else {
+        // a run that stops between epoch ends reports and exports the better of its state and
+        // the kept one (`--epoch-select`)
+        let at_epoch_end = self.pending.as_ref().is_some_and(|p| p.1);
+        let mut finish = None;
+        if let (true, false, Some(sel)) = (last, at_epoch_end, &mut self.select) {
+            finish = Some(sel.finish(self.model.as_mut(), self.extractor, self.range)?);
+        }
+        let Some((mut s, epoch_end)) = self.pending.take() else {
             // nothing trained since the checkpoint: a run resumed at its end gets its final
             // FID unless its last record has one
             if last
@@ -277,6 +285,9 @@ impl Step for GanStep<'_> {
             }
             return Ok(());
         };
+        if let Some(f) = finish {
+            s.extra.insert("select_final".into(), f);
+        }
         let st = &self.state;
         let g = st.generation;
         let mut rec = GanRecord::generation(g, st.epoch, self.clocks(), &s);
@@ -345,7 +356,11 @@ impl Step for GanStep<'_> {
             ("z_fid", &self.z_fid),
             ("stream_perm", &self.stream.perm),
         ];
-        save_checkpoint(self.rd, self.model.as_ref(), &fixed, &self.state)
+        let named = match &self.select {
+            Some(sel) => sel.tensors_of(self.model.as_ref()),
+            None => self.model.tensors(),
+        };
+        save_checkpoint(self.rd, named, &fixed, &self.state)
     }
 
     fn advance(&mut self, ctx: &mut Ctx) -> Result<Option<StopReason>> {
@@ -373,6 +388,11 @@ impl Step for GanStep<'_> {
                 let round = self.model.pbt(&fids, &mut self.rng)?;
                 s.extra.insert("pbt".into(), round);
             }
+        }
+        // so is an `--epoch-select` round at an epoch end
+        if let (true, Some(sel)) = (self.stream.epochs > self.state.epoch, &mut self.select) {
+            let round = sel.round(self.model.as_mut(), self.extractor, self.range)?;
+            s.extra.insert("select".into(), round);
         }
         let losses = [s.real_score, s.fake_score, s.loss_d, s.loss_g];
         if losses.iter().any(|x| !x.is_finite()) {
@@ -437,23 +457,6 @@ fn open_run(args: &GanArgs) -> Result<(crate::run::Run<GanConfig>, FeatureExtrac
     Ok((run, extractor))
 }
 
-/// The real side of an FID: `n` training images drawn by `rng` (fewer when there are fewer),
-/// fixed for the run (the run's FID: [`crate::rng::Streams::fid_samples`]).
-fn real_fid_stats(
-    real: &Tensor,
-    n: i64,
-    mut rng: GaRng,
-    extractor: &FeatureExtractor,
-    range: (f32, f32),
-) -> Result<fid::FeatureStats> {
-    let n_real = real.size()[0];
-    let mut idx: Vec<i64> = (0..n_real).collect();
-    idx.shuffle(&mut rng);
-    idx.truncate(n.min(n_real) as usize);
-    let sel = real.index_select(0, &Tensor::from_slice(&idx).to_device(real.device()));
-    fid::stats(extractor, &sel, range)
-}
-
 /// `--pbt-every`: its settings, the real side of its FIDs (a seeded set of
 /// [`pbt::REAL_SAMPLES`] training images, drawn apart from the run's FID set) and the images'
 /// channels `c`; None without PBT.
@@ -468,7 +471,7 @@ fn pbt_setup(
         return Ok(None);
     };
     let rng = run.streams.pbt_samples();
-    let s = real_fid_stats(real, pbt::REAL_SAMPLES, rng, extractor, range)?;
+    let s = fid::real_stats(real, pbt::REAL_SAMPLES, rng, extractor, range)?;
     Ok(Some((p.clone(), s, c)))
 }
 
@@ -504,6 +507,7 @@ fn start_state(
     run: &crate::run::Run<GanConfig>,
     model: &mut dyn GanModel,
     mut rng: GaRng,
+    select: Option<&mut epoch_select::EpochSelect>,
 ) -> Result<(LoopState, Tensor, Tensor, Option<Tensor>, GaRng)> {
     let (cfg, device) = (&run.cfg, run.device);
     let latent = model.latent_shape()[0];
@@ -521,8 +525,14 @@ fn start_state(
     };
     let mut saved_perm = None;
     if run.resumed {
-        let restored = restore_checkpoint(&run.dir, model, &z_grid.size(), &z_fid.size())?;
-        (state, z_grid, z_fid, saved_perm) = restored;
+        let (st, map) = restore_checkpoint(&run.dir, model)?;
+        state = st;
+        z_grid = take(&map, "z_grid", &z_grid.size())?;
+        z_fid = take(&map, "z_fid", &z_fid.size())?;
+        saved_perm = map.get("stream_perm").map(|p| p.shallow_clone());
+        if let Some(sel) = select {
+            sel.restore(model, &map)?;
+        }
         z_grid = z_grid.to_device(device);
         z_fid = z_fid.to_device(device);
         saved_perm = saved_perm.map(|p| p.to_device(device));
@@ -554,7 +564,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         )));
     }
     let rng = run.streams.ga();
-    let real_stats = real_fid_stats(
+    let real_stats = fid::real_stats(
         &real,
         cfg.fid_samples,
         run.streams.fid_samples(),
@@ -562,7 +572,15 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         range,
     )?;
     let pbt = pbt_setup(&run, &real, &extractor, range, c)?;
-    let (state, z_grid, z_fid, saved_perm, mut rng) = start_state(&run, model.as_mut(), rng)?;
+    let latent = model.latent_shape();
+    let mut select = match cfg.epoch_select {
+        Some(n) => Some(epoch_select::EpochSelect::setup(
+            &run, n, &real, &extractor, range, &latent,
+        )?),
+        None => None,
+    };
+    let (state, z_grid, z_fid, saved_perm, mut rng) =
+        start_state(&run, model.as_mut(), rng, select.as_mut())?;
     let stream = match (saved_perm, state.stream_pos) {
         (Some(perm), Some(pos)) => RealStream::restore(real, perm, pos, state.epoch)?,
         // a checkpoint written before the stream position was kept
@@ -598,6 +616,7 @@ pub fn run_gan(args: &GanArgs) -> Result<GanSummary> {
         due: false,
         images: crate::run::tensorboard::Images::open(rd.path())?,
         pbt,
+        select,
     };
     let stopped_by = drive(&mut step, &mut driver)?;
     driver.bar.finish_and_clear();
