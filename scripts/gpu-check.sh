@@ -82,6 +82,8 @@ cmp_flags() {
     p8-k1) echo --population 8 --keep-fraction 0.25 --grad-steps 1 --lr 2e-3 ;;
     p8-k5) echo --population 8 --keep-fraction 0.25 --grad-steps 5 --lr 2e-3 ;;
     p2-glr) echo --population 2 --keep-fraction 0.75 --grad-steps 1 --evolve-lr generators ;;
+    base-16e-3) echo --population 1 --no-evolution --lr 1.6e-2 ;;
+    sel-16e-3) echo --population 1 --epoch-select --pbt-fid-samples 500 --lr 1.6e-2 ;;
     *) echo "unknown comparison run $1" >&2; return 1 ;;
   esac
 }

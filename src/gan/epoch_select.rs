@@ -4,14 +4,20 @@
 //! Why: one GAN's FID oscillates from epoch to epoch (the tuned DCGAN's epoch-end FIDs on MNIST
 //! swing by 10-20 around their trend, docs/results/gan.md), so what a run hands over at an
 //! epoch end is partly the luck of where the swing is. A population of networks trained side by
-//! side pays for that with fewer steps each; this pays with one FID a epoch. At every epoch end
-//! the run's state (both populations with their Adam state) is the child of the kept state (the
-//! parent): the child is scored on a **selection FID** (the best generator's images on latents
-//! fixed for the run, against a seeded set of training images apart from the run's FID set, so
-//! that selection never tunes the figure the run is judged by) and
-//! - no worse than the parent's, it becomes the kept state;
-//! - worse, the run goes back to the parent (weights and Adam state) and trains on from it with
-//!   the next batches; the child is dropped.
+//! side pays for that with fewer steps each; this pays with two small FIDs an epoch. At every
+//! epoch end the run's state (both populations with their Adam state) is the child of the kept
+//! state (the parent). Both are scored on a **selection FID**: the best generator's images on
+//! fresh latents, the same for both, against a seeded set of training images apart from the
+//! run's FID set (selection never tunes the figure the run is judged by). Then
+//! - a child no worse than its parent becomes the kept state;
+//! - a worse one is dropped: the run goes back to the parent (weights and Adam state) and trains
+//!   on from it with the next batches.
+//!
+//! The parent is scored again every round, on the round's latents, because a score kept from an
+//! earlier round carries that round's luck: a state that drew a low FID once would stay
+//! unbeatable for many epochs (measured: 8 epochs of training dropped in a row, and a worse
+//! end than without selection, docs/results/gan.md). Scored side by side on the same latents,
+//! the two differ by what differs between the generators.
 //!
 //! The selection FIDs are part of the generation that ends an epoch, so they count in the
 //! training budget. A run that stops between epoch ends reports and exports the better of its
@@ -46,9 +52,14 @@ fn as_map(t: &[(String, Tensor)]) -> HashMap<String, Tensor> {
     t.iter().map(|(n, x)| (n.clone(), x.copy())).collect()
 }
 
-/// The selection's fixed latents and real statistics, the kept state and its FID.
+/// A selection FID scorer: the FID of a model's best generator.
+pub type Scorer<'a> = dyn FnMut(&dyn GanModel) -> Result<f64> + 'a;
+
+/// The selection's sample count, latent shape and real statistics, and the kept state with its
+/// selection FID at its last round.
 pub struct EpochSelect {
-    z: Tensor,
+    /// `[N, latent...]`: the shape of a round's latents.
+    z_shape: Vec<i64>,
     real: FeatureStats,
     kept: Option<(Vec<(String, Tensor)>, f64)>,
     /// After [`Self::finish_with`] went back to the kept state: the run's own state, which
@@ -57,19 +68,18 @@ pub struct EpochSelect {
 }
 
 impl EpochSelect {
-    /// The selection with latents `z` (`[N, latent...]`) against `real`.
-    pub fn new(z: Tensor, real: FeatureStats) -> Self {
+    /// The selection of `n` images a FID, latents of shape `latent`, against `real`.
+    pub fn new(n: i64, latent: &[i64], real: FeatureStats) -> Self {
         EpochSelect {
-            z,
+            z_shape: [&[n], latent].concat(),
             real,
             kept: None,
             own: None,
         }
     }
 
-    /// The selection of a new run (or one whose checkpoint [`Self::restore`] reads): `n`
-    /// latents drawn here, and the real side of its FIDs, PBT's (a seeded set of
-    /// [`super::pbt::REAL_SAMPLES`] training images apart from the run's FID set).
+    /// The selection of a new or resumed run: the real side of its FIDs is PBT's (a seeded set
+    /// of [`super::pbt::REAL_SAMPLES`] training images apart from the run's FID set).
     pub fn setup(
         run: &crate::run::Run<super::config::GanConfig>,
         n: i64,
@@ -80,18 +90,19 @@ impl EpochSelect {
     ) -> Result<Self> {
         let rng = run.streams.pbt_samples();
         let s = fid::real_stats(real, super::pbt::REAL_SAMPLES, rng, extractor, range)?;
-        let z = Tensor::randn([&[n], latent].concat(), (Kind::Float, run.device));
-        Ok(Self::new(z, s))
+        Ok(Self::new(n, latent, s))
     }
 
-    /// The selection FID of `model`'s best generator: +inf when its images are not finite.
+    /// The selection FID of `model`'s best generator on latents `z`: +inf when its images are
+    /// not finite.
     pub fn fid(
         &self,
         model: &dyn GanModel,
+        z: &Tensor,
         extractor: &FeatureExtractor,
         range: (f32, f32),
     ) -> Result<f64> {
-        let imgs = in_chunks(&self.z, |z| model.sample_best(z))?;
+        let imgs = in_chunks(z, |z| model.sample_best(z))?;
         if !bool::try_from(imgs.isfinite().all())? {
             return Ok(f64::INFINITY);
         }
@@ -99,56 +110,57 @@ impl EpochSelect {
         Ok(fid::frechet_distance(&s, &self.real).unwrap_or(f64::INFINITY))
     }
 
-    /// The round at an epoch end: scores `model` and keeps it or sends it back to the kept
-    /// state. Returns what it did, for the log.
+    /// A scorer on fresh latents (from libtorch's generator, which the run seeds every
+    /// generation, so a resumed run draws the same).
+    fn scorer<'a>(
+        &'a self,
+        extractor: &'a FeatureExtractor,
+        range: (f32, f32),
+        device: tch::Device,
+    ) -> impl FnMut(&dyn GanModel) -> Result<f64> + 'a {
+        let z = Tensor::randn(self.z_shape.as_slice(), (Kind::Float, device));
+        move |m: &dyn GanModel| self.fid(m, &z, extractor, range)
+    }
+
+    /// The round at an epoch end: scores `model` and the kept state on the same fresh
+    /// latents, and keeps `model` or sends it back to the kept state. Returns what it did, for
+    /// the log.
     pub fn round(
         &mut self,
         model: &mut dyn GanModel,
         extractor: &FeatureExtractor,
         range: (f32, f32),
+        device: tch::Device,
     ) -> Result<Value> {
-        let child = self.fid(model, extractor, range)?;
-        self.round_with(model, child)
+        let kept = self.kept.take();
+        let mut score = self.scorer(extractor, range, device);
+        let (v, kept) = round_with(model, kept, &mut score, false)?;
+        drop(score);
+        self.kept = kept.0;
+        Ok(v)
     }
 
-    /// [`Self::round`] for a child whose selection FID is `child`.
-    pub fn round_with(&mut self, model: &mut dyn GanModel, child: f64) -> Result<Value> {
-        let parent = self.kept.as_ref().map(|k| k.1);
-        let keep = keep_child(child, parent);
-        match (keep, &self.kept) {
-            (false, Some((t, _))) => model.load_tensors(&as_map(t))?,
-            _ => self.kept = Some((copied(model.tensors()), child)),
-        }
-        Ok(log_entry(child, parent, keep))
-    }
-
-    /// At the end of a run that stopped between epoch ends: the better of `model` (selection
-    /// FID `child`) and the kept state goes into `model` for the run's final FID and export;
+    /// At the end of a run that stopped between epoch ends: the better of `model` and the kept
+    /// state (on the same fresh latents) goes into `model` for the run's final FID and export;
     /// nothing the run trains on changes (the kept state stays, and the checkpoint holds the
     /// run's own state, [`Self::tensors_of`]).
-    pub fn finish_with(&mut self, model: &mut dyn GanModel, child: f64) -> Result<Value> {
-        let parent = self.kept.as_ref().map(|k| k.1);
-        let keep = keep_child(child, parent);
-        if let (false, Some((t, _))) = (keep, &self.kept) {
-            self.own = Some(copied(model.tensors()));
-            model.load_tensors(&as_map(t))?;
-        }
-        Ok(log_entry(child, parent, keep))
-    }
-
-    /// [`Self::finish_with`] with the model's selection FID.
     pub fn finish(
         &mut self,
         model: &mut dyn GanModel,
         extractor: &FeatureExtractor,
         range: (f32, f32),
+        device: tch::Device,
     ) -> Result<Value> {
-        let child = self.fid(model, extractor, range)?;
-        self.finish_with(model, child)
+        let kept = self.kept.take();
+        let mut score = self.scorer(extractor, range, device);
+        let (v, kept) = round_with(model, kept, &mut score, true)?;
+        drop(score);
+        (self.kept, self.own) = kept;
+        Ok(v)
     }
 
     /// What a checkpoint holds of the run: the run's own state (the model's tensors, or those
-    /// [`Self::finish_with`] set aside), then the latents, the kept state and its FID.
+    /// [`Self::finish`] set aside), then the kept state and its FID.
     pub fn tensors_of(&self, model: &dyn GanModel) -> Vec<(String, Tensor)> {
         let mut t = match &self.own {
             Some(own) => own
@@ -157,7 +169,6 @@ impl EpochSelect {
                 .collect(),
             None => model.tensors(),
         };
-        t.push((format!("{PREFIX}z"), self.z.shallow_clone()));
         if let Some((kept, f)) = &self.kept {
             t.extend(
                 kept.iter()
@@ -168,11 +179,9 @@ impl EpochSelect {
         t
     }
 
-    /// Restores the latents and the kept state from a checkpoint's tensors, checking that the
-    /// kept state has every tensor of `model` in its shape.
+    /// Restores the kept state from a checkpoint's tensors, checking that it has every tensor
+    /// of `model` in its shape.
     pub fn restore(&mut self, model: &dyn GanModel, map: &HashMap<String, Tensor>) -> Result<()> {
-        let dev = self.z.device();
-        self.z = take(map, &format!("{PREFIX}z"), &self.z.size())?.to_device(dev);
         let fid_name = format!("{PREFIX}fid");
         self.kept = match map.contains_key(&fid_name) {
             false => None,
@@ -191,10 +200,49 @@ impl EpochSelect {
         Ok(())
     }
 
-    /// The kept state's selection FID (None before the first round).
+    /// The kept state's selection FID at its last round (None before the first round).
     pub fn kept_fid(&self) -> Option<f64> {
         self.kept.as_ref().map(|k| k.1)
     }
+}
+
+type Kept = Option<(Vec<(String, Tensor)>, f64)>;
+
+/// One round on `model` against the `kept` state, both scored by `score`: returns the log
+/// entry and the kept state after it, with, when `virtual_end` and the child is worse, the
+/// child's state (set aside for the checkpoint; `model` holds the kept state, which stays).
+/// Without `virtual_end` a worse child is dropped and a better one becomes the kept state.
+fn round_with(
+    model: &mut dyn GanModel,
+    kept: Kept,
+    score: &mut Scorer,
+    virtual_end: bool,
+) -> Result<(Value, (Kept, Option<Vec<(String, Tensor)>>))> {
+    let child = score(model)?;
+    let Some((parent_t, _)) = kept else {
+        let kept = match virtual_end {
+            true => None,
+            false => Some((copied(model.tensors()), child)),
+        };
+        return Ok((log_entry(child, None, true), (kept, None)));
+    };
+    let own = copied(model.tensors());
+    model.load_tensors(&as_map(&parent_t))?;
+    let parent = score(model)?;
+    let keep = keep_child(child, Some(parent));
+    let v = log_entry(child, Some(parent), keep);
+    Ok(match (keep, virtual_end) {
+        (true, true) => {
+            model.load_tensors(&as_map(&own))?;
+            (v, (Some((parent_t, parent)), None))
+        }
+        (true, false) => {
+            model.load_tensors(&as_map(&own))?;
+            (v, (Some((own, child)), None))
+        }
+        (false, true) => (v, (Some((parent_t, parent)), Some(own))),
+        (false, false) => (v, (Some((parent_t, parent)), None)),
+    })
 }
 
 /// A round for the log: the child's and the parent's selection FIDs (null where there is none
@@ -251,22 +299,52 @@ mod tests {
         m.best = &m.best + 0.5;
     }
 
+    /// A scorer that returns `fids` in turn and records the first weight of the generator it
+    /// scored.
+    fn scripted(
+        fids: Vec<f64>,
+        seen: &mut Vec<f64>,
+    ) -> impl FnMut(&dyn GanModel) -> Result<f64> + '_ {
+        let mut fids = fids.into_iter();
+        move |m: &dyn GanModel| {
+            let g = m.tensors().into_iter().find(|t| t.0 == "g").unwrap().1;
+            seen.push(g.view([-1]).double_value(&[0]));
+            Ok(fids.next().unwrap())
+        }
+    }
+
+    fn g0(m: &dyn GanModel) -> f64 {
+        let g = m.tensors().into_iter().find(|t| t.0 == "g").unwrap().1;
+        g.view([-1]).double_value(&[0])
+    }
+
     #[test]
     fn a_worse_child_goes_back_to_the_kept_state_exactly() {
         tch::manual_seed(1);
         let mut m = super::super::pbt::tests::model(1, false);
         m.cfg.pbt = None;
-        let z = Tensor::randn([8, 4], (Kind::Float, Device::Cpu));
-        let mut sel = EpochSelect::new(z, no_stats());
-        // the first child is always kept
-        let v = sel.round_with(&mut m, 50.0).unwrap();
+        let mut seen = Vec::new();
+        // the first child is kept without a parent to score
+        let (v, (kept, own)) =
+            round_with(&mut m, None, &mut scripted(vec![50.0], &mut seen), false).unwrap();
         assert_eq!(v, json!({"fid": 50.0, "parent_fid": null, "kept": true}));
+        assert!(own.is_none());
         let parent = snapshot(&m);
-        // worse: back to the parent, weights and Adam state
+        let p0 = g0(&m);
+        // worse (60 against the parent's 55 on the same latents): back to the parent, weights
+        // and Adam state, and the parent is scored on its own state
         train(&mut m);
-        assert!(!same(&snapshot(&m), &parent));
-        let v = sel.round_with(&mut m, 60.0).unwrap();
-        assert_eq!(v["kept"], false);
+        let c0 = g0(&m);
+        seen.clear();
+        let (v, (kept, _)) = round_with(
+            &mut m,
+            kept,
+            &mut scripted(vec![60.0, 55.0], &mut seen),
+            false,
+        )
+        .unwrap();
+        assert_eq!(v, json!({"fid": 60.0, "parent_fid": 55.0, "kept": false}));
+        assert_eq!(seen, vec![c0, p0], "the child, then the parent");
         assert!(same(&snapshot(&m), &parent), "the parent's state exactly");
         assert_eq!(
             m.g_adam.t,
@@ -277,35 +355,46 @@ mod tests {
                 .1
                 .int64_value(&[])
         );
-        // training on from the parent does not change the kept copy
+        assert!(same(&kept.as_ref().unwrap().0, &parent));
+        // no worse: the child stays and becomes the kept state; training on does not change
+        // the kept copy
         train(&mut m);
         let child = snapshot(&m);
-        let v = sel.round_with(&mut m, 40.0).unwrap();
-        assert_eq!(v, json!({"fid": 40.0, "parent_fid": 50.0, "kept": true}));
+        let (v, (kept, _)) = round_with(
+            &mut m,
+            kept,
+            &mut scripted(vec![40.0, 45.0], &mut seen),
+            false,
+        )
+        .unwrap();
+        assert_eq!(v["kept"], true);
         assert!(same(&snapshot(&m), &child));
-        assert_eq!(sel.kept_fid(), Some(40.0));
-        // a run that stops between epochs exports the better, and checkpoints its own state
         train(&mut m);
-        let own = snapshot(&m);
-        let v = sel.finish_with(&mut m, 45.0).unwrap();
+        assert!(same(&kept.as_ref().unwrap().0, &child));
+        assert_eq!(kept.as_ref().unwrap().1, 40.0);
+        // a run that stops between epochs exports the better (here the kept state), keeps
+        // its kept state and sets its own aside for the checkpoint
+        let mine = snapshot(&m);
+        let (v, (kept, own)) = round_with(
+            &mut m,
+            kept,
+            &mut scripted(vec![50.0, 45.0], &mut seen),
+            true,
+        )
+        .unwrap();
         assert_eq!(v["kept"], false);
         assert!(same(&snapshot(&m), &child), "the kept state is exported");
-        assert_eq!(sel.kept_fid(), Some(40.0), "and stays kept");
+        assert!(same(&kept.as_ref().unwrap().0, &child), "and stays kept");
+        assert!(same(own.as_ref().unwrap(), &mine));
+        // the checkpoint holds the run's own state, then the kept one, which restores
+        let mut sel = EpochSelect::new(8, &[4], no_stats());
+        (sel.kept, sel.own) = (kept, own);
         let ck = sel.tensors_of(&m);
-        let n = own.len();
-        assert!(
-            same(&ck[..n], &own),
-            "the checkpoint holds the run's own state"
-        );
-        // which restores: the latents and the kept state
+        assert!(same(&ck[..mine.len()], &mine));
         let map: HashMap<String, Tensor> = ck.into_iter().collect();
-        let mut back = EpochSelect::new(
-            Tensor::zeros([8, 4], (Kind::Float, Device::Cpu)),
-            no_stats(),
-        );
+        let mut back = EpochSelect::new(8, &[4], no_stats());
         back.restore(&m, &map).unwrap();
-        assert!(back.z.equal(&sel.z));
-        assert_eq!(back.kept_fid(), Some(40.0));
+        assert_eq!(back.kept_fid(), Some(45.0));
         assert!(same(&back.kept.as_ref().unwrap().0, &child));
         // a kept state of another shape is refused
         let mut bad: HashMap<String, Tensor> = map
@@ -317,5 +406,23 @@ mod tests {
             Tensor::zeros([3], (Kind::Float, Device::Cpu)),
         );
         assert!(back.restore(&m, &bad).is_err());
+        // a better state at the end: exported as it is, nothing set aside
+        let (v, (_, own)) = round_with(
+            &mut m,
+            Some((
+                copied(
+                    child
+                        .iter()
+                        .map(|(n, x)| (n.clone(), x.shallow_clone()))
+                        .collect(),
+                ),
+                45.0,
+            )),
+            &mut scripted(vec![30.0, 45.0], &mut seen),
+            true,
+        )
+        .unwrap();
+        assert_eq!(v["kept"], true);
+        assert!(own.is_none() && same(&snapshot(&m), &child));
     }
 }

@@ -258,7 +258,12 @@ impl Step for GanStep<'_> {
         let at_epoch_end = self.pending.as_ref().is_some_and(|p| p.1);
         let mut finish = None;
         if let (true, false, Some(sel)) = (last, at_epoch_end, &mut self.select) {
-            finish = Some(sel.finish(self.model.as_mut(), self.extractor, self.range)?);
+            finish = Some(sel.finish(
+                self.model.as_mut(),
+                self.extractor,
+                self.range,
+                self.z_fid.device(),
+            )?);
         }
         let Some((mut s, epoch_end)) = self.pending.take() else {
             // nothing trained since the checkpoint: a run resumed at its end gets its final
@@ -391,7 +396,12 @@ impl Step for GanStep<'_> {
         }
         // so is an `--epoch-select` round at an epoch end
         if let (true, Some(sel)) = (self.stream.epochs > self.state.epoch, &mut self.select) {
-            let round = sel.round(self.model.as_mut(), self.extractor, self.range)?;
+            let round = sel.round(
+                self.model.as_mut(),
+                self.extractor,
+                self.range,
+                self.z_fid.device(),
+            )?;
             s.extra.insert("select".into(), round);
         }
         let losses = [s.real_score, s.fake_score, s.loss_d, s.loss_g];
