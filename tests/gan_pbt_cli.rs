@@ -285,8 +285,7 @@ fn epoch_select_goes_back_to_the_kept_state_and_a_resumed_run_ends_as_the_uninte
     assert!(back > 0, "some child was worse than its parent: {rounds:?}");
     let last = log(&full)
         .into_iter()
-        .filter(|r| r["kind"] == "generation")
-        .last()
+        .rfind(|r| r["kind"] == "generation")
         .unwrap();
     assert!(last["select_final"]["parent_fid"].is_f64(), "{last}");
 

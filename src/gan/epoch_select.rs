@@ -206,7 +206,8 @@ impl EpochSelect {
     }
 }
 
-type Kept = Option<(Vec<(String, Tensor)>, f64)>;
+type Tensors = Vec<(String, Tensor)>;
+type Kept = Option<(Tensors, f64)>;
 
 /// One round on `model` against the `kept` state, both scored by `score`: returns the log
 /// entry and the kept state after it, with, when `virtual_end` and the child is worse, the
@@ -217,7 +218,7 @@ fn round_with(
     kept: Kept,
     score: &mut Scorer,
     virtual_end: bool,
-) -> Result<(Value, (Kept, Option<Vec<(String, Tensor)>>))> {
+) -> Result<(Value, (Kept, Option<Tensors>))> {
     let child = score(model)?;
     let Some((parent_t, _)) = kept else {
         let kept = match virtual_end {
