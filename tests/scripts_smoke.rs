@@ -13,7 +13,7 @@ use std::process::Command;
 const NEUROEVO: &str = env!("CARGO_BIN_EXE_neuroevo");
 
 /// Every file of `scripts/` and how this file covers it.
-const SCRIPTS: [&str; 20] = [
+const SCRIPTS: [&str; 21] = [
     "bench-autocnn.sh",
     "bench-broker.sh",
     "bench-fool.sh",
@@ -27,7 +27,8 @@ const SCRIPTS: [&str; 20] = [
     "gan-fid-curves.sh",
     "gan-tuned-baseline.sh",
     "gan_curves.py", // run by gan-compare.sh
-    "gan_score.py",  // run by gan-compare.sh
+    "gan_kept_score.py",
+    "gan_score.py", // run by gan-compare.sh
     "gpu-check.sh",
     "make-colour-mnist.py",
     "setup.sh",
@@ -522,5 +523,21 @@ fn gan_compare() {
             .unwrap_or_else(|| panic!("no curve of {name}: {out}"));
         assert!(curve.ends_with("(2 seed(s))"), "{curve}");
         assert_eq!(curve.split_whitespace().count(), 2 + 5 + 2, "{curve}");
+    }
+    // the best-so-far score of the same runs: a line each, never above the run's own score
+    let o = Command::new("python3")
+        .arg(repo("scripts").join("gan_kept_score.py"))
+        .args(["p2-seed1", "p2-seed2"].map(|d| tmp.path().join(d)))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let kept = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(kept.lines().count(), 2, "{kept}");
+    for l in kept.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f.len(), 3, "{l}");
+        if let (Ok(q), Ok(k)) = (f[1].parse::<f64>(), f[2].parse::<f64>()) {
+            assert!(k <= q, "{l}");
+        }
     }
 }
