@@ -132,12 +132,7 @@ impl EpochSelect {
         range: (f32, f32),
         device: tch::Device,
     ) -> Result<Value> {
-        let kept = self.kept.take();
-        let mut score = self.scorer(extractor, range, device);
-        let (v, kept) = round_with(model, kept, &mut score, false)?;
-        drop(score);
-        self.kept = kept.0;
-        Ok(v)
+        self.scored_round(model, extractor, range, device, false)
     }
 
     /// At the end of a run that stopped between epoch ends: the better of `model` and the kept
@@ -151,10 +146,24 @@ impl EpochSelect {
         range: (f32, f32),
         device: tch::Device,
     ) -> Result<Value> {
+        self.scored_round(model, extractor, range, device, true)
+    }
+
+    /// [`round_with`] on a scorer of fresh latents; the kept state (and, at a virtual end,
+    /// the run's own state set aside) come back into `self`.
+    fn scored_round(
+        &mut self,
+        model: &mut dyn GanModel,
+        extractor: &FeatureExtractor,
+        range: (f32, f32),
+        device: tch::Device,
+        virtual_end: bool,
+    ) -> Result<Value> {
         let kept = self.kept.take();
         let mut score = self.scorer(extractor, range, device);
-        let (v, kept) = round_with(model, kept, &mut score, true)?;
+        let (v, kept) = round_with(model, kept, &mut score, virtual_end)?;
         drop(score);
+        // a round that is not the virtual end sets nothing aside (`own` stays None)
         (self.kept, self.own) = kept;
         Ok(v)
     }
