@@ -1,7 +1,8 @@
 //! `neuroevo gan --pbt-every`: population-based training on the FID, end to end on 256 digits:
 //! the rounds are logged where they are due, a run stopped (or SIGKILLed) in the middle of a PBT
 //! interval and resumed ends as the uninterrupted one, and the flags are refused where PBT makes
-//! no sense; the same for `--epoch-select`, whose worse children go back to the kept state.
+//! no sense; the same for `--epoch-select`, whose worse children go back to the kept state
+//! (`revert`) or train on while the kept state is reported (`keep`).
 mod common;
 use common::{
     config, f64s, log, neuroevo, one_line_error, repo, result, s, stderr, wait_for_file, TINY_GAN,
@@ -219,13 +220,10 @@ fn stopped_and_resumed_ends_as(full: &Path, cut: &Path, flags: &[&str], stop: &s
     assert_eq!(result(cut)["final_fid"], result(full)["final_fid"]);
 }
 
-#[test]
-fn epoch_select_goes_back_to_the_kept_state_and_a_resumed_run_ends_as_the_uninterrupted_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
-    // one network at a rate high enough to swing: 86 generations, about 10 epochs of the tiny
-    // data, the last one cut short (a final round)
-    let flags = [
+/// `--epoch-select MODE` on one network at a rate high enough to swing: 86 generations, about
+/// 10 epochs of the tiny data, the last one cut short (a final round).
+fn select_flags(mode: &str) -> Vec<&str> {
+    vec![
         "--mode",
         "dcgan",
         "--width",
@@ -235,20 +233,25 @@ fn epoch_select_goes_back_to_the_kept_state_and_a_resumed_run_ends_as_the_uninte
         "--lr",
         "0.05",
         "--epoch-select",
+        mode,
         "--pbt-fid-samples",
         "32",
-    ];
-    let o = gan(&full, &[&flags[..], &["--generations", "86"]].concat());
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(config(&full)["epoch_select"], 32);
-    let gens = trained(&full);
+    ]
+}
+
+/// The selection rounds of the run in `dir`, checked: one at every epoch end and only there,
+/// a child kept when no worse than its parent (both scored on the round's latents), and at an
+/// epoch end whose child was worse, the run's FID is that of the generator kept at the last
+/// kept round (the kept state is what the run reports). Returns the generations of the
+/// rounds whose child was worse.
+fn checked_rounds(dir: &Path) -> Vec<u64> {
+    let gens = trained(dir);
     let rounds: Vec<(u64, &serde_json::Value)> = gens
         .iter()
         .filter(|g| !g[6].is_null())
         .map(|g| (g[0].as_u64().unwrap(), &g[6]))
         .collect();
-    // a round at every epoch end, and only there
-    let epoch_fid: Vec<(u64, f64)> = log(&full)
+    let epoch_fid: Vec<(u64, f64)> = log(dir)
         .iter()
         .filter(|r| r["kind"] == "epoch")
         .map(|r| {
@@ -262,8 +265,7 @@ fn epoch_select_goes_back_to_the_kept_state_and_a_resumed_run_ends_as_the_uninte
     assert_eq!(at, epoch_fid.iter().map(|e| e.0).collect::<Vec<_>>());
     assert!(at.len() >= 8 && *at.last().unwrap() < 86, "{at:?}");
     let epoch_fid: std::collections::HashMap<u64, f64> = epoch_fid.into_iter().collect();
-    // a child is kept when no worse than its parent, both scored on the round's latents
-    let (mut kept_at, mut back) = (None::<u64>, 0);
+    let (mut kept_at, mut worse) = (None::<u64>, Vec::new());
     for (g, r) in &rounds {
         let f = r["fid"].as_f64().unwrap();
         match kept_at {
@@ -276,22 +278,67 @@ fn epoch_select_goes_back_to_the_kept_state_and_a_resumed_run_ends_as_the_uninte
         if r["kept"] == true {
             kept_at = Some(*g);
         } else {
-            // gone back: the generator the run's FID sees at this epoch end is the kept one
             let k = kept_at.unwrap();
             assert_eq!(epoch_fid[g], epoch_fid[&k], "generation {g}, kept at {k}");
-            back += 1;
+            worse.push(*g);
         }
     }
-    assert!(back > 0, "some child was worse than its parent: {rounds:?}");
-    let last = log(&full)
+    assert!(
+        !worse.is_empty(),
+        "some child was worse than its parent: {rounds:?}"
+    );
+    let last = log(dir)
         .into_iter()
         .rfind(|r| r["kind"] == "generation")
         .unwrap();
     assert!(last["select_final"]["parent_fid"].is_f64(), "{last}");
+    worse
+}
 
+#[test]
+fn epoch_select_goes_back_to_the_kept_state_and_a_resumed_run_ends_as_the_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (full, cut) = (tmp.path().join("full"), tmp.path().join("cut"));
+    let flags = select_flags("revert");
+    let o = gan(&full, &[&flags[..], &["--generations", "86"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(config(&full)["epoch_select"], 32);
+    assert_eq!(config(&full)["epoch_select_mode"], "revert");
+    checked_rounds(&full);
     // stopped at generation 20 (between epoch ends, with a final round) and resumed to 86
-    assert!(!at.contains(&20));
+    assert!(trained(&full)[19][6].is_null());
     stopped_and_resumed_ends_as(&full, &cut, &flags, "20", "86");
+}
+
+#[test]
+fn epoch_select_keep_trains_on_from_a_worse_child_and_a_resumed_run_ends_as_the_uninterrupted_one()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = ["keep", "revert", "cut"].map(|d| tmp.path().join(d));
+    let [keep, revert, cut] = &dirs;
+    for (dir, mode) in [(keep, "keep"), (revert, "revert")] {
+        let o = gan(
+            dir,
+            &[&select_flags(mode)[..], &["--generations", "86"]].concat(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(config(keep)["epoch_select_mode"], "keep");
+    let worse = checked_rounds(keep);
+    // the two modes train alike up to the first worse child; then `keep` trains on from the
+    // child and `revert` from the kept state
+    let w = worse[0] as usize;
+    let (k, r) = (trained(keep), trained(revert));
+    assert_eq!(k[..w], r[..w], "alike up to generation {w}");
+    assert_ne!(
+        k[w],
+        r[w],
+        "generation {}: trained on different states",
+        w + 1
+    );
+    // stopped at that worse round's epoch end, when the checkpoint holds the child and the
+    // kept state apart, and resumed to 86
+    stopped_and_resumed_ends_as(keep, cut, &select_flags("keep"), &w.to_string(), "86");
 }
 
 /// The index of the highest FID (the first of equals).

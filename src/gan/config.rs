@@ -29,6 +29,17 @@ pub enum LrEvolution {
     Generators,
 }
 
+/// What `--epoch-select` does with a child worse than the kept state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectMode {
+    /// Training goes back to the kept state (weights and Adam state) and goes on from it.
+    Revert,
+    /// Training goes on from the child; the kept state is what the run reports and exports
+    /// (its epoch-end FID, samples and generator) until a child is no worse.
+    Keep,
+}
+
 /// Options of `neuroevo gan`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct GanArgs {
@@ -217,10 +228,11 @@ pub struct GanArgs {
     #[arg(long)]
     pub halving: bool,
     /// (1+1) selection over time (off by default): at every epoch end the run's state (weights
-    /// and Adam state) is scored on a selection FID and kept when no worse than the kept state;
-    /// when worse, training goes back to the kept state. Works with population 1.
-    #[arg(long)]
-    pub epoch_select: bool,
+    /// and Adam state) is scored on a selection FID and kept when no worse than the kept state.
+    /// A worse one: `revert` (the default) goes back to the kept state; `keep` trains on from
+    /// it and reports and exports the kept state. Works with population 1.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "revert")]
+    pub epoch_select: Option<SelectMode>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -276,6 +288,9 @@ pub struct GanConfig {
     /// `--epoch-select`: the generated images of each selection FID (None: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch_select: Option<i64>,
+    /// `--epoch-select`'s mode (None: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_select_mode: Option<SelectMode>,
     pub device: String,
     pub seed: u64,
 }
@@ -634,6 +649,7 @@ impl GanArgs {
             fid_every: self.fid_every,
             mixture: self.mixture,
             epoch_select,
+            epoch_select_mode: epoch_select.and(self.epoch_select),
             device: new.device_name.clone(),
             seed,
         })

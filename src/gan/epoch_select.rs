@@ -11,7 +11,11 @@
 //! run's FID set (selection never tunes the figure the run is judged by). Then
 //! - a child no worse than its parent becomes the kept state;
 //! - a worse one is dropped: the run goes back to the parent (weights and Adam state) and trains
-//!   on from it with the next batches.
+//!   on from it with the next batches (`revert`, the default);
+//! - or, with `--epoch-select keep`, the run trains on from the worse child, and the parent is
+//!   what the run reports and exports at this epoch end (its FID, samples and generator). The
+//!   kept state is then a best-so-far held apart from training, so no epoch of training is
+//!   thrown away (measured: `revert` drops 2 of 3 epochs at the tuned rate, docs/results/gan.md).
 //!
 //! The parent is scored again every round, on the round's latents, because a score kept from an
 //! earlier round carries that round's luck: a state that drew a low FID once would stay
@@ -23,6 +27,7 @@
 //! training budget. A run that stops between epoch ends reports and exports the better of its
 //! state and the kept one, and checkpoints its own state (the kept one beside it), so that a
 //! resumed run trains on as the uninterrupted one would.
+use super::config::SelectMode;
 use super::fid::{self, FeatureStats};
 use super::{in_chunks, take, GanModel};
 use crate::error::Result;
@@ -61,18 +66,32 @@ pub struct EpochSelect {
     /// `[N, latent...]`: the shape of a round's latents.
     z_shape: Vec<i64>,
     real: FeatureStats,
+    mode: SelectMode,
     kept: Option<(Vec<(String, Tensor)>, f64)>,
-    /// After [`Self::finish_with`] went back to the kept state: the run's own state, which
-    /// its checkpoint holds.
+    /// While the model holds the kept state for the report (a run's end, or a worse child in
+    /// `keep` mode): the run's own state, which its checkpoint holds and training goes on from.
     own: Option<Vec<(String, Tensor)>>,
+}
+
+/// What a round does with the states it scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Round {
+    /// An epoch end: a worse child goes back to the kept state.
+    Revert,
+    /// An epoch end: a worse child is set aside to train on; the model holds the kept state.
+    Keep,
+    /// The end of a run between epoch ends: the model holds the better state; the kept state
+    /// stays, and a worse run's own state is set aside for the checkpoint.
+    End,
 }
 
 impl EpochSelect {
     /// The selection of `n` images a FID, latents of shape `latent`, against `real`.
-    pub fn new(n: i64, latent: &[i64], real: FeatureStats) -> Self {
+    pub fn new(n: i64, latent: &[i64], real: FeatureStats, mode: SelectMode) -> Self {
         EpochSelect {
             z_shape: [&[n], latent].concat(),
             real,
+            mode,
             kept: None,
             own: None,
         }
@@ -90,7 +109,8 @@ impl EpochSelect {
     ) -> Result<Self> {
         let rng = run.streams.pbt_samples();
         let s = fid::real_stats(real, super::pbt::REAL_SAMPLES, rng, extractor, range)?;
-        Ok(Self::new(n, latent, s))
+        let mode = run.cfg.epoch_select_mode.unwrap_or(SelectMode::Revert);
+        Ok(Self::new(n, latent, s, mode))
     }
 
     /// The selection FID of `model`'s best generator on latents `z`: +inf when its images are
@@ -132,7 +152,20 @@ impl EpochSelect {
         range: (f32, f32),
         device: tch::Device,
     ) -> Result<Value> {
-        self.scored_round(model, extractor, range, device, false)
+        let kind = match self.mode {
+            SelectMode::Revert => Round::Revert,
+            SelectMode::Keep => Round::Keep,
+        };
+        self.scored_round(model, extractor, range, device, kind)
+    }
+
+    /// Before a generation is trained: the run's own state back into `model` where a `keep`
+    /// round left the kept state there for the report.
+    pub fn train_on_own(&mut self, model: &mut dyn GanModel) -> Result<()> {
+        if let Some(own) = self.own.take() {
+            model.load_tensors(&as_map(&own))?;
+        }
+        Ok(())
     }
 
     /// At the end of a run that stopped between epoch ends: the better of `model` and the kept
@@ -146,24 +179,26 @@ impl EpochSelect {
         range: (f32, f32),
         device: tch::Device,
     ) -> Result<Value> {
-        self.scored_round(model, extractor, range, device, true)
+        self.scored_round(model, extractor, range, device, Round::End)
     }
 
-    /// [`round_with`] on a scorer of fresh latents; the kept state (and, at a virtual end,
-    /// the run's own state set aside) come back into `self`.
+    /// [`round_with`] on a scorer of fresh latents; the kept state (and the run's own state
+    /// where it was set aside) come back into `self`.
     fn scored_round(
         &mut self,
         model: &mut dyn GanModel,
         extractor: &FeatureExtractor,
         range: (f32, f32),
         device: tch::Device,
-        virtual_end: bool,
+        kind: Round,
     ) -> Result<Value> {
+        // the model holds the run's own state: nothing is set aside between a round and the
+        // next generation
+        debug_assert!(self.own.is_none());
         let kept = self.kept.take();
         let mut score = self.scorer(extractor, range, device);
-        let (v, kept) = round_with(model, kept, &mut score, virtual_end)?;
+        let (v, kept) = round_with(model, kept, &mut score, kind)?;
         drop(score);
-        // a round that is not the virtual end sets nothing aside (`own` stays None)
         (self.kept, self.own) = kept;
         Ok(v)
     }
@@ -219,20 +254,20 @@ type Tensors = Vec<(String, Tensor)>;
 type Kept = Option<(Tensors, f64)>;
 
 /// One round on `model` against the `kept` state, both scored by `score`: returns the log
-/// entry and the kept state after it, with, when `virtual_end` and the child is worse, the
-/// child's state (set aside for the checkpoint; `model` holds the kept state, which stays).
-/// Without `virtual_end` a worse child is dropped and a better one becomes the kept state.
+/// entry and the kept state after it, with the run's own state where it is set aside (`Keep`
+/// or `End` with a worse child: `model` then holds the kept state). A child no worse becomes
+/// the kept state, except at the `End`, where the kept state stays as the checkpoint had it.
 fn round_with(
     model: &mut dyn GanModel,
     kept: Kept,
     score: &mut Scorer,
-    virtual_end: bool,
+    kind: Round,
 ) -> Result<(Value, (Kept, Option<Tensors>))> {
     let child = score(model)?;
     let Some((parent_t, _)) = kept else {
-        let kept = match virtual_end {
-            true => None,
-            false => Some((copied(model.tensors()), child)),
+        let kept = match kind {
+            Round::End => None,
+            Round::Revert | Round::Keep => Some((copied(model.tensors()), child)),
         };
         return Ok((log_entry(child, None, true), (kept, None)));
     };
@@ -241,17 +276,18 @@ fn round_with(
     let parent = score(model)?;
     let keep = keep_child(child, Some(parent));
     let v = log_entry(child, Some(parent), keep);
-    Ok(match (keep, virtual_end) {
-        (true, true) => {
+    let parent_kept = Some((parent_t, parent));
+    Ok(match (keep, kind) {
+        (true, Round::End) => {
             model.load_tensors(&as_map(&own))?;
-            (v, (Some((parent_t, parent)), None))
+            (v, (parent_kept, None))
         }
-        (true, false) => {
+        (true, Round::Revert | Round::Keep) => {
             model.load_tensors(&as_map(&own))?;
             (v, (Some((own, child)), None))
         }
-        (false, true) => (v, (Some((parent_t, parent)), Some(own))),
-        (false, false) => (v, (Some((parent_t, parent)), None)),
+        (false, Round::Keep | Round::End) => (v, (parent_kept, Some(own))),
+        (false, Round::Revert) => (v, (parent_kept, None)),
     })
 }
 
@@ -335,8 +371,13 @@ mod tests {
         m.cfg.pbt = None;
         let mut seen = Vec::new();
         // the first child is kept without a parent to score
-        let (v, (kept, own)) =
-            round_with(&mut m, None, &mut scripted(vec![50.0], &mut seen), false).unwrap();
+        let (v, (kept, own)) = round_with(
+            &mut m,
+            None,
+            &mut scripted(vec![50.0], &mut seen),
+            Round::Revert,
+        )
+        .unwrap();
         assert_eq!(v, json!({"fid": 50.0, "parent_fid": null, "kept": true}));
         assert!(own.is_none());
         let parent = snapshot(&m);
@@ -350,7 +391,7 @@ mod tests {
             &mut m,
             kept,
             &mut scripted(vec![60.0, 55.0], &mut seen),
-            false,
+            Round::Revert,
         )
         .unwrap();
         assert_eq!(v, json!({"fid": 60.0, "parent_fid": 55.0, "kept": false}));
@@ -374,7 +415,7 @@ mod tests {
             &mut m,
             kept,
             &mut scripted(vec![40.0, 45.0], &mut seen),
-            false,
+            Round::Revert,
         )
         .unwrap();
         assert_eq!(v["kept"], true);
@@ -389,7 +430,7 @@ mod tests {
             &mut m,
             kept,
             &mut scripted(vec![50.0, 45.0], &mut seen),
-            true,
+            Round::End,
         )
         .unwrap();
         assert_eq!(v["kept"], false);
@@ -397,12 +438,12 @@ mod tests {
         assert!(same(&kept.as_ref().unwrap().0, &child), "and stays kept");
         assert!(same(own.as_ref().unwrap(), &mine));
         // the checkpoint holds the run's own state, then the kept one, which restores
-        let mut sel = EpochSelect::new(8, &[4], no_stats());
+        let mut sel = EpochSelect::new(8, &[4], no_stats(), SelectMode::Revert);
         (sel.kept, sel.own) = (kept, own);
         let ck = sel.tensors_of(&m);
         assert!(same(&ck[..mine.len()], &mine));
         let map: HashMap<String, Tensor> = ck.into_iter().collect();
-        let mut back = EpochSelect::new(8, &[4], no_stats());
+        let mut back = EpochSelect::new(8, &[4], no_stats(), SelectMode::Revert);
         back.restore(&m, &map).unwrap();
         assert_eq!(back.kept_fid(), Some(45.0));
         assert!(same(&back.kept.as_ref().unwrap().0, &child));
@@ -429,10 +470,63 @@ mod tests {
                 45.0,
             )),
             &mut scripted(vec![30.0, 45.0], &mut seen),
-            true,
+            Round::End,
         )
         .unwrap();
         assert_eq!(v["kept"], true);
         assert!(own.is_none() && same(&snapshot(&m), &child));
+    }
+
+    /// A `keep` round of `sel` on `m` with the scripted FIDs `fids`.
+    fn round(
+        sel: &mut EpochSelect,
+        m: &mut dyn GanModel,
+        fids: Vec<f64>,
+        seen: &mut Vec<f64>,
+    ) -> Value {
+        let mut score = scripted(fids, seen);
+        let (v, k) = round_with(m, sel.kept.take(), &mut score, Round::Keep).unwrap();
+        (sel.kept, sel.own) = k;
+        v
+    }
+
+    #[test]
+    fn keep_reports_the_kept_state_and_trains_on_from_the_worse_child() {
+        tch::manual_seed(2);
+        let mut m = super::super::pbt::tests::model(1, false);
+        m.cfg.pbt = None;
+        let mut sel = EpochSelect::new(8, &[4], no_stats(), SelectMode::Keep);
+        let mut seen = Vec::new();
+        round(&mut sel, &mut m, vec![50.0], &mut seen);
+        let parent = snapshot(&m);
+        train(&mut m);
+        let child = snapshot(&m);
+        // worse: the model holds the kept state for the report, the child is set aside and is
+        // what the checkpoint holds
+        let v = round(&mut sel, &mut m, vec![60.0, 55.0], &mut seen);
+        assert_eq!(v, json!({"fid": 60.0, "parent_fid": 55.0, "kept": false}));
+        assert!(same(&snapshot(&m), &parent), "the kept state is reported");
+        assert!(same(&sel.kept.as_ref().unwrap().0, &parent));
+        assert!(same(&sel.tensors_of(&m)[..child.len()], &child));
+        // the next generation trains on the child, weights and Adam state exactly
+        sel.train_on_own(&mut m).unwrap();
+        assert!(
+            same(&snapshot(&m), &child),
+            "training goes on from the child"
+        );
+        assert!(sel.own.is_none() && same(&sel.tensors_of(&m)[..child.len()], &child));
+        sel.train_on_own(&mut m).unwrap();
+        assert!(
+            same(&snapshot(&m), &child),
+            "nothing set aside: nothing changes"
+        );
+        // a later child no worse than the kept state replaces it
+        train(&mut m);
+        let later = snapshot(&m);
+        let v = round(&mut sel, &mut m, vec![40.0, 55.0], &mut seen);
+        assert_eq!(v["kept"], true);
+        assert!(sel.own.is_none() && same(&snapshot(&m), &later));
+        assert!(same(&sel.kept.as_ref().unwrap().0, &later));
+        assert_eq!(sel.kept_fid(), Some(40.0));
     }
 }

@@ -107,7 +107,7 @@ impl GanArgs {
         d_population: usize,
     ) -> Result<Option<pbt::PbtConfig>> {
         let Some(every) = self.pbt_every else {
-            if self.pbt_fid_samples.is_some() && !self.epoch_select {
+            if self.pbt_fid_samples.is_some() && self.epoch_select.is_none() {
                 return Err(Error::usage(
                     "--pbt-fid-samples: only with --pbt-every or --epoch-select",
                 ));
@@ -172,7 +172,7 @@ impl GanArgs {
     /// `--epoch-select`: the images of each selection FID (None: off), refused where the run
     /// selects otherwise or not at all.
     pub(crate) fn epoch_select_config(&self, weights_mode: bool) -> Result<Option<i64>> {
-        if !self.epoch_select {
+        if self.epoch_select.is_none() {
             return Ok(None);
         }
         if weights_mode {

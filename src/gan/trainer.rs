@@ -372,6 +372,9 @@ impl Step for GanStep<'_> {
         // libtorch's RNG is seeded per generation: a resumed run draws what the uninterrupted
         // one draws, wherever it was checkpointed
         self.streams.generation_libtorch(self.state.generation);
+        if let Some(sel) = &mut self.select {
+            sel.train_on_own(self.model.as_mut())?;
+        }
         let t0 = std::time::Instant::now();
         let c0 = process_cpu_s();
         let mut s =
