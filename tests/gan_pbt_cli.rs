@@ -349,10 +349,24 @@ fn worst(f: &[f64]) -> usize {
 #[test]
 fn pbt_flags_are_refused_where_they_make_no_sense() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 15] = [
+    let cases: [(&[&str], &str); 17] = [
         (
             &["--population", "1", "--epoch-select", "--no-evolution"],
             "drop --no-evolution",
+        ),
+        (
+            &[
+                "--population",
+                "1",
+                "--epoch-select",
+                "keep",
+                "--no-evolution",
+            ],
+            "drop --no-evolution",
+        ),
+        (
+            &["--epoch-select", "sideways"],
+            "invalid value 'sideways' for '--epoch-select",
         ),
         (
             &["--population", "2", "--epoch-select", "--pbt-every", "2"],
