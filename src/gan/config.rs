@@ -583,17 +583,7 @@ impl GanArgs {
             )));
         }
         self.check_mode_flags(weights_mode)?;
-        if self.mixture && weights_mode {
-            return Err(Error::usage(
-                "--mixture: only for the dcgan mode (a mixture of its population's generators)",
-            ));
-        }
-        if self.mixture && population < 2 {
-            return Err(Error::usage(format!(
-                "--mixture: needs --population 2 or more (a mixture of the population's \
-                 generators), not {population}"
-            )));
-        }
+        self.check_mixture(weights_mode, population)?;
         let eval_batch = self.eval_batch_checked(weights_mode)?;
         let (ops, per_tensor) = self.flat_ops(weights_mode)?;
         let elitism = self.elitism.or(if weights_mode { None } else { Some(1) });

@@ -192,4 +192,21 @@ impl GanArgs {
         }
         self.selection_fid_samples().map(Some)
     }
+
+    /// `--mixture`: a mixture of a dcgan population's generators, so refused in weights mode
+    /// and for a population under 2.
+    pub(crate) fn check_mixture(&self, weights_mode: bool, population: usize) -> Result<()> {
+        if self.mixture && weights_mode {
+            return Err(Error::usage(
+                "--mixture: only for the dcgan mode (a mixture of its population's generators)",
+            ));
+        }
+        if self.mixture && population < 2 {
+            return Err(Error::usage(format!(
+                "--mixture: needs --population 2 or more (a mixture of the population's \
+                 generators), not {population}"
+            )));
+        }
+        Ok(())
+    }
 }
