@@ -9,6 +9,7 @@
 //! | [`Streams::class`] | `seed + class * 1_000_003` | fool: the GA of one class |
 //! | [`Streams::data_split`] | `seed ^ 0x5eed_da7a` | datasets: validation split and `--subset` |
 //! | [`Streams::fid_samples`] | `seed ^ 0xF1D` | gan: the real images of the FID |
+//! | [`Streams::select_latents`] | `seed ^ 0x5E1E_C7` | gan: the latents of `--select-latents fixed` |
 //! | [`Streams::epoch`] | `seed + epochs done` | training: shuffling and augmentation from a (re)start after that many epochs, and libtorch's RNG during it |
 //! | [`Streams::init_libtorch`] | `seed` | libtorch's global RNG before weights are created (train, auto-cnn, gan) |
 //! | [`Streams::resume_libtorch`] | `seed ^ generation * 0x9E37_79B9` | gan: libtorch's RNG after a resume at `generation` |
@@ -71,6 +72,11 @@ impl Streams {
         GaRng::seed_from_u64(self.seed ^ 0xB7_F1D)
     }
 
+    /// `gan --select-latents fixed`: the latents every selection round scores on.
+    pub fn select_latents(&self) -> GaRng {
+        GaRng::seed_from_u64(self.seed ^ 0x5E1E_C7)
+    }
+
     /// Training: the stream of a training that starts after `epoch` epochs were done (0 for a
     /// new one). Also seeds libtorch's RNG (dropout) for it.
     pub fn epoch(&self, epoch: u64) -> GaRng {
@@ -107,6 +113,8 @@ mod tests {
             draw(s.class(1)),
             draw(s.data_split()),
             draw(s.fid_samples()),
+            draw(s.pbt_samples()),
+            draw(s.select_latents()),
         ];
         for i in 0..all.len() {
             for j in i + 1..all.len() {

@@ -341,6 +341,103 @@ fn epoch_select_keep_trains_on_from_a_worse_child_and_a_resumed_run_ends_as_the_
     stopped_and_resumed_ends_as(keep, cut, &select_flags("keep"), &w.to_string(), "86");
 }
 
+#[test]
+fn fixed_selection_latents_score_the_child_alone_and_a_resumed_run_ends_as_the_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = ["fixed", "fresh", "cut"].map(|d| tmp.path().join(d));
+    let [fixed, fresh, cut] = &dirs;
+    let flags = [&select_flags("keep")[..], &["--select-latents", "fixed"]].concat();
+    let o = gan(fixed, &[&flags[..], &["--generations", "86"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = gan(
+        fresh,
+        &[&select_flags("keep")[..], &["--generations", "86"]].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(config(fixed)["epoch_select_latents"], "fixed");
+    let worse = checked_rounds(fixed);
+    // a round's parent score is the one the kept state got in the round that kept it
+    let mut kept_fid: Option<serde_json::Value> = None;
+    for g in trained(fixed).iter().filter(|g| !g[6].is_null()) {
+        if let Some(k) = &kept_fid {
+            assert_eq!(&g[6]["parent_fid"], k, "{g}");
+        }
+        if g[6]["kept"] == true {
+            kept_fid = Some(g[6]["fid"].clone());
+        }
+    }
+    // selection in `keep` mode changes nothing that training sees: the same training as with
+    // fresh latents, on other selection scores
+    assert_eq!(training(fixed), training(fresh));
+    assert_ne!(
+        trained(fixed),
+        trained(fresh),
+        "other latents, other scores"
+    );
+    // stopped at a worse round's epoch end and resumed: the latents are drawn again alike
+    stopped_and_resumed_ends_as(fixed, cut, &flags, &worse[0].to_string(), "86");
+}
+
+#[test]
+fn a_better_crossover_is_reported_training_goes_on_alike_and_a_resumed_run_ends_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = ["xo", "plain", "cut"].map(|d| tmp.path().join(d));
+    let [xo, plain, cut] = &dirs;
+    let fixed = [&select_flags("keep")[..], &["--select-latents", "fixed"]].concat();
+    let flags = [&fixed[..], &["--select-crossover"]].concat();
+    for (dir, f) in [(xo, &flags), (plain, &fixed)] {
+        let o = gan(dir, &[&f[..], &["--generations", "86"]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(config(xo)["epoch_select_crossover"], true);
+    checked_rounds(xo);
+    // training never goes on from a crossover
+    assert_eq!(training(xo), training(plain));
+    // the round's candidate is the better of the child and the crossover
+    let rounds: Vec<(usize, serde_json::Value)> = trained(xo)
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| !g[6].is_null())
+        .map(|(i, g)| (i, g[6].clone()))
+        .collect();
+    assert!(
+        rounds[0].1["crossover"].is_null(),
+        "no parent to cross with"
+    );
+    let mut reported = None;
+    for (i, r) in &rounds[1..] {
+        let (c, f) = (&r["crossover"], r["fid"].as_f64().unwrap());
+        match c["better"].as_bool().unwrap() {
+            true => assert_eq!(c["fid"].as_f64(), Some(f), "{r}"),
+            false => assert!(f <= c["fid"].as_f64().unwrap_or(f64::INFINITY), "{r}"),
+        }
+        if c["better"] == true && r["kept"] == true {
+            reported = reported.or(Some(*i));
+        }
+    }
+    // a kept crossover is what the run reports: a state neither run trained
+    let w = reported.expect("some crossover was kept");
+    let fid_at = |d: &Path| -> f64 {
+        let e = log(d)
+            .into_iter()
+            .find(|r| r["kind"] == "epoch" && r["generation"] == w as u64 + 1)
+            .unwrap();
+        e["fid"].as_f64().unwrap()
+    };
+    assert_ne!(fid_at(xo), fid_at(plain), "generation {}", w + 1);
+    // stopped at that round's epoch end (the crossover kept, the child set aside) and resumed
+    stopped_and_resumed_ends_as(xo, cut, &flags, &(w + 1).to_string(), "86");
+}
+
+/// What the generation records of the run in `dir` say that training decides, without the
+/// selection rounds.
+fn training(dir: &Path) -> Vec<serde_json::Value> {
+    trained(dir)
+        .iter()
+        .map(|g| serde_json::json!(&g.as_array().unwrap()[..6]))
+        .collect()
+}
+
 /// The index of the highest FID (the first of equals).
 fn worst(f: &[f64]) -> usize {
     (0..f.len()).fold(0, |w, i| if f[i] > f[w] { i } else { w })
@@ -349,7 +446,7 @@ fn worst(f: &[f64]) -> usize {
 #[test]
 fn pbt_flags_are_refused_where_they_make_no_sense() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 17] = [
+    let cases: [(&[&str], &str); 21] = [
         (
             &["--population", "1", "--epoch-select", "--no-evolution"],
             "drop --no-evolution",
@@ -363,6 +460,28 @@ fn pbt_flags_are_refused_where_they_make_no_sense() {
                 "--no-evolution",
             ],
             "drop --no-evolution",
+        ),
+        (
+            &["--select-latents", "fixed"],
+            "--select-latents: only with --epoch-select",
+        ),
+        (
+            &["--select-crossover"],
+            "--select-crossover: only with --epoch-select",
+        ),
+        (
+            &[
+                "--population",
+                "2",
+                "--epoch-select",
+                "keep",
+                "--select-crossover",
+            ],
+            "--select-crossover: averages two states of one network",
+        ),
+        (
+            &["--population", "1", "--epoch-select", "--select-crossover"],
+            "--select-crossover: only with --epoch-select keep",
         ),
         (
             &["--epoch-select", "sideways"],

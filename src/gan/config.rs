@@ -40,6 +40,18 @@ pub enum SelectMode {
     Keep,
 }
 
+/// Which latents `--epoch-select` scores a round's states on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectLatents {
+    /// Fresh latents every round; the kept state is scored again beside the child (two FIDs a
+    /// round).
+    Fresh,
+    /// One seeded set of latents for the whole run; the kept state's score is the one it got
+    /// when it was kept, so a round scores the child alone (one FID a round).
+    Fixed,
+}
+
 /// Options of `neuroevo gan`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct GanArgs {
@@ -233,6 +245,17 @@ pub struct GanArgs {
     /// it and reports and exports the kept state. Works with population 1.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "revert")]
     pub epoch_select: Option<SelectMode>,
+    /// With --epoch-select: `fresh` latents every round (the default; the kept state is scored
+    /// again beside the child) or one `fixed` set for the run (the child alone is scored, half
+    /// the selection's cost).
+    #[arg(long, value_enum)]
+    pub select_latents: Option<SelectLatents>,
+    /// With --epoch-select keep and --population 1: at every round after the first, the
+    /// average of the kept state's and the child's weights (both networks) is a second
+    /// candidate for the kept state, taken where it beats the child on the selection FID (one
+    /// FID more a round). Training goes on from the child as without it.
+    #[arg(long)]
+    pub select_crossover: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -291,6 +314,12 @@ pub struct GanConfig {
     /// `--epoch-select`'s mode (None: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch_select_mode: Option<SelectMode>,
+    /// `--select-latents` (None: fresh, as runs before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_select_latents: Option<SelectLatents>,
+    /// `--select-crossover`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub epoch_select_crossover: bool,
     pub device: String,
     pub seed: u64,
 }
@@ -584,6 +613,7 @@ impl GanArgs {
         }
         self.check_mode_flags(weights_mode)?;
         self.check_mixture(weights_mode, population)?;
+        self.check_crossover(population, d_population)?;
         let eval_batch = self.eval_batch_checked(weights_mode)?;
         let (ops, per_tensor) = self.flat_ops(weights_mode)?;
         let elitism = self.elitism.or(if weights_mode { None } else { Some(1) });
@@ -640,6 +670,8 @@ impl GanArgs {
             mixture: self.mixture,
             epoch_select,
             epoch_select_mode: epoch_select.and(self.epoch_select),
+            epoch_select_latents: epoch_select.and(self.select_latents),
+            epoch_select_crossover: self.select_crossover,
             device: new.device_name.clone(),
             seed,
         })

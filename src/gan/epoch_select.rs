@@ -17,17 +17,21 @@
 //!   kept state is then a best-so-far held apart from training, so no epoch of training is
 //!   thrown away (measured: `revert` drops 2 of 3 epochs at the tuned rate, docs/results/gan.md).
 //!
-//! The parent is scored again every round, on the round's latents, because a score kept from an
-//! earlier round carries that round's luck: a state that drew a low FID once would stay
-//! unbeatable for many epochs (measured: 8 epochs of training dropped in a row, and a worse
-//! end than without selection, docs/results/gan.md). Scored side by side on the same latents,
-//! the two differ by what differs between the generators.
+//! By default the parent is scored again every round, on the round's fresh latents, because a
+//! score kept from an earlier round carries that round's luck: a state that drew a low FID once
+//! would stay unbeatable for many epochs (measured: 8 epochs of training dropped in a row, and a
+//! worse end than without selection, docs/results/gan.md). Scored side by side on the same
+//! latents, the two differ by what differs between the generators. With `--select-latents
+//! fixed` every round scores on one seeded set of latents drawn at the start
+//! ([`crate::rng::Streams::select_latents`]), so the parent's score from the round that kept it
+//! is the score it would get again: a round scores the child alone, at half the cost. What
+//! stays is the luck of one state on that one set of latents.
 //!
 //! The selection FIDs are part of the generation that ends an epoch, so they count in the
 //! training budget. A run that stops between epoch ends reports and exports the better of its
 //! state and the kept one, and checkpoints its own state (the kept one beside it), so that a
 //! resumed run trains on as the uninterrupted one would.
-use super::config::SelectMode;
+use super::config::{SelectLatents, SelectMode};
 use super::fid::{self, FeatureStats};
 use super::{in_chunks, take, GanModel};
 use crate::error::Result;
@@ -67,6 +71,10 @@ pub struct EpochSelect {
     z_shape: Vec<i64>,
     real: FeatureStats,
     mode: SelectMode,
+    /// With `--select-latents fixed`: the latents of every round.
+    fixed: Option<Tensor>,
+    /// `--select-crossover`: the kept state's and the child's average is a second child.
+    crossover: bool,
     kept: Option<(Vec<(String, Tensor)>, f64)>,
     /// While the model holds the kept state for the report (a run's end, or a worse child in
     /// `keep` mode): the run's own state, which its checkpoint holds and training goes on from.
@@ -92,6 +100,8 @@ impl EpochSelect {
             z_shape: [&[n], latent].concat(),
             real,
             mode,
+            fixed: None,
+            crossover: false,
             kept: None,
             own: None,
         }
@@ -110,7 +120,24 @@ impl EpochSelect {
         let rng = run.streams.pbt_samples();
         let s = fid::real_stats(real, super::pbt::REAL_SAMPLES, rng, extractor, range)?;
         let mode = run.cfg.epoch_select_mode.unwrap_or(SelectMode::Revert);
-        Ok(Self::new(n, latent, s, mode))
+        let mut sel = Self::new(n, latent, s, mode);
+        sel.crossover = run.cfg.epoch_select_crossover;
+        if run.cfg.epoch_select_latents == Some(SelectLatents::Fixed) {
+            sel.fix_latents(run.streams.select_latents(), run.device);
+        }
+        Ok(sel)
+    }
+
+    /// Every round from now on scores on one set of latents drawn from `rng` (standard normal;
+    /// not from libtorch's generator, so training draws what it would without selection).
+    pub fn fix_latents(&mut self, mut rng: crate::ga::GaRng, device: tch::Device) {
+        use rand_distr::Distribution;
+        let n: i64 = self.z_shape.iter().product();
+        let z: Vec<f32> = (0..n)
+            .map(|_| rand_distr::StandardNormal.sample(&mut rng))
+            .collect();
+        let z = Tensor::from_slice(&z).view(self.z_shape.as_slice());
+        self.fixed = Some(z.to_device(device));
     }
 
     /// The selection FID of `model`'s best generator on latents `z`: +inf when its images are
@@ -138,7 +165,10 @@ impl EpochSelect {
         range: (f32, f32),
         device: tch::Device,
     ) -> impl FnMut(&dyn GanModel) -> Result<f64> + 'a {
-        let z = Tensor::randn(self.z_shape.as_slice(), (Kind::Float, device));
+        let z = match &self.fixed {
+            Some(z) => z.shallow_clone(),
+            None => Tensor::randn(self.z_shape.as_slice(), (Kind::Float, device)),
+        };
         move |m: &dyn GanModel| self.fid(m, &z, extractor, range)
     }
 
@@ -196,8 +226,13 @@ impl EpochSelect {
         // next generation
         debug_assert!(self.own.is_none());
         let kept = self.kept.take();
+        let how = How {
+            kind,
+            rescore: self.fixed.is_none(),
+            crossover: self.crossover,
+        };
         let mut score = self.scorer(extractor, range, device);
-        let (v, kept) = round_with(model, kept, &mut score, kind)?;
+        let (v, kept) = round_with(model, kept, &mut score, how)?;
         drop(score);
         (self.kept, self.own) = kept;
         Ok(v)
@@ -253,280 +288,142 @@ impl EpochSelect {
 type Tensors = Vec<(String, Tensor)>;
 type Kept = Option<(Tensors, f64)>;
 
-/// One round on `model` against the `kept` state, both scored by `score`: returns the log
-/// entry and the kept state after it, with the run's own state where it is set aside (`Keep`
-/// or `End` with a worse child: `model` then holds the kept state). A child no worse becomes
-/// the kept state, except at the `End`, where the kept state stays as the checkpoint had it.
+/// How a round scores and what it does with a worse child.
+#[derive(Clone, Copy, Debug)]
+struct How {
+    kind: Round,
+    /// The kept state is scored again (fresh latents), else its score from the round that kept
+    /// it stands (fixed latents).
+    rescore: bool,
+    /// A `Keep` round's crossover of the kept state and the child ([`crossed`]) is a second
+    /// candidate for the kept state.
+    crossover: bool,
+}
+
+/// The round's candidate for the kept state: the child, or its crossover with the kept state.
+enum Candidate {
+    Child,
+    Crossover(Tensors),
+}
+
+/// One round on `model` against the `kept` state, both scored by `score` as `how` says:
+/// returns the log entry and the kept state after it, with the run's own state where it is set
+/// aside (`model` then holds the kept state). The round's candidate is the child, or in a
+/// `Keep` round with a crossover, the crossover where it is better than the child; a candidate
+/// no worse than the kept state becomes it, except at the `End`, where the kept state stays as
+/// the checkpoint had it. Training always goes on from the child (or, `Revert`, from the kept
+/// state where the child was worse).
 fn round_with(
     model: &mut dyn GanModel,
     kept: Kept,
     score: &mut Scorer,
-    kind: Round,
+    how: How,
 ) -> Result<(Value, (Kept, Option<Tensors>))> {
     let child = score(model)?;
-    let Some((parent_t, _)) = kept else {
-        let kept = match kind {
+    let Some((parent_t, parent_fid)) = kept else {
+        let kept = match how.kind {
             Round::End => None,
             Round::Revert | Round::Keep => Some((copied(model.tensors()), child)),
         };
         return Ok((log_entry(child, None, true), (kept, None)));
     };
     let own = copied(model.tensors());
-    model.load_tensors(&as_map(&parent_t))?;
-    let parent = score(model)?;
-    let keep = keep_child(child, Some(parent));
-    let v = log_entry(child, Some(parent), keep);
+    let mut cross = None;
+    if how.crossover && how.kind == Round::Keep {
+        let a = crossed(&own, &parent_t);
+        model.load_tensors(&as_map(&a))?;
+        cross = Some((a, score(model)?));
+    }
+    let parent = match how.rescore {
+        true => {
+            model.load_tensors(&as_map(&parent_t))?;
+            score(model)?
+        }
+        false => parent_fid,
+    };
+    let mut cross_log = None;
+    let (cand, cand_fid) = match cross {
+        Some((a, f)) => {
+            let better = !keep_child(child, Some(f));
+            cross_log = Some(json!({"fid": finite(f), "better": better}));
+            match better {
+                true => (Candidate::Crossover(a), f),
+                false => (Candidate::Child, child),
+            }
+        }
+        None => (Candidate::Child, child),
+    };
+    let keep = keep_child(cand_fid, Some(parent));
+    let mut v = log_entry(cand_fid, Some(parent), keep);
+    if let Some(c) = cross_log {
+        v["crossover"] = c;
+    }
     let parent_kept = Some((parent_t, parent));
-    Ok(match (keep, kind) {
-        (true, Round::End) => {
-            model.load_tensors(&as_map(&own))?;
+    // the model ends holding what the run reports: the child kept, the crossover kept, or the
+    // kept state
+    let hold = |model: &mut dyn GanModel, t: &Tensors| model.load_tensors(&as_map(t));
+    Ok(match (keep, how.kind, cand) {
+        (true, Round::End, _) => {
+            hold(model, &own)?;
             (v, (parent_kept, None))
         }
-        (true, Round::Revert | Round::Keep) => {
-            model.load_tensors(&as_map(&own))?;
+        (true, Round::Revert | Round::Keep, Candidate::Child) => {
+            hold(model, &own)?;
             (v, (Some((own, child)), None))
         }
-        (false, Round::Keep | Round::End) => (v, (parent_kept, Some(own))),
-        (false, Round::Revert) => (v, (parent_kept, None)),
+        (true, _, Candidate::Crossover(a)) => {
+            hold(model, &a)?;
+            (v, (Some((a, cand_fid)), Some(own)))
+        }
+        (false, Round::Keep | Round::End, _) => {
+            hold(model, &parent_kept.as_ref().unwrap().0)?;
+            (v, (parent_kept, Some(own)))
+        }
+        (false, Round::Revert, _) => {
+            hold(model, &parent_kept.as_ref().unwrap().0)?;
+            (v, (parent_kept, None))
+        }
     })
+}
+
+/// The tensors a crossover averages: both networks' weights and the best generator's copy.
+/// Every other tensor (Adam's moments and step, the rates) is the child's.
+const AVERAGED: [&str; 3] = ["g", "d", "best"];
+
+/// The arithmetic crossover of a child and its parent: the mean of their [`AVERAGED`] tensors,
+/// the child's others.
+fn crossed(child: &[(String, Tensor)], parent: &[(String, Tensor)]) -> Tensors {
+    let parent: HashMap<&str, &Tensor> = parent.iter().map(|(n, x)| (n.as_str(), x)).collect();
+    child
+        .iter()
+        .map(|(n, x)| {
+            let t = match (AVERAGED.contains(&n.as_str()), parent.get(n.as_str())) {
+                (true, Some(p)) => (x + *p) * 0.5,
+                _ => x.copy(),
+            };
+            (n.clone(), t)
+        })
+        .collect()
 }
 
 /// A round for the log: the child's and the parent's selection FIDs (null where there is none
 /// or it is not finite) and whether the child was kept.
 fn log_entry(child: f64, parent: Option<f64>, keep: bool) -> Value {
-    let num = |f: f64| if f.is_finite() { json!(f) } else { Value::Null };
     json!({
-        "fid": num(child),
-        "parent_fid": parent.map_or(Value::Null, num),
+        "fid": finite(child),
+        "parent_fid": parent.map_or(Value::Null, finite),
         "kept": keep,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tch::Device;
-
-    #[test]
-    fn a_child_is_kept_when_no_worse() {
-        assert!(keep_child(80.0, None));
-        assert!(keep_child(f64::INFINITY, None));
-        assert!(keep_child(80.0, Some(80.0)));
-        assert!(keep_child(79.0, Some(80.0)));
-        assert!(!keep_child(81.0, Some(80.0)));
-        assert!(!keep_child(f64::INFINITY, Some(80.0)));
-        assert!(!keep_child(f64::NAN, Some(80.0)));
-        assert!(keep_child(500.0, Some(f64::INFINITY)));
-        assert!(keep_child(500.0, Some(f64::NAN)));
-    }
-
-    fn no_stats() -> FeatureStats {
-        FeatureStats {
-            mean: Tensor::zeros([2], (Kind::Double, Device::Cpu)),
-            cov: Tensor::eye(2, (Kind::Double, Device::Cpu)),
-        }
-    }
-
-    fn snapshot(m: &dyn GanModel) -> Vec<(String, Tensor)> {
-        copied(m.tensors())
-    }
-
-    fn same(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
-        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && x.1.equal(&y.1))
-    }
-
-    /// Changes every weight and Adam moment of `m`, as training would.
-    fn train(m: &mut super::super::dcgan::DcganModel) {
-        m.g = &m.g + 0.5;
-        m.d = &m.d - 0.25;
-        m.g_adam.m = &m.g_adam.m + 1.0;
-        m.d_adam.v = &m.d_adam.v + 2.0;
-        m.g_adam.t += 3;
-        m.best = &m.best + 0.5;
-    }
-
-    /// A scorer that returns `fids` in turn and records the first weight of the generator it
-    /// scored.
-    fn scripted(
-        fids: Vec<f64>,
-        seen: &mut Vec<f64>,
-    ) -> impl FnMut(&dyn GanModel) -> Result<f64> + '_ {
-        let mut fids = fids.into_iter();
-        move |m: &dyn GanModel| {
-            let g = m.tensors().into_iter().find(|t| t.0 == "g").unwrap().1;
-            seen.push(g.view([-1]).double_value(&[0]));
-            Ok(fids.next().unwrap())
-        }
-    }
-
-    fn g0(m: &dyn GanModel) -> f64 {
-        let g = m.tensors().into_iter().find(|t| t.0 == "g").unwrap().1;
-        g.view([-1]).double_value(&[0])
-    }
-
-    #[test]
-    fn a_worse_child_goes_back_to_the_kept_state_exactly() {
-        tch::manual_seed(1);
-        let mut m = super::super::pbt::tests::model(1, false);
-        m.cfg.pbt = None;
-        let mut seen = Vec::new();
-        // the first child is kept without a parent to score
-        let (v, (kept, own)) = round_with(
-            &mut m,
-            None,
-            &mut scripted(vec![50.0], &mut seen),
-            Round::Revert,
-        )
-        .unwrap();
-        assert_eq!(v, json!({"fid": 50.0, "parent_fid": null, "kept": true}));
-        assert!(own.is_none());
-        let parent = snapshot(&m);
-        let p0 = g0(&m);
-        // worse (60 against the parent's 55 on the same latents): back to the parent, weights
-        // and Adam state, and the parent is scored on its own state
-        train(&mut m);
-        let c0 = g0(&m);
-        seen.clear();
-        let (v, (kept, _)) = round_with(
-            &mut m,
-            kept,
-            &mut scripted(vec![60.0, 55.0], &mut seen),
-            Round::Revert,
-        )
-        .unwrap();
-        assert_eq!(v, json!({"fid": 60.0, "parent_fid": 55.0, "kept": false}));
-        assert_eq!(seen, vec![c0, p0], "the child, then the parent");
-        assert!(same(&snapshot(&m), &parent), "the parent's state exactly");
-        assert_eq!(
-            m.g_adam.t,
-            parent
-                .iter()
-                .find(|t| t.0 == "g_t")
-                .unwrap()
-                .1
-                .int64_value(&[])
-        );
-        assert!(same(&kept.as_ref().unwrap().0, &parent));
-        // no worse: the child stays and becomes the kept state; training on does not change
-        // the kept copy
-        train(&mut m);
-        let child = snapshot(&m);
-        let (v, (kept, _)) = round_with(
-            &mut m,
-            kept,
-            &mut scripted(vec![40.0, 45.0], &mut seen),
-            Round::Revert,
-        )
-        .unwrap();
-        assert_eq!(v["kept"], true);
-        assert!(same(&snapshot(&m), &child));
-        train(&mut m);
-        assert!(same(&kept.as_ref().unwrap().0, &child));
-        assert_eq!(kept.as_ref().unwrap().1, 40.0);
-        // a run that stops between epochs exports the better (here the kept state), keeps
-        // its kept state and sets its own aside for the checkpoint
-        let mine = snapshot(&m);
-        let (v, (kept, own)) = round_with(
-            &mut m,
-            kept,
-            &mut scripted(vec![50.0, 45.0], &mut seen),
-            Round::End,
-        )
-        .unwrap();
-        assert_eq!(v["kept"], false);
-        assert!(same(&snapshot(&m), &child), "the kept state is exported");
-        assert!(same(&kept.as_ref().unwrap().0, &child), "and stays kept");
-        assert!(same(own.as_ref().unwrap(), &mine));
-        // the checkpoint holds the run's own state, then the kept one, which restores
-        let mut sel = EpochSelect::new(8, &[4], no_stats(), SelectMode::Revert);
-        (sel.kept, sel.own) = (kept, own);
-        let ck = sel.tensors_of(&m);
-        assert!(same(&ck[..mine.len()], &mine));
-        let map: HashMap<String, Tensor> = ck.into_iter().collect();
-        let mut back = EpochSelect::new(8, &[4], no_stats(), SelectMode::Revert);
-        back.restore(&m, &map).unwrap();
-        assert_eq!(back.kept_fid(), Some(45.0));
-        assert!(same(&back.kept.as_ref().unwrap().0, &child));
-        // a kept state of another shape is refused
-        let mut bad: HashMap<String, Tensor> = map
-            .iter()
-            .map(|(n, x)| (n.clone(), x.shallow_clone()))
-            .collect();
-        bad.insert(
-            format!("{PREFIX}g"),
-            Tensor::zeros([3], (Kind::Float, Device::Cpu)),
-        );
-        assert!(back.restore(&m, &bad).is_err());
-        // a better state at the end: exported as it is, nothing set aside
-        let (v, (_, own)) = round_with(
-            &mut m,
-            Some((
-                copied(
-                    child
-                        .iter()
-                        .map(|(n, x)| (n.clone(), x.shallow_clone()))
-                        .collect(),
-                ),
-                45.0,
-            )),
-            &mut scripted(vec![30.0, 45.0], &mut seen),
-            Round::End,
-        )
-        .unwrap();
-        assert_eq!(v["kept"], true);
-        assert!(own.is_none() && same(&snapshot(&m), &child));
-    }
-
-    /// A `keep` round of `sel` on `m` with the scripted FIDs `fids`.
-    fn round(
-        sel: &mut EpochSelect,
-        m: &mut dyn GanModel,
-        fids: Vec<f64>,
-        seen: &mut Vec<f64>,
-    ) -> Value {
-        let mut score = scripted(fids, seen);
-        let (v, k) = round_with(m, sel.kept.take(), &mut score, Round::Keep).unwrap();
-        (sel.kept, sel.own) = k;
-        v
-    }
-
-    #[test]
-    fn keep_reports_the_kept_state_and_trains_on_from_the_worse_child() {
-        tch::manual_seed(2);
-        let mut m = super::super::pbt::tests::model(1, false);
-        m.cfg.pbt = None;
-        let mut sel = EpochSelect::new(8, &[4], no_stats(), SelectMode::Keep);
-        let mut seen = Vec::new();
-        round(&mut sel, &mut m, vec![50.0], &mut seen);
-        let parent = snapshot(&m);
-        train(&mut m);
-        let child = snapshot(&m);
-        // worse: the model holds the kept state for the report, the child is set aside and is
-        // what the checkpoint holds
-        let v = round(&mut sel, &mut m, vec![60.0, 55.0], &mut seen);
-        assert_eq!(v, json!({"fid": 60.0, "parent_fid": 55.0, "kept": false}));
-        assert!(same(&snapshot(&m), &parent), "the kept state is reported");
-        assert!(same(&sel.kept.as_ref().unwrap().0, &parent));
-        assert!(same(&sel.tensors_of(&m)[..child.len()], &child));
-        // the next generation trains on the child, weights and Adam state exactly
-        sel.train_on_own(&mut m).unwrap();
-        assert!(
-            same(&snapshot(&m), &child),
-            "training goes on from the child"
-        );
-        assert!(sel.own.is_none() && same(&sel.tensors_of(&m)[..child.len()], &child));
-        sel.train_on_own(&mut m).unwrap();
-        assert!(
-            same(&snapshot(&m), &child),
-            "nothing set aside: nothing changes"
-        );
-        // a later child no worse than the kept state replaces it
-        train(&mut m);
-        let later = snapshot(&m);
-        let v = round(&mut sel, &mut m, vec![40.0, 55.0], &mut seen);
-        assert_eq!(v["kept"], true);
-        assert!(sel.own.is_none() && same(&snapshot(&m), &later));
-        assert!(same(&sel.kept.as_ref().unwrap().0, &later));
-        assert_eq!(sel.kept_fid(), Some(40.0));
+/// A FID for the log: null where it is not finite.
+fn finite(f: f64) -> Value {
+    if f.is_finite() {
+        json!(f)
+    } else {
+        Value::Null
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -173,6 +173,16 @@ impl GanArgs {
     /// selects otherwise or not at all.
     pub(crate) fn epoch_select_config(&self, weights_mode: bool) -> Result<Option<i64>> {
         if self.epoch_select.is_none() {
+            if self.select_latents.is_some() {
+                return Err(Error::usage(
+                    "--select-latents: only with --epoch-select (the latents of its rounds)",
+                ));
+            }
+            if self.select_crossover {
+                return Err(Error::usage(
+                    "--select-crossover: only with --epoch-select (a child of its rounds)",
+                ));
+            }
             return Ok(None);
         }
         if weights_mode {
@@ -191,6 +201,24 @@ impl GanArgs {
             ));
         }
         self.selection_fid_samples().map(Some)
+    }
+
+    /// `--select-crossover` averages two states of one network, so it needs one generator and
+    /// one discriminator (a population's rows are not one lineage each).
+    pub(crate) fn check_crossover(&self, population: usize, d_population: usize) -> Result<()> {
+        if self.select_crossover && self.epoch_select == Some(super::config::SelectMode::Revert) {
+            return Err(Error::usage(
+                "--select-crossover: only with --epoch-select keep (training never goes on from \
+                 a crossover)",
+            ));
+        }
+        if self.select_crossover && (population, d_population) != (1, 1) {
+            return Err(Error::usage(format!(
+                "--select-crossover: averages two states of one network; needs --population 1 \
+                 (and --d-population 1), not {population} ({d_population})"
+            )));
+        }
+        Ok(())
     }
 
     /// `--mixture`: a mixture of a dcgan population's generators, so refused in weights mode
