@@ -25,7 +25,17 @@
 //! fixed` every round scores on one seeded set of latents drawn at the start
 //! ([`crate::rng::Streams::select_latents`]), so the parent's score from the round that kept it
 //! is the score it would get again: a round scores the child alone, at half the cost. What
-//! stays is the luck of one state on that one set of latents.
+//! stays is the luck of one state on that one set of latents (measured: a kept state stood for
+//! 11 rounds, docs/results/gan.md).
+//!
+//! `--select-crossover` (`keep`, one network) adds a second variation: the arithmetic crossover
+//! of the kept state and the child. Where it beats the child, it is the round's candidate for
+//! the kept state, so the reported generator can become a selected running average of the run's
+//! states; training always goes on from the child. Why: averaging one GAN's weights over its
+//! trajectory damps the oscillation above (Yazıcı et al. 2019), and a state no epoch of training
+//! passed through can beat every one that did (measured: below the baseline's best epoch so far
+//! on five of six seed-budget pairs, docs/results/gan.md). Training on from the crossover was
+//! measured too, and pulled training back toward older states.
 //!
 //! The selection FIDs are part of the generation that ends an epoch, so they count in the
 //! training budget. A run that stops between epoch ends reports and exports the better of its
