@@ -368,31 +368,21 @@ fn round_with(
     if let Some(c) = cross_log {
         v["crossover"] = c;
     }
+    // the model ends holding what the run reports: the child or the crossover where kept, else
+    // the kept state
+    let report = match (keep, &cand) {
+        (false, _) => &parent_t,
+        (true, Candidate::Child) => &own,
+        (true, Candidate::Crossover(a)) => a,
+    };
+    model.load_tensors(&as_map(report))?;
     let parent_kept = Some((parent_t, parent));
-    // the model ends holding what the run reports: the child kept, the crossover kept, or the
-    // kept state
-    let hold = |model: &mut dyn GanModel, t: &Tensors| model.load_tensors(&as_map(t));
     Ok(match (keep, how.kind, cand) {
-        (true, Round::End, _) => {
-            hold(model, &own)?;
-            (v, (parent_kept, None))
-        }
-        (true, Round::Revert | Round::Keep, Candidate::Child) => {
-            hold(model, &own)?;
-            (v, (Some((own, child)), None))
-        }
-        (true, _, Candidate::Crossover(a)) => {
-            hold(model, &a)?;
-            (v, (Some((a, cand_fid)), Some(own)))
-        }
-        (false, Round::Keep | Round::End, _) => {
-            hold(model, &parent_kept.as_ref().unwrap().0)?;
-            (v, (parent_kept, Some(own)))
-        }
-        (false, Round::Revert, _) => {
-            hold(model, &parent_kept.as_ref().unwrap().0)?;
-            (v, (parent_kept, None))
-        }
+        (true, Round::End, _) => (v, (parent_kept, None)),
+        (true, Round::Revert | Round::Keep, Candidate::Child) => (v, (Some((own, child)), None)),
+        (true, _, Candidate::Crossover(a)) => (v, (Some((a, cand_fid)), Some(own))),
+        (false, Round::Keep | Round::End, _) => (v, (parent_kept, Some(own))),
+        (false, Round::Revert, _) => (v, (parent_kept, None)),
     })
 }
 
