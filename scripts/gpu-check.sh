@@ -14,7 +14,8 @@
 # STEPS (default "bench thesis compare autocnn"; "untrusted" checks refused model files and the
 # run layer on the device) picks the parts; COMPARE and SEEDS the 28x28
 # comparison runs (names in cmp_flags below; p2-glr with base-2e-4 is the short-budget setting
-# in which evolution wins on the CPU, not yet run on a GPU).
+# in which evolution wins on the CPU, not yet run on a GPU; COMPARE="base-16e-3 xr-16e-3"
+# SEEDS="1 2 3" is the CPU's best recipe against its tuned baseline, docs/results/gan.md).
 # Writes every run under WORK (default /tmp/gpu-check), a summary table to stdout and, when OUT
 # is set, summary.txt and runs.tar.gz (logs, plots, sample grids; no checkpoints) under OUT.
 set -uo pipefail
@@ -84,6 +85,8 @@ cmp_flags() {
     p2-glr) echo --population 2 --keep-fraction 0.75 --grad-steps 1 --evolve-lr generators ;;
     base-16e-3) echo --population 1 --no-evolution --lr 1.6e-2 ;;
     sel-16e-3) echo --population 1 --epoch-select --pbt-fid-samples 500 --lr 1.6e-2 ;;
+    xr-16e-3) echo --population 1 --epoch-select keep --select-latents fixed --select-crossover \
+      --pbt-fid-samples 128 --lr 1.6e-2 ;;
     *) echo "unknown comparison run $1" >&2; return 1 ;;
   esac
 }
